@@ -1,0 +1,182 @@
+//! Checks that need the whole compiled configuration: rules hidden by earlier rules, `team_of`
+//! targets that some cooperator lacks, and `U1` cover when a cooperator is closed.
+//!
+//! The `U1` check is exhaustive rather than heuristic: the space of facts a rule can test is small
+//! (cooperator × sector × lift × heating × issue type × closed/holiday), so every combination is
+//! decided with the real rules and each one that leaves a `U1` request with a closed team is reported.
+
+use std::collections::BTreeSet;
+
+use super::error::Problem;
+use crate::registry::Heating;
+use crate::routing::calendar::TimeFacts;
+use crate::routing::model::{CooperatorIdx, SectorIdx, Target, Urgency};
+use crate::routing::{Router, RuleFacts};
+
+/// Every problem of the compiled configuration.
+pub fn check_router(router: &Router) -> Vec<Problem> {
+    let mut problems = unreachable_rules(router);
+    problems.extend(missing_team_of(router));
+    problems.extend(u1_cover(router));
+    problems
+}
+
+fn unreachable_rules(router: &Router) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for (j, later) in router.rules.iter().enumerate() {
+        let hidden_by = router.rules[..j].iter().enumerate().find(|(i, earlier)| {
+            // Urgency conditions are only comparable when no rule in between can raise urgency.
+            let urgency_stable = earlier.when.urgencies.is_none()
+                || router.rules[*i..j].iter().all(|r| r.raise_urgency.is_none());
+            earlier.target.is_some() && urgency_stable && earlier.when.covers(&later.when)
+        });
+        if let Some((_, earlier)) = hidden_by {
+            problems.push(Problem::new(
+                &later.origin.file,
+                Some(later.origin.line),
+                format!(
+                    "rule {} can never match: rule {} (line {}) takes every request it would",
+                    later.id, earlier.id, earlier.origin.line
+                ),
+            ));
+        }
+    }
+    problems
+}
+
+/// The cooperators a rule can match.
+fn cooperators_of(router: &Router, listed: &Option<Vec<CooperatorIdx>>) -> Vec<CooperatorIdx> {
+    match listed {
+        Some(list) => list.clone(),
+        None => (0..router.cooperators.len() as CooperatorIdx).collect(),
+    }
+}
+
+fn sectors_of(router: &Router, coop: CooperatorIdx) -> Vec<SectorIdx> {
+    router
+        .sectors
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.cooperator == coop)
+        .map(|(i, _)| i as SectorIdx)
+        .collect()
+}
+
+fn missing_team_of(router: &Router) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    for rule in &router.rules {
+        let Some(Target::TeamOf(kind)) = rule.target else {
+            continue;
+        };
+        for coop in cooperators_of(router, &rule.when.cooperators) {
+            let missing: Vec<&str> = sectors_of(router, coop)
+                .into_iter()
+                .filter(|s| rule.when.sectors.as_ref().is_none_or(|list| list.contains(s)))
+                .filter(|&s| router.team_of(coop, kind, Some(s)).is_none())
+                .map(|s| router.sectors[s as usize].id.as_str())
+                .collect();
+            if !missing.is_empty() {
+                problems.push(Problem::new(
+                    &rule.origin.file,
+                    Some(rule.origin.line),
+                    format!(
+                        "rule {} sends to the {} team, but {} has none for sector {}",
+                        rule.id,
+                        kind.as_str(),
+                        router.cooperators[coop as usize].id,
+                        missing.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    problems
+}
+
+fn u1_cover(router: &Router) -> Vec<Problem> {
+    // (cooperator, rule index or None for the default team) → issue codes left uncovered.
+    let mut gaps: BTreeSet<(CooperatorIdx, Option<usize>, String, String)> = BTreeSet::new();
+    let closed_days = [
+        TimeFacts {
+            open: false,
+            holiday: false,
+        },
+        TimeFacts {
+            open: false,
+            holiday: true,
+        },
+    ];
+    for coop in 0..router.cooperators.len() as CooperatorIdx {
+        let sectors: Vec<Option<SectorIdx>> = sectors_of(router, coop)
+            .into_iter()
+            .map(Some)
+            .chain([None])
+            .collect();
+        for issue in &router.issue_types {
+            for &sector in &sectors {
+                for has_lift in [Some(true), Some(false), None] {
+                    for heating in [Some(Heating::Collective), Some(Heating::Individual), None] {
+                        for time in closed_days {
+                            let facts = RuleFacts {
+                                cooperator: coop,
+                                sector,
+                                has_lift,
+                                heating,
+                                issue_code: &issue.code,
+                                time,
+                            };
+                            let choice = router.choose(&facts, issue.urgency);
+                            let staffed = router.teams[choice.team as usize].always_staffed;
+                            if choice.urgency == Urgency::U1
+                                && choice.transfer_to.is_none()
+                                && !staffed
+                            {
+                                let rule = choice.rule.and_then(|r| {
+                                    router.rules.iter().position(|x| std::ptr::eq(x, r))
+                                });
+                                gaps.insert((
+                                    coop,
+                                    rule,
+                                    router.teams[choice.team as usize].id.clone(),
+                                    issue.code.clone(),
+                                ));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    let mut problems = Vec::new();
+    let mut reported: BTreeSet<(CooperatorIdx, Option<usize>, String)> = BTreeSet::new();
+    for (coop, rule, team, _) in &gaps {
+        if !reported.insert((*coop, *rule, team.clone())) {
+            continue;
+        }
+        let issues: Vec<&str> = gaps
+            .iter()
+            .filter(|(c, r, t, _)| c == coop && r == rule && t == team)
+            .map(|(_, _, _, code)| code.as_str())
+            .collect();
+        let cooperator = &router.cooperators[*coop as usize];
+        let (origin, via) = match rule {
+            Some(i) => {
+                let r = &router.rules[*i];
+                (&r.origin, format!("rule {}", r.id))
+            }
+            None => (&cooperator.origin, "its default team".to_owned()),
+        };
+        problems.push(Problem::new(
+            &origin.file,
+            Some(origin.line),
+            format!(
+                "{} has no U1 cover when closed: {} sends {} to team {}, which is not staffed out of hours and is no on-call transfer",
+                cooperator.id,
+                via,
+                issues.join(", "),
+                team
+            ),
+        ));
+    }
+    problems
+}

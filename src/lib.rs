@@ -1,0 +1,15 @@
+//! callrouter: routes tenant calls of a shared social-housing call-reception platform to the right
+//! landlord's right team, and holds the resulting ticket queues.
+//!
+//! - [`routing`]: the pure core — address matching, calendar, rules, the decision. No I/O.
+//! - [`config`]: loading and validating a deployment (configuration files and registries) into a
+//!   [`routing::Router`].
+//! - [`registry`]: the reference data and registries (communes, buildings, tenants).
+//! - [`explain`]: the JSON request/decision format of the `explain` dry-run command.
+//! - [`datagen`]: the deterministic generator of the demo building and tenant registries.
+
+pub mod config;
+pub mod datagen;
+pub mod explain;
+pub mod registry;
+pub mod routing;

@@ -1,0 +1,699 @@
+//! Address matching: from what a caller says ("12 bd St-Michel 72000 Le Mans", or structured
+//! fields) to a building of the registry, with a match level, a confidence and the candidates when
+//! the address is ambiguous.
+//!
+//! The index is built once per configuration and is read-only afterwards. Matching is a pure
+//! function of the index and the input.
+//!
+//! Rules it keeps:
+//! - a house number that is not in the registry on a known street gives `STREET`, never a guess at
+//!   a neighbouring building;
+//! - a commune name alone never picks one of two same-name communes; a postcode or INSEE code does;
+//! - old names of merged communes lead to the current commune;
+//! - a typo is forgiven only in words of five letters or more, one per word.
+
+use rustc_hash::FxHashMap;
+
+use super::text::{self, HouseNumber, edit_distance_within, is_street_type, typo_allowance};
+use crate::registry::{Commune, CommuneKind};
+
+/// How precisely an address was recognised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum MatchLevel {
+    None,
+    Commune,
+    Street,
+    Building,
+}
+
+impl MatchLevel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MatchLevel::None => "NONE",
+            MatchLevel::Commune => "COMMUNE",
+            MatchLevel::Street => "STREET",
+            MatchLevel::Building => "BUILDING",
+        }
+    }
+}
+
+/// An address as the caller gave it: structured fields, free text, or both (fields win).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AddressInput {
+    pub street_number: String,
+    pub street: String,
+    pub postcode: String,
+    pub city: String,
+    pub free_text: String,
+}
+
+impl AddressInput {
+    pub fn is_empty(&self) -> bool {
+        [
+            &self.street_number,
+            &self.street,
+            &self.postcode,
+            &self.city,
+            &self.free_text,
+        ]
+        .iter()
+        .all(|s| s.trim().is_empty())
+    }
+}
+
+/// A building to be indexed: its position in the registry and its address.
+pub struct IndexedBuilding<'a> {
+    pub street_number: &'a str,
+    pub street_name: &'a str,
+    pub insee_code: &'a str,
+}
+
+/// The outcome of matching, in registry indices.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Match {
+    pub level: MatchLevel,
+    pub confidence: f32,
+    /// The building, at `BUILDING` level.
+    pub building: Option<u32>,
+    /// The current commune (index into [`AddressIndex::commune`]) when it is known for sure.
+    pub commune: Option<u32>,
+    /// Buildings on the matched street(s), or communes, when one could not be chosen.
+    pub candidate_buildings: Vec<u32>,
+    pub candidate_communes: Vec<u32>,
+    /// The address as understood, normalised.
+    pub normalized: String,
+}
+
+impl Match {
+    fn none(normalized: String) -> Match {
+        Match {
+            level: MatchLevel::None,
+            confidence: 0.0,
+            building: None,
+            commune: None,
+            candidate_buildings: Vec::new(),
+            candidate_communes: Vec::new(),
+            normalized,
+        }
+    }
+}
+
+/// At most this many candidates are returned with an ambiguous match.
+pub const MAX_CANDIDATES: usize = 5;
+
+struct CommuneEntry {
+    insee: String,
+    name: String,
+    /// Index of the current commune this one is, or was merged into.
+    current: u32,
+    postcodes: Vec<String>,
+}
+
+struct Street {
+    commune: u32,
+    street_type: Option<String>,
+    /// Significant words after the street type.
+    core: Vec<String>,
+    buildings: Vec<(HouseNumber, u32)>,
+}
+
+/// The read-only index of communes and registry streets.
+pub struct AddressIndex {
+    communes: Vec<CommuneEntry>,
+    by_code: FxHashMap<String, u32>,
+    by_postcode: FxHashMap<String, Vec<u32>>,
+    by_name: FxHashMap<String, Vec<u32>>,
+    /// Every name key once, for typo-tolerant search.
+    name_keys: Vec<(String, Vec<u32>)>,
+    streets: Vec<Street>,
+    /// (current commune, core key) → streets.
+    street_by_key: FxHashMap<(u32, String), Vec<u32>>,
+    /// Core key → streets in any commune, for addresses given without a commune.
+    street_by_key_anywhere: FxHashMap<String, Vec<u32>>,
+    streets_of_commune: FxHashMap<u32, Vec<u32>>,
+}
+
+/// A building whose address the index cannot hold.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IndexError {
+    #[error("unknown INSEE code '{0}'")]
+    UnknownCommune(String),
+    #[error("street number '{0}' is not a house number (e.g. 12, 12 bis, 7 A)")]
+    BadNumber(String),
+    #[error("street name '{0}' has no words")]
+    EmptyStreet(String),
+    #[error("the address is listed twice (same number, street and commune as building {0})")]
+    Duplicate(u32),
+}
+
+impl AddressIndex {
+    /// Indexes the communes of the reference data.
+    pub fn new(communes: &[Commune]) -> AddressIndex {
+        let mut by_code: FxHashMap<String, u32> = FxHashMap::default();
+        for (i, c) in communes.iter().enumerate() {
+            by_code.insert(c.insee.clone(), i as u32);
+        }
+        let current_of = |c: &Commune, i: u32| -> u32 {
+            c.chef_lieu
+                .as_ref()
+                .and_then(|code| by_code.get(code).copied())
+                .unwrap_or(i)
+        };
+        let mut entries = Vec::with_capacity(communes.len());
+        let mut by_postcode: FxHashMap<String, Vec<u32>> = FxHashMap::default();
+        let mut by_name: FxHashMap<String, Vec<u32>> = FxHashMap::default();
+        for (i, c) in communes.iter().enumerate() {
+            let i = i as u32;
+            let current = if c.kind == CommuneKind::Current {
+                i
+            } else {
+                current_of(c, i)
+            };
+            for postcode in &c.postcodes {
+                by_postcode.entry(postcode.clone()).or_default().push(current);
+            }
+            let key = text::key(&text::tokens(&c.name));
+            let named = by_name.entry(key).or_default();
+            if !named.contains(&current) {
+                named.push(current);
+            }
+            entries.push(CommuneEntry {
+                insee: c.insee.clone(),
+                name: c.name.clone(),
+                current,
+                postcodes: c.postcodes.clone(),
+            });
+        }
+        // Former INSEE codes of merged communes still lead to the current commune.
+        for (i, c) in communes.iter().enumerate() {
+            for former in &c.former_codes {
+                by_code.entry(former.clone()).or_insert(i as u32);
+            }
+        }
+        let mut name_keys: Vec<(String, Vec<u32>)> =
+            by_name.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        name_keys.sort();
+        AddressIndex {
+            communes: entries,
+            by_code,
+            by_postcode,
+            by_name,
+            name_keys,
+            streets: Vec::new(),
+            street_by_key: FxHashMap::default(),
+            street_by_key_anywhere: FxHashMap::default(),
+            streets_of_commune: FxHashMap::default(),
+        }
+    }
+
+    /// The INSEE code and name of an indexed commune.
+    pub fn commune(&self, index: u32) -> (&str, &str) {
+        let c = &self.communes[index as usize];
+        (&c.insee, &c.name)
+    }
+
+    /// The postcodes of an indexed commune.
+    pub fn postcodes(&self, index: u32) -> &[String] {
+        &self.communes[index as usize].postcodes
+    }
+
+    /// The commune index of an INSEE code, resolved to the current commune.
+    pub fn current_commune(&self, insee: &str) -> Option<u32> {
+        self.by_code
+            .get(insee)
+            .map(|&i| self.communes[i as usize].current)
+    }
+
+    /// Whether `postcode` is one of the postcodes of the commune `insee`.
+    pub fn postcode_belongs(&self, postcode: &str, insee: &str) -> bool {
+        self.current_commune(insee).is_some_and(|c| {
+            self.communes[c as usize]
+                .postcodes
+                .iter()
+                .any(|p| p == postcode)
+        })
+    }
+
+    /// Adds a registry building, number `id` in the registry.
+    pub fn add_building(&mut self, id: u32, building: &IndexedBuilding<'_>) -> Result<(), IndexError> {
+        let commune = self
+            .current_commune(building.insee_code)
+            .ok_or_else(|| IndexError::UnknownCommune(building.insee_code.to_owned()))?;
+        let number = HouseNumber::parse(building.street_number)
+            .ok_or_else(|| IndexError::BadNumber(building.street_number.to_owned()))?;
+        let words = text::tokens(building.street_name);
+        let (street_type, core) = split_street(&words);
+        if core.is_empty() {
+            return Err(IndexError::EmptyStreet(building.street_name.to_owned()));
+        }
+        let core_key = core.join(" ");
+        let key = (commune, core_key.clone());
+        let existing = self.street_by_key.get(&key).and_then(|ids| {
+            ids.iter()
+                .copied()
+                .find(|&s| self.streets[s as usize].street_type == street_type)
+        });
+        let street = match existing {
+            Some(s) => s,
+            None => {
+                let s = self.streets.len() as u32;
+                self.streets.push(Street {
+                    commune,
+                    street_type,
+                    core,
+                    buildings: Vec::new(),
+                });
+                self.street_by_key.entry(key).or_default().push(s);
+                self.street_by_key_anywhere.entry(core_key).or_default().push(s);
+                self.streets_of_commune.entry(commune).or_default().push(s);
+                s
+            }
+        };
+        let buildings = &mut self.streets[street as usize].buildings;
+        if let Some(&(_, other)) = buildings.iter().find(|(n, _)| *n == number) {
+            return Err(IndexError::Duplicate(other));
+        }
+        buildings.push((number, id));
+        Ok(())
+    }
+
+    /// Matches an address against the registry.
+    pub fn find(&self, input: &AddressInput) -> Match {
+        let parsed = self.parse(input);
+        let normalized = parsed.normalized();
+        let communes = self.candidate_communes(&parsed);
+        let mut confidence: f32 = 1.0;
+        if communes.fuzzy {
+            confidence -= 0.1;
+        }
+        if communes.ids.is_empty() {
+            confidence -= 0.1;
+        }
+        if communes.conflict {
+            confidence -= 0.2;
+        }
+        let streets = self.candidate_streets(&parsed, &communes.ids);
+        if streets.fuzzy {
+            confidence -= 0.1;
+        }
+        let single_commune = match communes.ids.as_slice() {
+            [one] => Some(*one),
+            _ => None,
+        };
+
+        if streets.ids.is_empty() {
+            if communes.ids.is_empty() {
+                return Match::none(normalized);
+            }
+            return Match {
+                level: MatchLevel::Commune,
+                confidence: (confidence * 0.4).max(0.05),
+                building: None,
+                commune: single_commune,
+                candidate_buildings: Vec::new(),
+                candidate_communes: if single_commune.is_some() {
+                    Vec::new()
+                } else {
+                    communes.ids.iter().copied().take(MAX_CANDIDATES).collect()
+                },
+                normalized,
+            };
+        }
+
+        let street_commune = {
+            let first = self.streets[streets.ids[0] as usize].commune;
+            streets
+                .ids
+                .iter()
+                .all(|&s| self.streets[s as usize].commune == first)
+                .then_some(first)
+        };
+        if let Some(number) = parsed.number {
+            let hits: Vec<u32> = streets
+                .ids
+                .iter()
+                .filter_map(|&s| {
+                    self.streets[s as usize]
+                        .buildings
+                        .iter()
+                        .find(|(n, _)| *n == number)
+                        .map(|&(_, b)| b)
+                })
+                .collect();
+            if let [building] = hits.as_slice() {
+                if streets.ids.len() > 1 {
+                    confidence -= 0.1;
+                }
+                return Match {
+                    level: MatchLevel::Building,
+                    confidence: confidence.max(0.1),
+                    building: Some(*building),
+                    commune: street_commune,
+                    candidate_buildings: Vec::new(),
+                    candidate_communes: Vec::new(),
+                    normalized,
+                };
+            }
+            if hits.len() > 1 {
+                return Match {
+                    level: MatchLevel::Street,
+                    confidence: (confidence * 0.5).max(0.05),
+                    building: None,
+                    commune: street_commune,
+                    candidate_buildings: hits.into_iter().take(MAX_CANDIDATES).collect(),
+                    candidate_communes: Vec::new(),
+                    normalized,
+                };
+            }
+        }
+        let mut on_street: Vec<u32> = streets
+            .ids
+            .iter()
+            .flat_map(|&s| self.streets[s as usize].buildings.iter().map(|&(_, b)| b))
+            .collect();
+        on_street.sort_unstable();
+        Match {
+            level: MatchLevel::Street,
+            confidence: (confidence * 0.6).max(0.05),
+            building: None,
+            commune: street_commune,
+            candidate_buildings: on_street,
+            candidate_communes: Vec::new(),
+            normalized,
+        }
+    }
+
+    fn parse(&self, input: &AddressInput) -> Parsed {
+        let mut parsed = Parsed::default();
+        let structured = !(input.street.trim().is_empty()
+            && input.postcode.trim().is_empty()
+            && input.city.trim().is_empty()
+            && input.street_number.trim().is_empty());
+        if structured {
+            parsed.number = HouseNumber::parse(&input.street_number);
+            let mut street = text::tokens(&input.street);
+            if parsed.number.is_none()
+                && let Some((n, used)) = HouseNumber::from_words(&street)
+            {
+                parsed.number = Some(n);
+                street.drain(..used);
+            }
+            parsed.street = street;
+            let code: String = input.postcode.chars().filter(|c| !c.is_whitespace()).collect();
+            if !code.is_empty() {
+                parsed.code = Some(code);
+            }
+            parsed.city = text::tokens(&input.city);
+            if parsed.street.is_empty() && !input.free_text.trim().is_empty() {
+                let free = self.parse_free_text(&input.free_text);
+                parsed.street = free.street;
+                parsed.number = parsed.number.or(free.number);
+                parsed.code = parsed.code.or(free.code);
+                if parsed.city.is_empty() {
+                    parsed.city = free.city;
+                }
+            }
+            return parsed;
+        }
+        self.parse_free_text(&input.free_text)
+    }
+
+    /// Splits free text into number, street, code and commune words.
+    fn parse_free_text(&self, free_text: &str) -> Parsed {
+        let mut words = text::tokens(free_text);
+        let mut parsed = Parsed::default();
+        // A five-digit word is a postcode or an INSEE code.
+        let code_at = words
+            .iter()
+            .position(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()));
+        let mut after_code: Vec<String> = Vec::new();
+        if let Some(at) = code_at {
+            parsed.code = Some(words[at].clone());
+            after_code = words.split_off(at + 1);
+            words.pop();
+        }
+        let code_communes = parsed
+            .code
+            .as_deref()
+            .map(|code| self.communes_of_code(code))
+            .unwrap_or_default();
+        // The commune name: right after the code, else at the end or the start of the rest.
+        if !after_code.is_empty() && after_code.iter().any(|w| !w.bytes().all(|b| b.is_ascii_digit()))
+        {
+            parsed.city = after_code;
+        } else if let Some((start, end)) = self.find_commune_words(&words, &code_communes) {
+            parsed.city = words.drain(start..end).collect();
+        }
+        // The house number: the first number that stands before a street type, else the first one.
+        let numbers: Vec<(usize, HouseNumber, usize)> = (0..words.len())
+            .filter_map(|i| HouseNumber::from_words(&words[i..]).map(|(n, used)| (i, n, used)))
+            .collect();
+        let before_type = numbers
+            .iter()
+            .find(|(i, _, used)| words.get(i + used).is_some_and(|w| is_street_type(w)));
+        if let Some(&(at, number, used)) = before_type.or(numbers.first()) {
+            parsed.number = Some(number);
+            words.drain(at..at + used);
+            // Words before the number and its street type are not the street ("logement au 12 rue …").
+            if at > 0 && words.get(at).is_some_and(|w| is_street_type(w)) {
+                words.drain(..at);
+            }
+        }
+        parsed.street = words;
+        parsed
+    }
+
+    fn communes_of_code(&self, code: &str) -> Vec<u32> {
+        if let Some(ids) = self.by_postcode.get(code) {
+            return ids.clone();
+        }
+        self.current_commune(code).into_iter().collect()
+    }
+
+    /// A run of words naming a commune (among `within` when it is not empty): the longest at the
+    /// end, else the longest at the start.
+    fn find_commune_words(&self, words: &[String], within: &[u32]) -> Option<(usize, usize)> {
+        let fits = |start: usize, end: usize| -> bool {
+            let key = text::key(&words[start..end]);
+            if key.is_empty() {
+                return false;
+            }
+            self.by_name
+                .get(&key)
+                .is_some_and(|ids| within.is_empty() || ids.iter().any(|i| within.contains(i)))
+        };
+        let n = words.len();
+        let longest = 6.min(n);
+        for len in (1..=longest).rev() {
+            if n > len && fits(n - len, n) {
+                return Some((n - len, n));
+            }
+        }
+        for len in (1..=longest).rev() {
+            if n > len && fits(0, len) {
+                return Some((0, len));
+            }
+        }
+        None
+    }
+
+    fn candidate_communes(&self, parsed: &Parsed) -> CommuneCandidates {
+        let from_code = parsed
+            .code
+            .as_deref()
+            .map(|code| self.communes_of_code(code))
+            .unwrap_or_default();
+        let city_key = text::key(&parsed.city);
+        let mut fuzzy = false;
+        let mut from_name: Vec<u32> = if city_key.is_empty() {
+            Vec::new()
+        } else {
+            self.by_name.get(&city_key).cloned().unwrap_or_default()
+        };
+        if from_name.is_empty() && !city_key.is_empty() {
+            from_name = self.fuzzy_commune(&city_key, &from_code);
+            fuzzy = !from_name.is_empty();
+        }
+        let (ids, conflict) = match (from_code.is_empty(), from_name.is_empty()) {
+            (true, _) => (from_name, false),
+            (false, true) => (from_code, !city_key.is_empty()),
+            (false, false) => {
+                let both: Vec<u32> = from_code
+                    .iter()
+                    .copied()
+                    .filter(|c| from_name.contains(c))
+                    .collect();
+                if both.is_empty() {
+                    (from_code, true)
+                } else {
+                    (both, false)
+                }
+            }
+        };
+        CommuneCandidates {
+            ids,
+            fuzzy,
+            conflict,
+        }
+    }
+
+    /// Commune names one typo away from `key`, among `within` when it is not empty.
+    fn fuzzy_commune(&self, key: &str, within: &[u32]) -> Vec<u32> {
+        let limit = typo_allowance(key);
+        if limit == 0 {
+            return Vec::new();
+        }
+        let mut found: Vec<u32> = Vec::new();
+        for (name, ids) in &self.name_keys {
+            if edit_distance_within(name, key, limit).is_some() {
+                for &id in ids {
+                    if (within.is_empty() || within.contains(&id)) && !found.contains(&id) {
+                        found.push(id);
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn candidate_streets(&self, parsed: &Parsed, communes: &[u32]) -> StreetCandidates {
+        let (street_type, core) = split_street(&parsed.street);
+        if core.is_empty() {
+            return StreetCandidates::default();
+        }
+        let core_key = core.join(" ");
+        let exact: Vec<u32> = if communes.is_empty() {
+            self.street_by_key_anywhere
+                .get(&core_key)
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            communes
+                .iter()
+                .filter_map(|&c| self.street_by_key.get(&(c, core_key.clone())))
+                .flatten()
+                .copied()
+                .collect()
+        };
+        if !exact.is_empty() {
+            return StreetCandidates {
+                ids: self.prefer_type(exact, street_type.as_deref()),
+                fuzzy: false,
+            };
+        }
+        // Typos and extra words: score every street of the candidate communes.
+        let pool: Vec<u32> = communes
+            .iter()
+            .filter_map(|c| self.streets_of_commune.get(c))
+            .flatten()
+            .copied()
+            .collect();
+        let mut best: Vec<u32> = Vec::new();
+        let mut best_score = (usize::MAX, usize::MAX);
+        for s in pool {
+            let street = &self.streets[s as usize];
+            if let Some(score) = fuzzy_score(&street.core, &core) {
+                if score < best_score {
+                    best_score = score;
+                    best.clear();
+                }
+                if score == best_score {
+                    best.push(s);
+                }
+            }
+        }
+        StreetCandidates {
+            ids: self.prefer_type(best, street_type.as_deref()),
+            fuzzy: true,
+        }
+    }
+
+    /// Among streets that share a name, the ones of the street type the caller said, if any is.
+    fn prefer_type(&self, ids: Vec<u32>, wanted: Option<&str>) -> Vec<u32> {
+        let Some(wanted) = wanted else { return ids };
+        let same: Vec<u32> = ids
+            .iter()
+            .copied()
+            .filter(|&s| self.streets[s as usize].street_type.as_deref() == Some(wanted))
+            .collect();
+        if same.is_empty() { ids } else { same }
+    }
+}
+
+/// How well a street's significant words are found in what the caller said: `None` when one is
+/// missing; otherwise (typos, extra words), lower is better.
+fn fuzzy_score(street: &[String], said: &[String]) -> Option<(usize, usize)> {
+    let mut used = vec![false; said.len()];
+    let mut typos = 0;
+    for word in street {
+        let exact = said
+            .iter()
+            .enumerate()
+            .position(|(i, w)| !used[i] && w == word);
+        let at = match exact {
+            Some(i) => i,
+            None => {
+                let limit = typo_allowance(word);
+                let i = said.iter().enumerate().position(|(i, w)| {
+                    !used[i] && limit > 0 && edit_distance_within(w, word, limit).is_some()
+                })?;
+                typos += 1;
+                i
+            }
+        };
+        used[at] = true;
+    }
+    let extra = used.iter().filter(|u| !**u).count();
+    Some((typos, extra))
+}
+
+/// Splits normalised street words into the street type (if the first word is one) and the
+/// significant words of the name.
+fn split_street(words: &[String]) -> (Option<String>, Vec<String>) {
+    let (street_type, rest) = match words.split_first() {
+        Some((first, rest)) if is_street_type(first) && !rest.is_empty() => {
+            (Some(first.clone()), rest)
+        }
+        _ => (None, words),
+    };
+    let core = rest
+        .iter()
+        .filter(|w| !text::is_stopword(w))
+        .cloned()
+        .collect();
+    (street_type, core)
+}
+
+#[derive(Default)]
+struct Parsed {
+    number: Option<HouseNumber>,
+    street: Vec<String>,
+    code: Option<String>,
+    city: Vec<String>,
+}
+
+impl Parsed {
+    fn normalized(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(n) = self.number {
+            parts.push(n.to_string().to_lowercase());
+        }
+        parts.extend(self.street.iter().cloned());
+        parts.extend(self.code.iter().cloned());
+        parts.extend(self.city.iter().cloned());
+        parts.join(" ")
+    }
+}
+
+struct CommuneCandidates {
+    ids: Vec<u32>,
+    fuzzy: bool,
+    conflict: bool,
+}
+
+#[derive(Default)]
+struct StreetCandidates {
+    ids: Vec<u32>,
+    fuzzy: bool,
+}

@@ -53,38 +53,145 @@ impl Rng {
 
 /// Names of people streets are named after, as official street names write them.
 const PEOPLE: &[&str] = &[
-    "Victor-Hugo", "Jean-Jaurès", "Émile-Zola", "Anatole-France", "Louis-Pasteur", "Jules-Ferry",
-    "Georges-Clemenceau", "Léon-Gambetta", "Jean-Moulin", "Pierre-et-Marie-Curie", "Paul-Bert",
-    "Aristide-Briand", "Jean-Macé", "Ernest-Renan", "Jeanne-d'Arc", "Anne-de-Bretagne",
-    "Théodore-Botrel", "Anatole-Le-Braz", "Louise-Michel", "Simone-Veil", "Olympe-de-Gouges",
-    "Jacques-Prévert", "Paul-Éluard", "Louis-Aragon", "Max-Jacob", "Camille-Claudel",
-    "Berthe-Morisot", "Gustave-Eiffel", "Henri-Barbusse", "Lazare-Carnot", "Jean-Monnet",
-    "Robert-Schuman", "René-Cassin", "Voltaire", "Molière", "Rabelais", "Ronsard", "Honoré-de-Balzac",
-    "René-Descartes", "Surcouf", "Duguay-Trouin", "Bertrand-Du-Guesclin", "Antoine-de-Saint-Exupéry",
-    "Alexandre-Dumas", "George-Sand", "Colette", "Albert-Camus", "Frédéric-Chopin", "Hector-Berlioz",
-    "Claude-Debussy", "Maurice-Ravel", "Édith-Piaf", "Jean-Baptiste-Lully", "François-Rabelais",
-    "Pierre-Loti", "Jules-Verne", "Chateaubriand", "Ambroise-Paré", "Auguste-Renoir", "Paul-Cézanne",
+    "Victor-Hugo",
+    "Jean-Jaurès",
+    "Émile-Zola",
+    "Anatole-France",
+    "Louis-Pasteur",
+    "Jules-Ferry",
+    "Georges-Clemenceau",
+    "Léon-Gambetta",
+    "Jean-Moulin",
+    "Pierre-et-Marie-Curie",
+    "Paul-Bert",
+    "Aristide-Briand",
+    "Jean-Macé",
+    "Ernest-Renan",
+    "Jeanne-d'Arc",
+    "Anne-de-Bretagne",
+    "Théodore-Botrel",
+    "Anatole-Le-Braz",
+    "Louise-Michel",
+    "Simone-Veil",
+    "Olympe-de-Gouges",
+    "Jacques-Prévert",
+    "Paul-Éluard",
+    "Louis-Aragon",
+    "Max-Jacob",
+    "Camille-Claudel",
+    "Berthe-Morisot",
+    "Gustave-Eiffel",
+    "Henri-Barbusse",
+    "Lazare-Carnot",
+    "Jean-Monnet",
+    "Robert-Schuman",
+    "René-Cassin",
+    "Voltaire",
+    "Molière",
+    "Rabelais",
+    "Ronsard",
+    "Honoré-de-Balzac",
+    "René-Descartes",
+    "Surcouf",
+    "Duguay-Trouin",
+    "Bertrand-Du-Guesclin",
+    "Antoine-de-Saint-Exupéry",
+    "Alexandre-Dumas",
+    "George-Sand",
+    "Colette",
+    "Albert-Camus",
+    "Frédéric-Chopin",
+    "Hector-Berlioz",
+    "Claude-Debussy",
+    "Maurice-Ravel",
+    "Édith-Piaf",
+    "Jean-Baptiste-Lully",
+    "François-Rabelais",
+    "Pierre-Loti",
+    "Jules-Verne",
+    "Chateaubriand",
+    "Ambroise-Paré",
+    "Auguste-Renoir",
+    "Paul-Cézanne",
 ];
 
 /// Names that take an article or a title: "du Général-de-Gaulle", "de l'Église".
 const TITLED: &[&str] = &[
-    "du Général-de-Gaulle", "du Général-Leclerc", "du Maréchal-Foch", "du Maréchal-Joffre",
-    "du Docteur-Schweitzer", "du Président-Wilson", "du Commandant-Charcot", "du Capitaine-Dreyfus",
-    "de la Libération", "de la République", "de la Paix", "de l'Église", "de la Gare", "de la Mairie",
-    "des Écoles", "du Stade", "du Moulin", "de l'Abbaye", "du Château", "des Lilas", "des Roses",
-    "des Tilleuls", "des Châtaigniers", "des Peupliers", "des Chênes", "des Mimosas",
-    "des Hortensias", "des Ajoncs", "des Genêts", "de la Fontaine", "du Port", "de la Côte",
-    "des Acacias", "de Verdun", "du 8-Mai-1945", "du 11-Novembre", "du 19-Mars-1962", "de Bretagne",
-    "du Maine", "de Touraine", "de l'Abbé-Pierre", "des Bruyères", "des Cerisiers", "du Bocage",
-    "de la Vallée", "des Coquelicots", "de l'Étang", "du Calvaire", "des Glycines", "des Vergers",
-    "du Lavoir", "de la Forge", "des Camélias", "de l'Hôpital", "du Marché", "des Jardins",
+    "du Général-de-Gaulle",
+    "du Général-Leclerc",
+    "du Maréchal-Foch",
+    "du Maréchal-Joffre",
+    "du Docteur-Schweitzer",
+    "du Président-Wilson",
+    "du Commandant-Charcot",
+    "du Capitaine-Dreyfus",
+    "de la Libération",
+    "de la République",
+    "de la Paix",
+    "de l'Église",
+    "de la Gare",
+    "de la Mairie",
+    "des Écoles",
+    "du Stade",
+    "du Moulin",
+    "de l'Abbaye",
+    "du Château",
+    "des Lilas",
+    "des Roses",
+    "des Tilleuls",
+    "des Châtaigniers",
+    "des Peupliers",
+    "des Chênes",
+    "des Mimosas",
+    "des Hortensias",
+    "des Ajoncs",
+    "des Genêts",
+    "de la Fontaine",
+    "du Port",
+    "de la Côte",
+    "des Acacias",
+    "de Verdun",
+    "du 8-Mai-1945",
+    "du 11-Novembre",
+    "du 19-Mars-1962",
+    "de Bretagne",
+    "du Maine",
+    "de Touraine",
+    "de l'Abbé-Pierre",
+    "des Bruyères",
+    "des Cerisiers",
+    "du Bocage",
+    "de la Vallée",
+    "des Coquelicots",
+    "de l'Étang",
+    "du Calvaire",
+    "des Glycines",
+    "des Vergers",
+    "du Lavoir",
+    "de la Forge",
+    "des Camélias",
+    "de l'Hôpital",
+    "du Marché",
+    "des Jardins",
 ];
 
 /// Saints, written with the hyphen of official names.
 const SAINTS: &[&str] = &[
-    "Saint-Michel", "Saint-Martin", "Sainte-Anne", "Saint-Yves", "Sainte-Thérèse", "Notre-Dame",
-    "Saint-Nicolas", "Sainte-Catherine", "Saint-Pierre", "Saint-Exupère", "Saint-Gilles",
-    "Sainte-Barbe", "Saint-Hélier", "Saint-Éloi", "Saint-Guénolé",
+    "Saint-Michel",
+    "Saint-Martin",
+    "Sainte-Anne",
+    "Saint-Yves",
+    "Sainte-Thérèse",
+    "Notre-Dame",
+    "Saint-Nicolas",
+    "Sainte-Catherine",
+    "Saint-Pierre",
+    "Saint-Exupère",
+    "Saint-Gilles",
+    "Sainte-Barbe",
+    "Saint-Hélier",
+    "Saint-Éloi",
+    "Saint-Guénolé",
 ];
 
 /// Street types and their weights; `Route` is only used with a destination ("Route de Laval").
@@ -104,7 +211,9 @@ const STREET_TYPES: &[(&str, u64)] = &[
 ];
 
 /// Fiction ranges of French numbers (ARCEP), 10,000 numbers each.
-const FICTION_RANGES: &[&str] = &["+3319900", "+3326191", "+3335301", "+3346571", "+3353649", "+3363998"];
+const FICTION_RANGES: &[&str] = &[
+    "+3319900", "+3326191", "+3335301", "+3346571", "+3353649", "+3363998",
+];
 
 fn weighted_type(rng: &mut Rng) -> &'static str {
     let total: u64 = STREET_TYPES.iter().map(|t| t.1).sum();
@@ -185,12 +294,18 @@ pub struct Generated {
 }
 
 /// Generates `buildings.csv` and `tenants.csv` into `out` for the deployment at `config_path`.
-pub fn generate(config_path: &Path, seed: u64, scale: usize, out: &Path) -> Result<Generated, ConfigError> {
+pub fn generate(
+    config_path: &Path,
+    seed: u64,
+    scale: usize,
+    out: &Path,
+) -> Result<Generated, ConfigError> {
     let main = MainConfig::read(config_path)?;
     let communes = registry::load_communes(&main.path(&main.file.files.communes))?;
     let epci = registry::load_epci(&main.path(&main.file.files.epci))?;
     let territories = main.territories(&communes, &epci)?;
-    let by_code: BTreeMap<&str, &Commune> = communes.iter().map(|c| (c.insee.as_str(), c)).collect();
+    let by_code: BTreeMap<&str, &Commune> =
+        communes.iter().map(|c| (c.insee.as_str(), c)).collect();
     let mut rng = Rng::new(seed);
     let scale = scale.max(1);
 
@@ -202,7 +317,12 @@ pub fn generate(config_path: &Path, seed: u64, scale: usize, out: &Path) -> Resu
             .filter_map(|code| by_code.get(code.as_str()).copied())
             .filter(|c| c.kind == CommuneKind::Current && !c.postcodes.is_empty())
             .collect();
-        let listed: Vec<&str> = coop.territory.communes.iter().map(|c| c.get_ref().as_str()).collect();
+        let listed: Vec<&str> = coop
+            .territory
+            .communes
+            .iter()
+            .map(|c| c.get_ref().as_str())
+            .collect();
         let weights: Vec<f64> = places
             .iter()
             .map(|c| (f64::from(c.population.max(200))).powf(0.85))
@@ -226,7 +346,11 @@ pub fn generate(config_path: &Path, seed: u64, scale: usize, out: &Path) -> Resu
                 .or_else(|| coop.sectors.iter().find(|s| s.rest))
                 .map(|s| s.id.get_ref().clone())
                 .ok_or_else(|| {
-                    Problem::new(&main.source.path, None, format!("{coop_id} has no rest sector"))
+                    Problem::new(
+                        &main.source.path,
+                        None,
+                        format!("{coop_id} has no rest sector"),
+                    )
                 })?;
             let commune_streets = streets.entry(place.insee.clone()).or_default();
             // A commune shared with another cooperator reuses its streets and adds fewer.
@@ -305,9 +429,13 @@ fn write_files(out: &Path, buildings: &[GeneratedBuilding]) -> Result<Generated,
         move |e: csv::Error| Problem::new(&path, None, format!("cannot write: {e}"))
     };
     let mut writer = csv::Writer::from_path(&buildings_path).map_err(io(&buildings_path))?;
-    writer.write_record(BUILDING_COLUMNS).map_err(io(&buildings_path))?;
+    writer
+        .write_record(BUILDING_COLUMNS)
+        .map_err(io(&buildings_path))?;
     let mut tenants = csv::Writer::from_path(&tenants_path).map_err(io(&tenants_path))?;
-    tenants.write_record(TENANT_COLUMNS).map_err(io(&tenants_path))?;
+    tenants
+        .write_record(TENANT_COLUMNS)
+        .map_err(io(&tenants_path))?;
     let mut tenant_seq = 0usize;
     let mut dwellings = 0u64;
     for b in buildings {
@@ -324,7 +452,11 @@ fn write_files(out: &Path, buildings: &[GeneratedBuilding]) -> Result<Generated,
                 &b.city,
                 &dwelling_count,
                 if b.has_lift { "true" } else { "false" },
-                if b.collective { "collective" } else { "individual" },
+                if b.collective {
+                    "collective"
+                } else {
+                    "individual"
+                },
             ])
             .map_err(io(&buildings_path))?;
         dwellings += u64::from(b.dwellings);
@@ -339,8 +471,12 @@ fn write_files(out: &Path, buildings: &[GeneratedBuilding]) -> Result<Generated,
             tenant_seq += 1;
         }
     }
-    writer.flush().map_err(|e| Problem::new(&buildings_path, None, e.to_string()))?;
-    tenants.flush().map_err(|e| Problem::new(&tenants_path, None, e.to_string()))?;
+    writer
+        .flush()
+        .map_err(|e| Problem::new(&buildings_path, None, e.to_string()))?;
+    tenants
+        .flush()
+        .map_err(|e| Problem::new(&tenants_path, None, e.to_string()))?;
     Ok(Generated {
         buildings: buildings.len(),
         dwellings,

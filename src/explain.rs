@@ -79,7 +79,10 @@ pub fn check_request(request: &RouteRequest) -> Result<(), FieldError> {
         if value.len() > MAX_FIELD_LEN {
             return Err(FieldError::new(
                 name,
-                format!("is {} bytes long, at most {MAX_FIELD_LEN} are accepted", value.len()),
+                format!(
+                    "is {} bytes long, at most {MAX_FIELD_LEN} are accepted",
+                    value.len()
+                ),
             ));
         }
     }
@@ -106,7 +109,10 @@ impl RouteCallRequestJson {
             Some(text) => Some(
                 DateTime::parse_from_rfc3339(text)
                     .map_err(|e| {
-                        FieldError::new("received_at", format!("'{text}' is not an RFC 3339 time: {e}"))
+                        FieldError::new(
+                            "received_at",
+                            format!("'{text}' is not an RFC 3339 time: {e}"),
+                        )
                     })?
                     .with_timezone(&Utc),
             ),

@@ -13,7 +13,11 @@ use callrouter::config::{self, DEMO_CONFIG};
 use callrouter::explain::{DecisionTime, explain_lines};
 
 #[derive(Parser)]
-#[command(name = "callrouter", version, about = "Routes tenant calls to the right landlord's team")]
+#[command(
+    name = "callrouter",
+    version,
+    about = "Routes tenant calls to the right landlord's team"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -58,7 +62,9 @@ enum Command {
 fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
     DateTime::parse_from_rfc3339(text)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| format!("'{text}' is not an RFC 3339 time (e.g. 2026-11-27T10:30:00+01:00): {e}"))
+        .map_err(|e| {
+            format!("'{text}' is not an RFC 3339 time (e.g. 2026-11-27T10:30:00+01:00): {e}")
+        })
 }
 
 fn main() -> ExitCode {
@@ -108,10 +114,21 @@ fn check_config(path: &std::path::Path) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("{e}");
+            report_problems(&e);
             eprintln!("{}: {} problem(s)", path.display(), e.problems.len());
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Prints configuration problems, the first hundred of them: past that, the rest is noise.
+fn report_problems(error: &config::error::ConfigError) {
+    const SHOWN: usize = 100;
+    for problem in error.problems.iter().take(SHOWN) {
+        eprintln!("{problem}");
+    }
+    if error.problems.len() > SHOWN {
+        eprintln!("… and {} more", error.problems.len() - SHOWN);
     }
 }
 
@@ -119,7 +136,7 @@ fn explain(path: &std::path::Path, at: Option<DateTime<Utc>>, input: Option<Path
     let router = match config::load(path) {
         Ok(router) => router,
         Err(e) => {
-            eprintln!("{e}");
+            report_problems(&e);
             return ExitCode::FAILURE;
         }
     };

@@ -282,7 +282,13 @@ fn read_csv<T>(
         .map_err(|e| vec![Problem::new(path, None, format!("cannot read: {e}"))])?;
     let headers = reader
         .headers()
-        .map_err(|e| vec![Problem::new(path, Some(1), format!("cannot read header: {e}"))])?
+        .map_err(|e| {
+            vec![Problem::new(
+                path,
+                Some(1),
+                format!("cannot read header: {e}"),
+            )]
+        })?
         .clone();
     let found: Vec<&str> = headers.iter().take(columns.len()).collect();
     if found != columns {

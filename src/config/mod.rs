@@ -27,8 +27,8 @@ use crate::registry::{self, Commune, Epci};
 use crate::routing::address::{AddressIndex, IndexedBuilding};
 use crate::routing::calendar::OpeningHours;
 use crate::routing::model::{
-    Condition, Cooperator, CooperatorIdx, IncidentGroup, IssueType, Origin, Platform, Rule,
-    Sector, SectorIdx, Target, Team, TeamIdx, TeamKind,
+    Condition, Cooperator, CooperatorIdx, IncidentGroup, IssueType, Origin, Platform, Rule, Sector,
+    SectorIdx, Target, Team, TeamIdx, TeamKind,
 };
 use crate::routing::{RegistryBuilding, Router, RouterParts};
 
@@ -94,7 +94,11 @@ impl MainConfig {
                 Some(e) => codes.extend(e.members.iter().cloned()),
                 None => problems.push(self.source.problem_at(
                     group.span(),
-                    format!("unknown EPCI '{}' in the territory of {}", group.get_ref(), coop.id.get_ref()),
+                    format!(
+                        "unknown EPCI '{}' in the territory of {}",
+                        group.get_ref(),
+                        coop.id.get_ref()
+                    ),
                 )),
             }
         }
@@ -104,7 +108,11 @@ impl MainConfig {
             } else {
                 problems.push(self.source.problem_at(
                     commune.span(),
-                    format!("unknown INSEE code '{}' in the territory of {}", commune.get_ref(), coop.id.get_ref()),
+                    format!(
+                        "unknown INSEE code '{}' in the territory of {}",
+                        commune.get_ref(),
+                        coop.id.get_ref()
+                    ),
                 ));
             }
         }
@@ -136,10 +144,17 @@ pub fn load(path: &Path) -> Result<Router, ConfigError> {
     let mut address = AddressIndex::new(&communes);
     let model = compile_model(&main, &territories, &address, &mut problems);
     let issue_types = compile_issue_types(&issue_source, issues_file, &mut problems);
-    let rules = compile_rules(&rules_source, rules_file, &model, &issue_types, &mut problems);
+    let rules = compile_rules(
+        &rules_source,
+        rules_file,
+        &model,
+        &issue_types,
+        &mut problems,
+    );
 
     let buildings_path = main.path(&main.file.files.buildings);
     let tenants_path = main.path(&main.file.files.tenants);
+    let before_buildings = problems.len();
     let buildings = match registry::load_buildings(&buildings_path) {
         Ok(rows) => check_buildings(&buildings_path, rows, &model, &mut address, &mut problems),
         Err(e) => {
@@ -147,8 +162,14 @@ pub fn load(path: &Path) -> Result<Router, ConfigError> {
             Vec::new()
         }
     };
+    // Tenants point at buildings: with a broken building registry every tenant of a missing row
+    // would be reported too, hiding the one mistake to fix.
+    let buildings_sound = problems.len() == before_buildings;
     let tenants = match registry::load_tenants(&tenants_path) {
-        Ok(rows) => check_tenants(&tenants_path, rows, &buildings, &mut problems),
+        Ok(rows) if buildings_sound => {
+            check_tenants(&tenants_path, rows, &buildings, &mut problems)
+        }
+        Ok(_) => Vec::new(),
         Err(e) => {
             problems.extend(e);
             Vec::new()
@@ -158,7 +179,9 @@ pub fn load(path: &Path) -> Result<Router, ConfigError> {
         return Err(problems.into());
     }
     let Some(platform) = model.platform else {
-        return Err(Problem::new(&main.source.path, None, "the platform section is invalid").into());
+        return Err(
+            Problem::new(&main.source.path, None, "the platform section is invalid").into(),
+        );
     };
     let router = Router::new(RouterParts {
         platform,
@@ -222,7 +245,10 @@ impl<'a> Ids<'a> {
         if let Some(first) = self.seen.insert(value.clone(), line) {
             problems.push(self.source.problem_at(
                 id.span(),
-                format!("duplicate {} id '{value}' (first defined at line {first})", self.what),
+                format!(
+                    "duplicate {} id '{value}' (first defined at line {first})",
+                    self.what
+                ),
             ));
         }
     }
@@ -231,19 +257,28 @@ impl<'a> Ids<'a> {
 fn is_valid_id(id: &str) -> bool {
     !id.is_empty()
         && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.'))
+        && id.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'_' | b'.')
+        })
 }
 
-fn parse_hours(source: &SourceFile, hours: &Spanned<Vec<String>>, problems: &mut Vec<Problem>) -> OpeningHours {
+fn parse_hours(
+    source: &SourceFile,
+    hours: &Spanned<Vec<String>>,
+    problems: &mut Vec<Problem>,
+) -> OpeningHours {
     OpeningHours::parse(hours.get_ref()).unwrap_or_else(|e| {
         problems.push(source.problem_at(hours.span(), format!("opening hours: {e}")));
         OpeningHours::always()
     })
 }
 
-fn check_phone(source: &SourceFile, phone: &Spanned<String>, whose: &str, problems: &mut Vec<Problem>) {
+fn check_phone(
+    source: &SourceFile,
+    phone: &Spanned<String>,
+    whose: &str,
+    problems: &mut Vec<Problem>,
+) {
     let digits = phone.get_ref().chars().filter(char::is_ascii_digit).count();
     let allowed = phone
         .get_ref()
@@ -252,7 +287,10 @@ fn check_phone(source: &SourceFile, phone: &Spanned<String>, whose: &str, proble
     if !(allowed && (4..=15).contains(&digits)) {
         problems.push(source.problem_at(
             phone.span(),
-            format!("on-call number of {whose} must be a phone number, not '{}'", phone.get_ref()),
+            format!(
+                "on-call number of {whose} must be a phone number, not '{}'",
+                phone.get_ref()
+            ),
         ));
     }
 }
@@ -281,13 +319,19 @@ fn compile_model(
                 format!("short code '{code}' must be 2 or 3 capital letters"),
             ));
         }
-        short_codes.add(&Spanned::new(coop.short_code.span(), code.to_ascii_lowercase()), problems);
+        short_codes.add(
+            &Spanned::new(coop.short_code.span(), code.to_ascii_lowercase()),
+            problems,
+        );
     }
 
     let mut sectors = Vec::new();
     let mut sector_by_id = FxHashMap::default();
     for (c, coop) in file.cooperators.iter().enumerate() {
-        let territory = territories.get(c).map(|t| t.1.as_slice()).unwrap_or_default();
+        let territory = territories
+            .get(c)
+            .map(|t| t.1.as_slice())
+            .unwrap_or_default();
         let mut rest = 0;
         for sector in &coop.sectors {
             sector_ids.add(&sector.id, problems);
@@ -314,7 +358,11 @@ fn compile_model(
                 id: sector.id.get_ref().clone(),
                 name: sector.name.clone(),
                 cooperator: c as CooperatorIdx,
-                communes: sector.communes.iter().map(|s| s.get_ref().clone()).collect(),
+                communes: sector
+                    .communes
+                    .iter()
+                    .map(|s| s.get_ref().clone())
+                    .collect(),
                 rest: sector.rest,
             });
         }
@@ -338,7 +386,11 @@ fn compile_model(
             if found.is_none() {
                 problems.push(source.problem_at(
                     c.span(),
-                    format!("team {} names unknown cooperator '{}'", team.id.get_ref(), c.get_ref()),
+                    format!(
+                        "team {} names unknown cooperator '{}'",
+                        team.id.get_ref(),
+                        c.get_ref()
+                    ),
                 ));
             }
             found
@@ -348,7 +400,11 @@ fn compile_model(
             match found {
                 None => problems.push(source.problem_at(
                     s.span(),
-                    format!("team {} names unknown sector '{}'", team.id.get_ref(), s.get_ref()),
+                    format!(
+                        "team {} names unknown sector '{}'",
+                        team.id.get_ref(),
+                        s.get_ref()
+                    ),
                 )),
                 Some(idx) if Some(sectors[idx as usize].cooperator) != cooperator => {
                     problems.push(source.problem_at(
@@ -372,7 +428,11 @@ fn compile_model(
                     "team {}: {} teams {} a cooperator",
                     team.id.get_ref(),
                     team.kind.as_str(),
-                    if shared_kind { "are shared and must not name" } else { "must name" }
+                    if shared_kind {
+                        "are shared and must not name"
+                    } else {
+                        "must name"
+                    }
                 ),
             ));
         }
@@ -404,14 +464,21 @@ fn compile_model(
     for (c, coop) in file.cooperators.iter().enumerate() {
         let hours = parse_hours(source, &coop.hours, problems);
         check_phone(source, &coop.on_call, coop.id.get_ref(), problems);
-        let default_team = team_ref(&coop.default_team, &format!("cooperator {}", coop.id.get_ref()), problems);
+        let default_team = team_ref(
+            &coop.default_team,
+            &format!("cooperator {}", coop.id.get_ref()),
+            problems,
+        );
         if let Some(team) = teams.get(default_team as usize)
             && team_by_id.contains_key(coop.default_team.get_ref())
             && team.cooperator != Some(c as CooperatorIdx)
         {
             problems.push(source.problem_at(
                 coop.default_team.span(),
-                format!("default team of {} must be one of its own teams", coop.id.get_ref()),
+                format!(
+                    "default team of {} must be one of its own teams",
+                    coop.id.get_ref()
+                ),
             ));
         }
         let on_call_team = teams
@@ -455,7 +522,10 @@ fn compile_model(
     {
         problems.push(source.problem_at(
             platform.triage_team.span(),
-            format!("platform triage team '{}' must be of kind triage", platform.triage_team.get_ref()),
+            format!(
+                "platform triage team '{}' must be of kind triage",
+                platform.triage_team.get_ref()
+            ),
         ));
     }
     Model {
@@ -475,7 +545,11 @@ fn compile_model(
     }
 }
 
-fn compile_issue_types(source: &SourceFile, file: IssueTypesFile, problems: &mut Vec<Problem>) -> Vec<IssueType> {
+fn compile_issue_types(
+    source: &SourceFile,
+    file: IssueTypesFile,
+    problems: &mut Vec<Problem>,
+) -> Vec<IssueType> {
     let mut ids = Ids::new(source, "issue type");
     let mut types = Vec::new();
     for t in file.issue_types {
@@ -555,7 +629,12 @@ fn compile_rule(
                 .collect()
         })
     };
-    let cooperators = resolve(&rule.cooperators, &model.cooperator_by_id, "cooperator", problems);
+    let cooperators = resolve(
+        &rule.cooperators,
+        &model.cooperator_by_id,
+        "cooperator",
+        problems,
+    );
     let sectors = resolve(&rule.sectors, &model.sector_by_id, "sector", problems);
     let issue_prefixes = rule.issue.as_ref().map(|prefixes| {
         prefixes
@@ -567,14 +646,19 @@ fn compile_rule(
                 if !matches_some {
                     problems.push(source.problem_at(
                         p.span(),
-                        format!("rule {id}: issue '{}' matches no issue type of the taxonomy", p.get_ref()),
+                        format!(
+                            "rule {id}: issue '{}' matches no issue type of the taxonomy",
+                            p.get_ref()
+                        ),
                     ));
                 }
                 p.get_ref().clone()
             })
             .collect::<Vec<_>>()
     });
-    let targets = usize::from(rule.team.is_some()) + usize::from(rule.team_of.is_some()) + usize::from(rule.on_call);
+    let targets = usize::from(rule.team.is_some())
+        + usize::from(rule.team_of.is_some())
+        + usize::from(rule.on_call);
     if targets > 1 {
         problems.push(source.problem_at(
             rule.id.span(),
@@ -584,7 +668,9 @@ fn compile_rule(
     if targets == 0 && rule.raise_urgency.is_none() {
         problems.push(source.problem_at(
             rule.id.span(),
-            format!("rule {id} does nothing: give a target (team, team_of, on_call) or raise_urgency"),
+            format!(
+                "rule {id} does nothing: give a target (team, team_of, on_call) or raise_urgency"
+            ),
         ));
     }
     let target = if let Some(team) = &rule.team {
@@ -639,11 +725,17 @@ fn check_buildings(
         let b = row.value;
         let at = |message: String| Problem::new(path, Some(row.line), message);
         if let Some(first) = seen.insert(b.id.clone(), row.line) {
-            problems.push(at(format!("duplicate building id '{}' (first at line {first})", b.id)));
+            problems.push(at(format!(
+                "duplicate building id '{}' (first at line {first})",
+                b.id
+            )));
             continue;
         }
         let Some(&coop) = model.cooperator_by_id.get(&b.cooperator_id) else {
-            problems.push(at(format!("building {}: unknown cooperator '{}'", b.id, b.cooperator_id)));
+            problems.push(at(format!(
+                "building {}: unknown cooperator '{}'",
+                b.id, b.cooperator_id
+            )));
             continue;
         };
         let sector = match model.sector_by_id.get(&b.sector_id) {
@@ -656,12 +748,18 @@ fn check_buildings(
                 continue;
             }
             None => {
-                problems.push(at(format!("building {}: unknown sector '{}'", b.id, b.sector_id)));
+                problems.push(at(format!(
+                    "building {}: unknown sector '{}'",
+                    b.id, b.sector_id
+                )));
                 continue;
             }
         };
         if address.current_commune(&b.insee_code).is_none() {
-            problems.push(at(format!("building {}: unknown INSEE code '{}'", b.id, b.insee_code)));
+            problems.push(at(format!(
+                "building {}: unknown INSEE code '{}'",
+                b.id, b.insee_code
+            )));
             continue;
         }
         if !address.postcode_belongs(&b.postcode, &b.insee_code) {
@@ -673,7 +771,10 @@ fn check_buildings(
         }
         let territory = &model.cooperators[coop as usize].territory;
         let commune = address.current_commune(&b.insee_code);
-        if !territory.iter().any(|t| address.current_commune(t) == commune) {
+        if !territory
+            .iter()
+            .any(|t| address.current_commune(t) == commune)
+        {
             problems.push(at(format!(
                 "building {}: commune {} is outside the territory of {}",
                 b.id, b.insee_code, b.cooperator_id
@@ -733,7 +834,11 @@ fn check_tenants(
             continue;
         }
         if crate::routing::text::normalize_phone(&t.phone).is_none() {
-            problems.push(Problem::new(path, Some(row.line), "tenant phone has no digits"));
+            problems.push(Problem::new(
+                path,
+                Some(row.line),
+                "tenant phone has no digits",
+            ));
             continue;
         }
         tenants.push(t);

@@ -27,7 +27,9 @@ fn unreachable_rules(router: &Router) -> Vec<Problem> {
         let hidden_by = router.rules[..j].iter().enumerate().find(|(i, earlier)| {
             // Urgency conditions are only comparable when no rule in between can raise urgency.
             let urgency_stable = earlier.when.urgencies.is_none()
-                || router.rules[*i..j].iter().all(|r| r.raise_urgency.is_none());
+                || router.rules[*i..j]
+                    .iter()
+                    .all(|r| r.raise_urgency.is_none());
             earlier.target.is_some() && urgency_stable && earlier.when.covers(&later.when)
         });
         if let Some((_, earlier)) = hidden_by {
@@ -71,7 +73,12 @@ fn missing_team_of(router: &Router) -> Vec<Problem> {
         for coop in cooperators_of(router, &rule.when.cooperators) {
             let missing: Vec<&str> = sectors_of(router, coop)
                 .into_iter()
-                .filter(|s| rule.when.sectors.as_ref().is_none_or(|list| list.contains(s)))
+                .filter(|s| {
+                    rule.when
+                        .sectors
+                        .as_ref()
+                        .is_none_or(|list| list.contains(s))
+                })
                 .filter(|&s| router.team_of(coop, kind, Some(s)).is_none())
                 .map(|s| router.sectors[s as usize].id.as_str())
                 .collect();

@@ -150,9 +150,15 @@ pub enum IndexError {
 impl AddressIndex {
     /// Indexes the communes of the reference data.
     pub fn new(communes: &[Commune]) -> AddressIndex {
+        // A delegated commune may keep the code of the current commune it merged into
+        // (Étables-sur-Mer, 22055): a code names the current commune first.
         let mut by_code: FxHashMap<String, u32> = FxHashMap::default();
-        for (i, c) in communes.iter().enumerate() {
-            by_code.insert(c.insee.clone(), i as u32);
+        for current_first in [true, false] {
+            for (i, c) in communes.iter().enumerate() {
+                if (c.kind == CommuneKind::Current) == current_first {
+                    by_code.entry(c.insee.clone()).or_insert(i as u32);
+                }
+            }
         }
         let current_of = |c: &Commune, i: u32| -> u32 {
             c.chef_lieu
@@ -171,7 +177,10 @@ impl AddressIndex {
                 current_of(c, i)
             };
             for postcode in &c.postcodes {
-                by_postcode.entry(postcode.clone()).or_default().push(current);
+                by_postcode
+                    .entry(postcode.clone())
+                    .or_default()
+                    .push(current);
             }
             let key = text::key(&text::tokens(&c.name));
             let named = by_name.entry(key).or_default();
@@ -191,8 +200,10 @@ impl AddressIndex {
                 by_code.entry(former.clone()).or_insert(i as u32);
             }
         }
-        let mut name_keys: Vec<(String, Vec<u32>)> =
-            by_name.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let mut name_keys: Vec<(String, Vec<u32>)> = by_name
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         name_keys.sort();
         AddressIndex {
             communes: entries,
@@ -236,7 +247,11 @@ impl AddressIndex {
     }
 
     /// Adds a registry building, number `id` in the registry.
-    pub fn add_building(&mut self, id: u32, building: &IndexedBuilding<'_>) -> Result<(), IndexError> {
+    pub fn add_building(
+        &mut self,
+        id: u32,
+        building: &IndexedBuilding<'_>,
+    ) -> Result<(), IndexError> {
         let commune = self
             .current_commune(building.insee_code)
             .ok_or_else(|| IndexError::UnknownCommune(building.insee_code.to_owned()))?;
@@ -265,7 +280,10 @@ impl AddressIndex {
                     buildings: Vec::new(),
                 });
                 self.street_by_key.entry(key).or_default().push(s);
-                self.street_by_key_anywhere.entry(core_key).or_default().push(s);
+                self.street_by_key_anywhere
+                    .entry(core_key)
+                    .or_default()
+                    .push(s);
                 self.streets_of_commune.entry(commune).or_default().push(s);
                 s
             }
@@ -280,9 +298,27 @@ impl AddressIndex {
 
     /// Matches an address against the registry.
     pub fn find(&self, input: &AddressInput) -> Match {
-        let parsed = self.parse(input);
+        let mut parsed = self.parse(input);
+        let alternative = parsed.alternative.take();
+        let first = self.find_parsed(&parsed);
+        match alternative {
+            // "rue de Chambray-lès-Tours 37100": the commune name read at the end may belong to
+            // the street; read it so when the first reading finds no street.
+            Some(other) if first.level < MatchLevel::Street => {
+                let second = self.find_parsed(&other);
+                if second.level > first.level {
+                    second
+                } else {
+                    first
+                }
+            }
+            _ => first,
+        }
+    }
+
+    fn find_parsed(&self, parsed: &Parsed) -> Match {
         let normalized = parsed.normalized();
-        let communes = self.candidate_communes(&parsed);
+        let communes = self.candidate_communes(parsed);
         let mut confidence: f32 = 1.0;
         if communes.fuzzy {
             confidence -= 0.1;
@@ -293,7 +329,7 @@ impl AddressIndex {
         if communes.conflict {
             confidence -= 0.2;
         }
-        let streets = self.candidate_streets(&parsed, &communes.ids);
+        let streets = self.candidate_streets(parsed, &communes.ids);
         if streets.fuzzy {
             confidence -= 0.1;
         }
@@ -400,7 +436,11 @@ impl AddressIndex {
                 street.drain(..used);
             }
             parsed.street = street;
-            let code: String = input.postcode.chars().filter(|c| !c.is_whitespace()).collect();
+            let code: String = input
+                .postcode
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
             if !code.is_empty() {
                 parsed.code = Some(code);
             }
@@ -439,12 +479,29 @@ impl AddressIndex {
             .map(|code| self.communes_of_code(code))
             .unwrap_or_default();
         // The commune name: right after the code, else at the end or the start of the rest.
-        if !after_code.is_empty() && after_code.iter().any(|w| !w.bytes().all(|b| b.is_ascii_digit()))
+        if !after_code.is_empty()
+            && after_code
+                .iter()
+                .any(|w| !w.bytes().all(|b| b.is_ascii_digit()))
         {
             parsed.city = after_code;
         } else if let Some((start, end)) = self.find_commune_words(&words, &code_communes) {
+            if parsed.code.is_some() {
+                let mut alternative = Parsed {
+                    code: parsed.code.clone(),
+                    ..Parsed::default()
+                };
+                Self::read_number_and_street(words.clone(), &mut alternative);
+                parsed.alternative = Some(Box::new(alternative));
+            }
             parsed.city = words.drain(start..end).collect();
         }
+        Self::read_number_and_street(words, &mut parsed);
+        parsed
+    }
+
+    /// Reads the house number and the street from the words left once code and commune are out.
+    fn read_number_and_street(mut words: Vec<String>, parsed: &mut Parsed) {
         // The house number: the first number that stands before a street type, else the first one.
         let numbers: Vec<(usize, HouseNumber, usize)> = (0..words.len())
             .filter_map(|i| HouseNumber::from_words(&words[i..]).map(|(n, used)| (i, n, used)))
@@ -461,7 +518,6 @@ impl AddressIndex {
             }
         }
         parsed.street = words;
-        parsed
     }
 
     fn communes_of_code(&self, code: &str) -> Vec<u32> {
@@ -486,16 +542,14 @@ impl AddressIndex {
         let n = words.len();
         let longest = 6.min(n);
         for len in (1..=longest).rev() {
-            if n > len && fits(n - len, n) {
+            if fits(n - len, n) {
                 return Some((n - len, n));
             }
         }
-        for len in (1..=longest).rev() {
-            if n > len && fits(0, len) {
-                return Some((0, len));
-            }
-        }
-        None
+        (1..longest.min(n.saturating_sub(1)) + 1)
+            .rev()
+            .find(|&len| fits(0, len))
+            .map(|len| (0, len))
     }
 
     fn candidate_communes(&self, parsed: &Parsed) -> CommuneCandidates {
@@ -671,6 +725,8 @@ struct Parsed {
     street: Vec<String>,
     code: Option<String>,
     city: Vec<String>,
+    /// Another reading of the same text, tried when this one finds no street.
+    alternative: Option<Box<Parsed>>,
 }
 
 impl Parsed {

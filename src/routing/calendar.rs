@@ -37,12 +37,14 @@ impl OpeningHours {
             for interval in parts {
                 any = true;
                 let (start, end) = parse_interval(interval)?;
-                for day in first..=last {
-                    days[day].push((start, end));
+                for intervals in &mut days[first..=last] {
+                    intervals.push((start, end));
                 }
             }
             if !any {
-                return Err(format!("'{line}' gives days but no hours (e.g. 08:30-12:00)"));
+                return Err(format!(
+                    "'{line}' gives days but no hours (e.g. 08:30-12:00)"
+                ));
             }
         }
         for intervals in &mut days {
@@ -240,7 +242,16 @@ mod tests {
                 assert!(days.contains(&d), "{d} missing in {year}");
                 assert!(is_public_holiday(d), "{d}");
             }
-            for (m, d) in [(1, 1), (5, 1), (5, 8), (7, 14), (8, 15), (11, 1), (11, 11), (12, 25)] {
+            for (m, d) in [
+                (1, 1),
+                (5, 1),
+                (5, 8),
+                (7, 14),
+                (8, 15),
+                (11, 1),
+                (11, 11),
+                (12, 25),
+            ] {
                 assert!(is_public_holiday(date(year, m, d)));
             }
             // Easter Sunday, Good Friday and Whit Sunday are not public holidays in these departments.
@@ -269,7 +280,13 @@ mod tests {
         assert!(!hours.is_always());
         assert!(OpeningHours::always().is_always());
 
-        for bad in ["mon-fri", "fri-mon 08:00-09:00", "mon 25:00-26:00", "mon 09:00-08:00", "lun 08:00-12:00"] {
+        for bad in [
+            "mon-fri",
+            "fri-mon 08:00-09:00",
+            "mon 25:00-26:00",
+            "mon 09:00-08:00",
+            "lun 08:00-12:00",
+        ] {
             assert!(OpeningHours::parse(&[bad.to_owned()]).is_err(), "{bad}");
         }
         assert!(OpeningHours::parse(&["mon 08:00-12:00 11:00-13:00".to_owned()]).is_err());
@@ -280,13 +297,25 @@ mod tests {
         let tz = chrono_tz::Europe::Paris;
         let hours = OpeningHours::parse(&["mon-fri 08:30-17:30".to_owned()]).expect("valid");
         // 07:00 UTC is 08:00 in winter (closed) and 09:00 in summer (open).
-        let winter = Utc.with_ymd_and_hms(2026, 1, 14, 7, 0, 0).single().expect("utc");
-        let summer = Utc.with_ymd_and_hms(2026, 7, 15, 7, 0, 0).single().expect("utc");
+        let winter = Utc
+            .with_ymd_and_hms(2026, 1, 14, 7, 0, 0)
+            .single()
+            .expect("utc");
+        let summer = Utc
+            .with_ymd_and_hms(2026, 7, 15, 7, 0, 0)
+            .single()
+            .expect("utc");
         assert!(!time_facts(tz, &hours, winter).open);
         assert!(time_facts(tz, &hours, summer).open);
         // 2026-03-29 is the spring change: 00:30 UTC is 01:30 CET, 01:30 UTC is 03:30 CEST.
-        let before = Utc.with_ymd_and_hms(2026, 3, 29, 0, 30, 0).single().expect("utc");
-        let after = Utc.with_ymd_and_hms(2026, 3, 29, 1, 30, 0).single().expect("utc");
+        let before = Utc
+            .with_ymd_and_hms(2026, 3, 29, 0, 30, 0)
+            .single()
+            .expect("utc");
+        let after = Utc
+            .with_ymd_and_hms(2026, 3, 29, 1, 30, 0)
+            .single()
+            .expect("utc");
         assert_eq!(local_time(tz, before).hour(), 1);
         assert_eq!(local_time(tz, after).hour(), 3);
     }
@@ -296,7 +325,10 @@ mod tests {
         let tz = chrono_tz::Europe::Paris;
         let hours = OpeningHours::parse(&["mon-sun 08:00-18:00".to_owned()]).expect("valid");
         // Wednesday 11 November 2026, 10:00 local.
-        let armistice = Utc.with_ymd_and_hms(2026, 11, 11, 9, 0, 0).single().expect("utc");
+        let armistice = Utc
+            .with_ymd_and_hms(2026, 11, 11, 9, 0, 0)
+            .single()
+            .expect("utc");
         let facts = time_facts(tz, &hours, armistice);
         assert!(facts.holiday);
         assert!(!facts.open);

@@ -24,8 +24,8 @@ use serde::Serialize;
 use self::address::{AddressIndex, AddressInput, Match, MatchLevel};
 use self::calendar::{TimeFacts, time_facts};
 use self::model::{
-    Cooperator, CooperatorIdx, IssueType, Platform, Rule, Sector, SectorIdx, Target, Team,
-    TeamIdx, TeamKind, TimeCondition, Urgency, issue_has_prefix,
+    Cooperator, CooperatorIdx, IssueType, Platform, Rule, Sector, SectorIdx, Target, Team, TeamIdx,
+    TeamKind, TimeCondition, Urgency, issue_has_prefix,
 };
 use crate::registry::{Building, Heating, Tenant};
 
@@ -202,7 +202,10 @@ impl Router {
             }
         }
         for b in &parts.buildings {
-            serve(parts.address.current_commune(&b.building.insee_code), b.cooperator);
+            serve(
+                parts.address.current_commune(&b.building.insee_code),
+                b.cooperator,
+            );
         }
         let mut team_of = FxHashMap::default();
         for (i, team) in parts.teams.iter().enumerate() {
@@ -321,7 +324,9 @@ impl Router {
                 (false, false) => "closed",
             }
         ));
-        let building = location.building.map(|b| &self.buildings[b as usize].building);
+        let building = location
+            .building
+            .map(|b| &self.buildings[b as usize].building);
         let facts_for_rules = RuleFacts {
             cooperator: coop_idx,
             sector: location.sector,
@@ -343,7 +348,10 @@ impl Router {
         let team_id = &self.teams[choice.team as usize].id;
         let rule_id = match choice.rule {
             Some(rule) => {
-                reasons.push(format!("rule {}: {} → {team_id}", rule.id, rule.description));
+                reasons.push(format!(
+                    "rule {}: {} → {team_id}",
+                    rule.id, rule.description
+                ));
                 rule.id.clone()
             }
             None => {
@@ -549,9 +557,7 @@ impl Router {
             location.matched.normalized = found.normalized;
             return location;
         }
-        let insee_code = found
-            .commune
-            .map(|c| self.address.commune(c).0.to_owned());
+        let insee_code = found.commune.map(|c| self.address.commune(c).0.to_owned());
         let mut candidates: Vec<Candidate> = found
             .candidate_buildings
             .iter()
@@ -576,7 +582,10 @@ impl Router {
                     _ => None,
                 },
                 insee_code: insee.to_owned(),
-                normalized: text::normalize(&format!("{} {name}", self.address.postcodes(c).join(" "))),
+                normalized: text::normalize(&format!(
+                    "{} {name}",
+                    self.address.postcodes(c).join(" ")
+                )),
             }
         }));
         let matched = AddressMatch {
@@ -589,9 +598,12 @@ impl Router {
         };
         let (cooperator, sector) = match found.level {
             MatchLevel::Street => {
-                let coop = unanimous(found.candidate_buildings.iter().map(|&b| {
-                    self.buildings[b as usize].cooperator
-                }));
+                let coop = unanimous(
+                    found
+                        .candidate_buildings
+                        .iter()
+                        .map(|&b| self.buildings[b as usize].cooperator),
+                );
                 let sector = unanimous(
                     found
                         .candidate_buildings
@@ -714,11 +726,17 @@ impl RuleFacts<'_> {
             return false;
         }
         if let Some(prefixes) = &when.issue_prefixes
-            && !prefixes.iter().any(|p| issue_has_prefix(self.issue_code, p))
+            && !prefixes
+                .iter()
+                .any(|p| issue_has_prefix(self.issue_code, p))
         {
             return false;
         }
-        if when.urgencies.as_ref().is_some_and(|u| !u.contains(&urgency)) {
+        if when
+            .urgencies
+            .as_ref()
+            .is_some_and(|u| !u.contains(&urgency))
+        {
             return false;
         }
         let time_ok = match when.time {

@@ -264,7 +264,10 @@ mod tests {
 
     #[test]
     fn prefixes_match_whole_segments() {
-        assert!(issue_has_prefix("technical.heating.no_heat", "technical.heating"));
+        assert!(issue_has_prefix(
+            "technical.heating.no_heat",
+            "technical.heating"
+        ));
         assert!(issue_has_prefix("technical.heating.no_heat", "technical"));
         assert!(issue_has_prefix("technical", "technical"));
         assert!(!issue_has_prefix("technical.heatingx", "technical.heating"));

@@ -315,7 +315,10 @@ mod tests {
             "12 boulevard saint michel notre dame d oe"
         );
         assert_eq!(normalize("BEAUMONT-PIED-DE-BŒUF"), "beaumont pied de boeuf");
-        assert_eq!(normalize("Av. du Gal de Gaulle"), "avenue du general de gaulle");
+        assert_eq!(
+            normalize("Av. du Gal de Gaulle"),
+            "avenue du general de gaulle"
+        );
         assert_eq!(normalize("rue de l’Église"), "rue de l eglise");
     }
 
@@ -330,7 +333,10 @@ mod tests {
             })
         );
         assert_eq!(HouseNumber::parse("12 B"), HouseNumber::parse("12 bis"));
-        assert_eq!(HouseNumber::parse("7a").map(|n| n.to_string()).as_deref(), Some("7 A"));
+        assert_eq!(
+            HouseNumber::parse("7a").map(|n| n.to_string()).as_deref(),
+            Some("7 A")
+        );
         assert_eq!(HouseNumber::parse("rue"), None);
         assert_eq!(HouseNumber::parse("0"), None);
         assert_eq!(HouseNumber::parse("123456"), None);
@@ -338,10 +344,22 @@ mod tests {
 
     #[test]
     fn phone_numbers_reduce_to_national_form() {
-        assert_eq!(normalize_phone("+33 2 47 00 00 00").as_deref(), Some("0247000000"));
-        assert_eq!(normalize_phone("0033247000000").as_deref(), Some("0247000000"));
-        assert_eq!(normalize_phone("02.47.00.00.00").as_deref(), Some("0247000000"));
-        assert_eq!(normalize_phone("+44 20 7946 0000").as_deref(), Some("+442079460000"));
+        assert_eq!(
+            normalize_phone("+33 2 47 00 00 00").as_deref(),
+            Some("0247000000")
+        );
+        assert_eq!(
+            normalize_phone("0033247000000").as_deref(),
+            Some("0247000000")
+        );
+        assert_eq!(
+            normalize_phone("02.47.00.00.00").as_deref(),
+            Some("0247000000")
+        );
+        assert_eq!(
+            normalize_phone("+44 20 7946 0000").as_deref(),
+            Some("+442079460000")
+        );
         assert_eq!(normalize_phone("anonymous"), None);
     }
 

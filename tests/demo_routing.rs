@@ -693,3 +693,55 @@ fn unlocated_emergencies_out_of_hours_go_to_the_platform_on_call() {
         .expect("decides");
     assert_eq!(in_hours.transfer_to, None);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+
+        /// Any combination of case, accents, abbreviations, glued suffixes, punctuation and
+        /// postcode-or-commune finds the same building.
+        #[test]
+        fn any_combination_of_caller_habits_finds_the_building(
+            pick in any::<prop::sample::Index>(),
+            upper in any::<bool>(),
+            no_accents in any::<bool>(),
+            short in any::<bool>(),
+            glue in any::<bool>(),
+            commas in any::<bool>(),
+            place in 0..3usize,
+        ) {
+            let router = demo();
+            let rb = &router.buildings[pick.index(router.buildings.len())];
+            let b = &rb.building;
+            let number = if glue { b.street_number.replace(' ', "") } else { b.street_number.clone() };
+            let mut street = if short { abbreviate(&b.street_name) } else { b.street_name.clone() };
+            let mut city = b.city.clone();
+            if no_accents {
+                street = strip_accents(&street);
+                city = strip_accents(&city);
+            }
+            let sep = if commas { ", " } else { " " };
+            let place = match place {
+                0 => format!("{}{sep}{city}", b.postcode),
+                1 => b.postcode.clone(),
+                _ => city,
+            };
+            let mut text = format!("{number} {street}{sep}{place}");
+            if upper {
+                text = text.to_uppercase();
+            }
+            let found = router.match_address(&free_text(&text));
+            // Postcode-only and commune-only may be ambiguous between communes sharing a postcode
+            // or a name when the same street and number exist in both: then no guess is allowed.
+            if found.level == MatchLevel::Building {
+                prop_assert_eq!(found.building_id.as_deref(), Some(b.id.as_str()), "{}", text);
+            } else {
+                prop_assert!(found.candidates.len() > 1 || found.insee_code.is_none(), "{} → {:?}", text, found);
+                prop_assert!(found.candidates.iter().any(|c| c.building_id.as_deref() == Some(b.id.as_str())) || found.level < MatchLevel::Street, "{}", text);
+            }
+        }
+    }
+}

@@ -546,10 +546,17 @@ impl AddressIndex {
                 return Some((n - len, n));
             }
         }
-        (1..longest.min(n.saturating_sub(1)) + 1)
+        if let Some(len) = (1..longest.min(n.saturating_sub(1)) + 1)
             .rev()
             .find(|&len| fits(0, len))
-            .map(|len| (0, len))
+        {
+            return Some((0, len));
+        }
+        // A misspelt commune name at the end ("Binic-Etable-sur-Mer").
+        (1..=longest.min(4)).rev().find_map(|len| {
+            let key = text::key(&words[n - len..]);
+            (!self.fuzzy_commune(&key, within).is_empty()).then_some((n - len, n))
+        })
     }
 
     fn candidate_communes(&self, parsed: &Parsed) -> CommuneCandidates {
@@ -752,4 +759,150 @@ struct CommuneCandidates {
 struct StreetCandidates {
     ids: Vec<u32>,
     fuzzy: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn commune(insee: &str, name: &str, postcodes: &[&str]) -> Commune {
+        Commune {
+            insee: insee.to_owned(),
+            name: name.to_owned(),
+            department: insee[..2].to_owned(),
+            kind: CommuneKind::Current,
+            postcodes: postcodes.iter().map(|p| (*p).to_owned()).collect(),
+            chef_lieu: None,
+            population: 1000,
+            former_codes: Vec::new(),
+        }
+    }
+
+    fn index() -> AddressIndex {
+        let mut delegated = commune("22007", "Binic", &[]);
+        delegated.kind = CommuneKind::Delegated;
+        delegated.chef_lieu = Some("22055".to_owned());
+        let communes = vec![
+            commune("72181", "Le Mans", &["72000", "72100"]),
+            commune("37261", "Tours", &["37000", "37100", "37200"]),
+            commune("37050", "Chambray-lès-Tours", &["37170"]),
+            commune("22055", "Binic-Étables-sur-Mer", &["22680"]),
+            delegated,
+        ];
+        let mut index = AddressIndex::new(&communes);
+        let buildings = [
+            ("12", "Boulevard Saint-Michel", "72181"),
+            ("12 bis", "Boulevard Saint-Michel", "72181"),
+            ("3", "Place Saint-Michel", "72181"),
+            ("9", "Rue de Chambray-lès-Tours", "37261"),
+            ("5", "Avenue du Général-de-Gaulle", "22055"),
+        ];
+        for (i, (number, street, insee)) in buildings.iter().enumerate() {
+            let b = IndexedBuilding {
+                street_number: number,
+                street_name: street,
+                insee_code: insee,
+            };
+            index.add_building(i as u32, &b).expect("indexable");
+        }
+        index
+    }
+
+    fn find(text: &str) -> Match {
+        index().find(&AddressInput {
+            free_text: text.to_owned(),
+            ..AddressInput::default()
+        })
+    }
+
+    #[test]
+    fn free_text_in_the_usual_order() {
+        let m = find("12 bd St-Michel 72000 Le Mans");
+        assert_eq!((m.level, m.building), (MatchLevel::Building, Some(0)));
+        assert_eq!(m.normalized, "12 boulevard saint michel 72000 le mans");
+        assert_eq!(find("12BIS BD ST MICHEL LE MANS").building, Some(1));
+        assert_eq!(find("12 b boulevard saint-michel 72100").building, Some(1));
+    }
+
+    #[test]
+    fn commune_first_and_extra_words() {
+        assert_eq!(find("Le Mans, 12 bd Saint-Michel").building, Some(0));
+        assert_eq!(
+            find("appartement au 12 bd Saint-Michel 72000 Le Mans").building,
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn the_street_type_separates_streets_of_the_same_name() {
+        assert_eq!(find("3 place saint michel 72000").building, Some(2));
+        // Number 3 is only on the place: the boulevard the caller named has no number 3.
+        let m = find("3 bd saint michel 72000");
+        assert_eq!((m.level, m.building), (MatchLevel::Street, None));
+        assert_eq!(m.candidate_buildings, vec![0, 1]);
+        // Without a street type, both streets are candidates and the number decides.
+        assert_eq!(find("3 saint michel 72000").building, Some(2));
+    }
+
+    #[test]
+    fn unknown_numbers_and_streets_degrade_without_guessing() {
+        let m = find("14 bd Saint-Michel 72000 Le Mans");
+        assert_eq!((m.level, m.building), (MatchLevel::Street, None));
+        assert_eq!(m.candidate_buildings, vec![0, 1]);
+        let m = find("rue inconnue 72000 Le Mans");
+        assert_eq!((m.level, m.building), (MatchLevel::Commune, None));
+        assert_eq!(m.commune, index().current_commune("72181"));
+        assert_eq!(find("nowhere at all").level, MatchLevel::None);
+    }
+
+    #[test]
+    fn a_commune_name_inside_the_street_name() {
+        assert_eq!(
+            find("9 rue de Chambray-lès-Tours 37100 Tours").building,
+            Some(3)
+        );
+        assert_eq!(find("9 rue de Chambray-les-Tours 37100").building, Some(3));
+    }
+
+    #[test]
+    fn delegated_names_and_typos() {
+        assert_eq!(find("5 av du Gal de Gaulle Binic").building, Some(4));
+        assert_eq!(find("5 avenue general de gaule 22680").building, Some(4));
+        assert_eq!(
+            find("5 av du Gal de Gaulle Binic-Etable-sur-Mer").building,
+            Some(4)
+        );
+        assert_eq!(find("12 bd Saint-Michell 72000 Le Mans").building, Some(0));
+        // Four-letter words admit no typo: "Mnas" is not "Mans".
+        assert_eq!(find("12 bd Saint-Michel Le Mnas").level, MatchLevel::None);
+    }
+
+    #[test]
+    fn the_registry_refuses_duplicate_and_malformed_addresses() {
+        let mut idx = index();
+        let dup = IndexedBuilding {
+            street_number: "12",
+            street_name: "bd St-Michel",
+            insee_code: "72181",
+        };
+        assert_eq!(idx.add_building(9, &dup), Err(IndexError::Duplicate(0)));
+        let bad = IndexedBuilding {
+            street_number: "douze",
+            street_name: "Rue Hoche",
+            insee_code: "72181",
+        };
+        assert!(matches!(
+            idx.add_building(9, &bad),
+            Err(IndexError::BadNumber(_))
+        ));
+        let unknown = IndexedBuilding {
+            street_number: "1",
+            street_name: "Rue Hoche",
+            insee_code: "99999",
+        };
+        assert!(matches!(
+            idx.add_building(9, &unknown),
+            Err(IndexError::UnknownCommune(_))
+        ));
+    }
 }

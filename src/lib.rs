@@ -7,9 +7,11 @@
 //! - [`registry`]: the reference data and registries (communes, buildings, tenants).
 //! - [`explain`]: the JSON request/decision format of the `explain` dry-run command.
 //! - [`datagen`]: the deterministic generator of the demo building and tenant registries.
+//! - [`store`]: the queue store (Redis, and an in-memory one for a single instance).
 
 pub mod config;
 pub mod datagen;
 pub mod explain;
 pub mod registry;
 pub mod routing;
+pub mod store;

@@ -421,7 +421,9 @@ fn compile_model(
             found
         });
         let shared_kind = matches!(team.kind, TeamKind::Triage | TeamKind::Contractor);
-        if shared_kind == team.cooperator.is_some() {
+        // Supervisors exist both per cooperator and for the platform itself.
+        let either = team.kind == TeamKind::Supervisor;
+        if !either && shared_kind == team.cooperator.is_some() {
             problems.push(source.problem_at(
                 team.id.span(),
                 format!(
@@ -504,6 +506,21 @@ fn compile_model(
                 line: source.line_of(coop.id.span().start),
             },
         });
+    }
+
+    // Tickets of a partition escalate to its supervisor team after too many expired leases.
+    let partitions = std::iter::once((crate::store::PLATFORM_PARTITION, None))
+        .chain(file.cooperators.iter().map(|c| (c.id.get_ref().as_str(), Some(c.id.span()))));
+    for (partition, span) in partitions {
+        let wanted = crate::store::supervisor_team(partition);
+        let found = teams.iter().any(|t| t.id == wanted && t.kind == TeamKind::Supervisor);
+        if !found {
+            let message = format!("no supervisor team '{wanted}' for escalations of {partition}");
+            problems.push(match span {
+                Some(span) => source.problem_at(span, message),
+                None => Problem::new(&source.path, None, message),
+            });
+        }
     }
 
     let platform = &file.platform;

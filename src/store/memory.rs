@@ -1,0 +1,843 @@
+//! The embedded store: the same semantics as the Redis store, held in this process's memory behind
+//! one lock. It is not durable (a restart forgets every ticket) and serves one instance only; it
+//! exists so that the service runs on a machine without Redis, and the service logs so at start.
+//!
+//! Every operation takes the lock once, so each transition is atomic like a Redis script, and the
+//! clock is this process's wall clock.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::Notify;
+
+use super::{
+    AgentStatus, Created, DEFAULT_CLAIM_INTERVAL_MS, Hold, Millis, NewTicket, Presence,
+    QueuePosition, QueueRef, QueueStats, ReapReport, StateCounts, StoreError, StoreSettings,
+    Ticket, TicketEvent, TicketState, TicketStore, estimate_wait_seconds, new_ticket_id,
+    partition_of, queue_score, supervisor_team,
+};
+use crate::routing::model::Urgency;
+
+/// Queue order key: (score as integer milliseconds with urgency, ticket id).
+type Place = (i64, String);
+
+#[derive(Default)]
+struct QueueStatsState {
+    counts: HashMap<&'static str, i64>,
+    last_claim_at: Option<Millis>,
+    claim_interval: Option<f64>,
+}
+
+#[derive(Default)]
+struct Feed {
+    next_seq: u64,
+    events: VecDeque<TicketEvent>,
+}
+
+#[derive(Default)]
+struct State {
+    tickets: HashMap<String, Ticket>,
+    history: HashMap<String, Vec<String>>,
+    calls: HashMap<(String, String), String>,
+    incidents: HashMap<(String, String), String>,
+    queues: HashMap<QueueRef, BTreeSet<Place>>,
+    leases: BTreeSet<(Millis, String)>,
+    fence: u64,
+    stats: HashMap<QueueRef, QueueStatsState>,
+    feeds: HashMap<QueueRef, Feed>,
+    expiries: BTreeSet<(Millis, String)>,
+    agents: HashMap<String, AgentStatus>,
+}
+
+/// The in-memory store. Cheap to clone: clones share the state.
+#[derive(Clone)]
+pub struct MemoryStore {
+    state: Arc<std::sync::Mutex<State>>,
+    feed_changed: Arc<Notify>,
+    settings: Arc<StoreSettings>,
+}
+
+fn now_ms() -> Millis {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as Millis)
+        .unwrap_or(0)
+}
+
+fn place(t: &Ticket) -> Place {
+    (
+        queue_score(t.urgency, t.enqueued_at) as i64,
+        t.ticket_id.clone(),
+    )
+}
+
+impl MemoryStore {
+    pub fn new(settings: StoreSettings) -> MemoryStore {
+        MemoryStore {
+            state: Arc::default(),
+            feed_changed: Arc::new(Notify::new()),
+            settings: Arc::new(settings),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding the lock would leave a half-applied transition; none of the
+        // sections below can panic, so the state behind a poisoned lock is still whole.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+impl State {
+    fn remember(&mut self, id: &str, t: Millis, line: String) {
+        self.history
+            .entry(id.to_owned())
+            .or_default()
+            .push(format!("{t} {line}"));
+    }
+
+    fn count(&mut self, queue: &QueueRef, state: TicketState, delta: i64) {
+        *self
+            .stats
+            .entry(queue.clone())
+            .or_default()
+            .counts
+            .entry(state.as_str())
+            .or_default() += delta;
+    }
+
+    fn emit(&mut self, queue: &QueueRef, kind: &str, id: &str, t: Millis, feed_length: u64) {
+        let Some(ticket) = self.tickets.get(id) else {
+            return;
+        };
+        let feed = self.feeds.entry(queue.clone()).or_default();
+        feed.next_seq += 1;
+        feed.events.push_back(TicketEvent {
+            event_id: format!("{t}-{}", feed.next_seq),
+            kind: kind.to_owned(),
+            ticket_id: id.to_owned(),
+            team_id: queue.team.clone(),
+            state: ticket.state.as_str().to_owned(),
+            urgency: ticket.urgency.as_str().to_owned(),
+            agent_id: ticket.agent_id.clone(),
+            at: t,
+        });
+        while feed.events.len() as u64 > feed_length {
+            feed.events.pop_front();
+        }
+    }
+
+    fn purge_expired(&mut self, t: Millis) {
+        while let Some((at, id)) = self.expiries.first().cloned() {
+            if at > t {
+                break;
+            }
+            self.expiries.pop_first();
+            if let Some(ticket) = self.tickets.remove(&id) {
+                let key = (ticket.partition.clone(), ticket.call_id.clone());
+                if self.calls.get(&key) == Some(&id) {
+                    self.calls.remove(&key);
+                }
+            }
+            self.history.remove(&id);
+        }
+    }
+
+    fn expire_closed(&mut self, id: &str, t: Millis, retention: Duration) {
+        self.expiries
+            .insert((t + retention.as_millis() as Millis, id.to_owned()));
+    }
+
+    fn position(&self, id: &str) -> Option<QueuePosition> {
+        let t = self.tickets.get(id)?;
+        if t.state != TicketState::Queued {
+            return None;
+        }
+        let queue = QueueRef::new(&t.partition, &t.team_id);
+        let rank = self.queues.get(&queue)?.range(..place(t)).count() as u64;
+        let interval = self
+            .stats
+            .get(&queue)
+            .and_then(|s| s.claim_interval)
+            .unwrap_or(DEFAULT_CLAIM_INTERVAL_MS);
+        Some(QueuePosition {
+            position: rank + 1,
+            estimated_wait_seconds: estimate_wait_seconds(rank + 1, interval),
+        })
+    }
+
+    /// The held ticket, if `hold` is its current, unexpired hold.
+    fn held(
+        &mut self,
+        id: &str,
+        hold: &Hold,
+        action: &'static str,
+        t: Millis,
+    ) -> Result<&mut Ticket, StoreError> {
+        let ticket = self
+            .tickets
+            .get_mut(id)
+            .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
+        if !ticket.state.is_held() {
+            return Err(StoreError::WrongState {
+                ticket_id: id.to_owned(),
+                state: ticket.state.as_str().to_owned(),
+                action,
+            });
+        }
+        let current = ticket.agent_id.as_deref() == Some(hold.agent_id.as_str())
+            && ticket.lease_token == hold.lease_token
+            && ticket.lease_expires_at.is_some_and(|e| e > t);
+        if !current {
+            return Err(StoreError::NotHolder(id.to_owned()));
+        }
+        Ok(ticket)
+    }
+
+    fn drop_hold(ticket: &mut Ticket) {
+        ticket.agent_id = None;
+        ticket.lease_token = 0;
+        ticket.lease_expires_at = None;
+    }
+
+    fn enqueue(&mut self, id: &str) {
+        if let Some(t) = self.tickets.get(id) {
+            let queue = QueueRef::new(&t.partition, &t.team_id);
+            let p = place(t);
+            self.queues.entry(queue).or_default().insert(p);
+        }
+    }
+}
+
+#[async_trait]
+impl TicketStore for MemoryStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn create(&self, new: NewTicket) -> Result<Created, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        s.purge_expired(t);
+        let call_key = (new.partition.clone(), new.call_id.clone());
+        if let Some(existing) = s.calls.get(&call_key).cloned()
+            && let Some(ticket) = s.tickets.get(&existing).cloned()
+        {
+            return Ok(Created {
+                position: s.position(&existing),
+                ticket,
+                duplicate: true,
+                joined_incident: false,
+            });
+        }
+        if let Some(incident) = &new.incident_id {
+            let key = (new.partition.clone(), incident.clone());
+            let open = s
+                .incidents
+                .get(&key)
+                .cloned()
+                .filter(|id| s.tickets.get(id).is_some_and(|t| !t.state.is_closed()));
+            if let Some(open) = open {
+                let team = {
+                    let ticket = s
+                        .tickets
+                        .get_mut(&open)
+                        .ok_or_else(|| StoreError::NotFound(open.clone()))?;
+                    ticket.incident_calls += 1;
+                    QueueRef::new(&ticket.partition, &ticket.team_id)
+                };
+                s.calls.insert(call_key, open.clone());
+                s.remember(&open, t, format!("incident call {}", new.call_id));
+                s.emit(&team, "incident_call", &open, t, self.settings.feed_length);
+                let ticket = s.tickets[&open].clone();
+                return Ok(Created {
+                    position: s.position(&open),
+                    ticket,
+                    duplicate: false,
+                    joined_incident: true,
+                });
+            }
+        }
+        let id = new_ticket_id(&new.partition);
+        let ticket = Ticket {
+            ticket_id: id.clone(),
+            call_id: new.call_id.clone(),
+            partition: new.partition.clone(),
+            state: TicketState::Queued,
+            cooperator_id: new.cooperator_id,
+            team_id: new.team_id.clone(),
+            urgency: new.urgency,
+            issue_type: new.issue_type,
+            building_id: new.building_id,
+            incident_id: new.incident_id.clone(),
+            incident_calls: 1,
+            agent_id: None,
+            lease_token: 0,
+            lease_expires_at: None,
+            attempts: 0,
+            created_at: t,
+            enqueued_at: t,
+            sla_due_at: new.sla_due_at,
+            claimed_at: None,
+            closed_at: None,
+            resolution: None,
+            escalation_team: new.escalation_team,
+            escalated: false,
+            transferred_from: None,
+            moved_to: None,
+            details: new.details,
+        };
+        let queue = QueueRef::new(&new.partition, &new.team_id);
+        s.tickets.insert(id.clone(), ticket);
+        s.enqueue(&id);
+        s.calls.insert(call_key, id.clone());
+        if let Some(incident) = new.incident_id {
+            s.incidents
+                .insert((new.partition.clone(), incident), id.clone());
+        }
+        s.remember(&id, t, format!("created in {}", new.team_id));
+        s.count(&queue, TicketState::Queued, 1);
+        s.emit(&queue, "created", &id, t, self.settings.feed_length);
+        drop(s);
+        self.feed_changed.notify_waiters();
+        let s = self.lock();
+        Ok(Created {
+            ticket: s.tickets[&id].clone(),
+            duplicate: false,
+            joined_incident: false,
+            position: s.position(&id),
+        })
+    }
+
+    async fn claim_next(
+        &self,
+        agent_id: &str,
+        queues: &[QueueRef],
+        lease: Duration,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        let best = queues
+            .iter()
+            .filter_map(|q| {
+                s.queues
+                    .get(q)
+                    .and_then(|set| set.first())
+                    .map(|p| (p.clone(), q.clone()))
+            })
+            .min();
+        let Some((p, queue)) = best else {
+            return Ok(None);
+        };
+        if let Some(set) = s.queues.get_mut(&queue) {
+            set.remove(&p);
+        }
+        s.fence += 1;
+        let token = s.fence;
+        let expires = t + lease.as_millis() as Millis;
+        let id = p.1;
+        {
+            let ticket = s
+                .tickets
+                .get_mut(&id)
+                .ok_or_else(|| StoreError::NotFound(id.clone()))?;
+            ticket.state = TicketState::Reserved;
+            ticket.agent_id = Some(agent_id.to_owned());
+            ticket.lease_token = token;
+            ticket.lease_expires_at = Some(expires);
+            ticket.claimed_at = Some(t);
+        }
+        s.leases.insert((expires, id.clone()));
+        let stats = s.stats.entry(queue.clone()).or_default();
+        if let Some(last) = stats.last_claim_at {
+            let gap = (t - last).min(3_600_000) as f64;
+            stats.claim_interval = Some(
+                stats
+                    .claim_interval
+                    .map_or(gap, |prev| (prev * 0.8 + gap * 0.2).floor()),
+            );
+        }
+        stats.last_claim_at = Some(t);
+        s.count(&queue, TicketState::Queued, -1);
+        s.count(&queue, TicketState::Reserved, 1);
+        s.remember(&id, t, format!("claimed by {agent_id} lease {token}"));
+        s.emit(&queue, "claimed", &id, t, self.settings.feed_length);
+        let ticket = s.tickets[&id].clone();
+        drop(s);
+        self.feed_changed.notify_waiters();
+        Ok(Some(ticket))
+    }
+
+    async fn accept(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        lease: Duration,
+    ) -> Result<Ticket, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        let expires = t + lease.as_millis() as Millis;
+        let ticket = s.held(ticket_id, hold, "accept", t)?;
+        let was = ticket.state;
+        let previous_expiry = ticket.lease_expires_at;
+        ticket.state = TicketState::InProgress;
+        ticket.lease_expires_at = Some(expires);
+        let queue = QueueRef::new(&ticket.partition, &ticket.team_id);
+        if let Some(previous) = previous_expiry {
+            s.leases.remove(&(previous, ticket_id.to_owned()));
+        }
+        s.leases.insert((expires, ticket_id.to_owned()));
+        if was == TicketState::Reserved {
+            s.count(&queue, TicketState::Reserved, -1);
+            s.count(&queue, TicketState::InProgress, 1);
+            s.remember(ticket_id, t, format!("accepted by {}", hold.agent_id));
+            s.emit(&queue, "accepted", ticket_id, t, self.settings.feed_length);
+        }
+        let ticket = s.tickets[ticket_id].clone();
+        drop(s);
+        self.feed_changed.notify_waiters();
+        Ok(ticket)
+    }
+
+    async fn complete(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+    ) -> Result<Ticket, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        let ticket = s.held(ticket_id, hold, "complete", t)?;
+        let was = ticket.state;
+        let expiry = ticket.lease_expires_at;
+        ticket.state = TicketState::Completed;
+        ticket.closed_at = Some(t);
+        ticket.resolution = Some(resolution.to_owned());
+        ticket.lease_expires_at = None;
+        let queue = QueueRef::new(&ticket.partition, &ticket.team_id);
+        let incident = ticket
+            .incident_id
+            .clone()
+            .map(|i| (ticket.partition.clone(), i));
+        if let Some(e) = expiry {
+            s.leases.remove(&(e, ticket_id.to_owned()));
+        }
+        if let Some(key) = incident
+            && s.incidents.get(&key).map(String::as_str) == Some(ticket_id)
+        {
+            s.incidents.remove(&key);
+        }
+        s.count(&queue, was, -1);
+        s.count(&queue, TicketState::Completed, 1);
+        s.remember(
+            ticket_id,
+            t,
+            format!("completed by {}: {resolution}", hold.agent_id),
+        );
+        s.emit(&queue, "completed", ticket_id, t, self.settings.feed_length);
+        s.expire_closed(ticket_id, t, self.settings.retention);
+        let ticket = s.tickets[ticket_id].clone();
+        drop(s);
+        self.feed_changed.notify_waiters();
+        Ok(ticket)
+    }
+
+    async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        let ticket = s.held(ticket_id, hold, "release", t)?;
+        let was = ticket.state;
+        let expiry = ticket.lease_expires_at;
+        ticket.state = TicketState::Queued;
+        State::drop_hold(ticket);
+        let queue = QueueRef::new(&ticket.partition, &ticket.team_id);
+        if let Some(e) = expiry {
+            s.leases.remove(&(e, ticket_id.to_owned()));
+        }
+        s.enqueue(ticket_id);
+        s.count(&queue, was, -1);
+        s.count(&queue, TicketState::Queued, 1);
+        s.remember(ticket_id, t, format!("released by {}", hold.agent_id));
+        s.emit(&queue, "released", ticket_id, t, self.settings.feed_length);
+        let ticket = s.tickets[ticket_id].clone();
+        drop(s);
+        self.feed_changed.notify_waiters();
+        Ok(ticket)
+    }
+
+    async fn transfer(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        to: &QueueRef,
+        urgency: Option<Urgency>,
+    ) -> Result<Ticket, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        let ticket = s.held(ticket_id, hold, "transfer", t)?;
+        let was = ticket.state;
+        let expiry = ticket.lease_expires_at;
+        let from = QueueRef::new(&ticket.partition, &ticket.team_id);
+        if let Some(raised) = urgency {
+            ticket.urgency = ticket.urgency.min(raised);
+        }
+        if let Some(e) = expiry {
+            s.leases.remove(&(e, ticket_id.to_owned()));
+        }
+        s.count(&from, was, -1);
+        if to.partition == from.partition {
+            let ticket = s
+                .tickets
+                .get_mut(ticket_id)
+                .ok_or_else(|| StoreError::NotFound(ticket_id.to_owned()))?;
+            ticket.state = TicketState::Queued;
+            ticket.team_id = to.team.clone();
+            State::drop_hold(ticket);
+            s.enqueue(ticket_id);
+            s.count(to, TicketState::Queued, 1);
+            s.remember(
+                ticket_id,
+                t,
+                format!(
+                    "transferred by {} from {} to {}",
+                    hold.agent_id, from.team, to.team
+                ),
+            );
+            s.emit(
+                &from,
+                "transferred_out",
+                ticket_id,
+                t,
+                self.settings.feed_length,
+            );
+            s.emit(
+                to,
+                "transferred_in",
+                ticket_id,
+                t,
+                self.settings.feed_length,
+            );
+            let ticket = s.tickets[ticket_id].clone();
+            drop(s);
+            self.feed_changed.notify_waiters();
+            return Ok(ticket);
+        }
+        // Another partition: a new ticket there, a MOVED stub here — in one step, under the lock.
+        let new_id = new_ticket_id(&to.partition);
+        let mut moved = s.tickets[ticket_id].clone();
+        moved.ticket_id = new_id.clone();
+        moved.partition = to.partition.clone();
+        moved.cooperator_id =
+            (to.partition != super::PLATFORM_PARTITION).then(|| to.partition.clone());
+        moved.team_id = to.team.clone();
+        moved.state = TicketState::Queued;
+        moved.incident_id = None;
+        moved.escalation_team = supervisor_team(&to.partition);
+        moved.transferred_from = Some(ticket_id.to_owned());
+        State::drop_hold(&mut moved);
+        let mut history = s.history.get(ticket_id).cloned().unwrap_or_default();
+        history.push(format!(
+            "{t} transfer by {} to {}/{}",
+            hold.agent_id, to.partition, to.team
+        ));
+        s.history.insert(new_id.clone(), history);
+        s.remember(&new_id, t, format!("moved in from {ticket_id}"));
+        s.tickets.insert(new_id.clone(), moved);
+        s.enqueue(&new_id);
+        let call_id = s.tickets[&new_id].call_id.clone();
+        s.calls
+            .entry((to.partition.clone(), call_id))
+            .or_insert_with(|| new_id.clone());
+        s.count(to, TicketState::Queued, 1);
+        s.emit(to, "transferred_in", &new_id, t, self.settings.feed_length);
+        {
+            let stub = s
+                .tickets
+                .get_mut(ticket_id)
+                .ok_or_else(|| StoreError::NotFound(ticket_id.to_owned()))?;
+            stub.state = TicketState::Moved;
+            stub.moved_to = Some(new_id.clone());
+            stub.closed_at = Some(t);
+            State::drop_hold(stub);
+        }
+        s.remember(ticket_id, t, format!("moved to {new_id}"));
+        s.emit(
+            &from,
+            "transferred_out",
+            ticket_id,
+            t,
+            self.settings.feed_length,
+        );
+        s.expire_closed(ticket_id, t, self.settings.retention);
+        let ticket = s.tickets[&new_id].clone();
+        drop(s);
+        self.feed_changed.notify_waiters();
+        Ok(ticket)
+    }
+
+    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        let ticket = s
+            .tickets
+            .get_mut(ticket_id)
+            .ok_or_else(|| StoreError::NotFound(ticket_id.to_owned()))?;
+        match ticket.state {
+            TicketState::Cancelled => return Ok(ticket.clone()),
+            TicketState::Queued => {}
+            other => {
+                return Err(StoreError::WrongState {
+                    ticket_id: ticket_id.to_owned(),
+                    state: other.as_str().to_owned(),
+                    action: "cancel",
+                });
+            }
+        }
+        let p = place(ticket);
+        ticket.state = TicketState::Cancelled;
+        ticket.closed_at = Some(t);
+        let queue = QueueRef::new(&ticket.partition, &ticket.team_id);
+        let incident = ticket
+            .incident_id
+            .clone()
+            .map(|i| (ticket.partition.clone(), i));
+        if let Some(set) = s.queues.get_mut(&queue) {
+            set.remove(&p);
+        }
+        if let Some(key) = incident
+            && s.incidents.get(&key).map(String::as_str) == Some(ticket_id)
+        {
+            s.incidents.remove(&key);
+        }
+        s.count(&queue, TicketState::Queued, -1);
+        s.count(&queue, TicketState::Cancelled, 1);
+        s.remember(ticket_id, t, "cancelled".to_owned());
+        s.emit(&queue, "cancelled", ticket_id, t, self.settings.feed_length);
+        s.expire_closed(ticket_id, t, self.settings.retention);
+        let ticket = s.tickets[ticket_id].clone();
+        drop(s);
+        self.feed_changed.notify_waiters();
+        Ok(ticket)
+    }
+
+    async fn get(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError> {
+        let mut s = self.lock();
+        s.purge_expired(now_ms());
+        Ok(s.tickets.get(ticket_id).cloned())
+    }
+
+    async fn history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
+        partition_of(ticket_id)?;
+        Ok(self
+            .lock()
+            .history
+            .get(ticket_id)
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    async fn list_queued(&self, queue: &QueueRef, limit: usize) -> Result<Vec<Ticket>, StoreError> {
+        let s = self.lock();
+        Ok(s.queues
+            .get(queue)
+            .map(|set| {
+                set.iter()
+                    .take(limit.max(1))
+                    .filter_map(|(_, id)| s.tickets.get(id).cloned())
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn position(&self, ticket_id: &str) -> Result<Option<QueuePosition>, StoreError> {
+        let s = self.lock();
+        if !s.tickets.contains_key(ticket_id) {
+            return Err(StoreError::NotFound(ticket_id.to_owned()));
+        }
+        Ok(s.position(ticket_id))
+    }
+
+    async fn queue_stats(
+        &self,
+        queues: &[QueueRef],
+    ) -> Result<(Vec<QueueStats>, Vec<(QueueRef, StateCounts)>), StoreError> {
+        let t = now_ms();
+        let s = self.lock();
+        let mut stats = Vec::new();
+        let mut counts = Vec::new();
+        for q in queues {
+            for urgency in Urgency::ALL {
+                let waiting: Vec<&Ticket> = s
+                    .queues
+                    .get(q)
+                    .map(|set| {
+                        set.iter()
+                            .filter_map(|(_, id)| s.tickets.get(id))
+                            .filter(|t| t.urgency == urgency)
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                stats.push(QueueStats {
+                    queue: q.clone(),
+                    urgency,
+                    depth: waiting.len() as u64,
+                    oldest_wait_ms: waiting.iter().map(|w| t - w.enqueued_at).max(),
+                });
+            }
+            let n = |state: TicketState| {
+                s.stats
+                    .get(q)
+                    .and_then(|st| st.counts.get(state.as_str()))
+                    .copied()
+                    .unwrap_or(0)
+                    .max(0) as u64
+            };
+            counts.push((
+                q.clone(),
+                StateCounts {
+                    queued: n(TicketState::Queued),
+                    reserved: n(TicketState::Reserved),
+                    in_progress: n(TicketState::InProgress),
+                    completed: n(TicketState::Completed),
+                    cancelled: n(TicketState::Cancelled),
+                },
+            ));
+        }
+        Ok((stats, counts))
+    }
+
+    async fn reap(&self, partition: &str) -> Result<ReapReport, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        s.purge_expired(t);
+        let due: Vec<(Millis, String)> = s
+            .leases
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .filter(|(_, id)| s.tickets.get(id).is_some_and(|x| x.partition == partition))
+            .cloned()
+            .collect();
+        let mut report = ReapReport::default();
+        for (at, id) in due {
+            s.leases.remove(&(at, id.clone()));
+            let Some(ticket) = s.tickets.get_mut(&id) else {
+                continue;
+            };
+            if !ticket.state.is_held() {
+                continue;
+            }
+            let was = ticket.state;
+            let holder = ticket.agent_id.clone().unwrap_or_default();
+            let from = QueueRef::new(&ticket.partition, &ticket.team_id);
+            ticket.attempts += 1;
+            let escalate = ticket.attempts >= self.settings.max_attempts
+                && !ticket.escalation_team.is_empty()
+                && ticket.escalation_team != ticket.team_id;
+            if escalate {
+                ticket.team_id = ticket.escalation_team.clone();
+                ticket.escalated = true;
+            }
+            ticket.state = TicketState::Queued;
+            State::drop_hold(ticket);
+            let attempts = ticket.attempts;
+            let to = QueueRef::new(&ticket.partition, &ticket.team_id);
+            s.enqueue(&id);
+            s.count(&from, was, -1);
+            s.count(&to, TicketState::Queued, 1);
+            s.remember(
+                &id,
+                t,
+                format!("lease of {holder} expired, attempt {attempts}"),
+            );
+            s.emit(&from, "lease_expired", &id, t, self.settings.feed_length);
+            if escalate {
+                s.remember(&id, t, format!("escalated to {}", to.team));
+                s.emit(&to, "escalated", &id, t, self.settings.feed_length);
+                report.escalated += 1;
+            }
+            report.expired += 1;
+        }
+        drop(s);
+        if report.expired > 0 {
+            self.feed_changed.notify_waiters();
+        }
+        Ok(report)
+    }
+
+    async fn read_events(
+        &self,
+        queue: &QueueRef,
+        after: Option<&str>,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        let after_seq = match after {
+            None => 0,
+            Some(id) => id
+                .split_once('-')
+                .and_then(|(_, seq)| seq.parse::<u64>().ok())
+                .ok_or_else(|| StoreError::Invalid(format!("feed position '{id}'")))?,
+        };
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        loop {
+            let notified = self.feed_changed.notified();
+            let events: Vec<TicketEvent> = {
+                let s = self.lock();
+                s.feeds
+                    .get(queue)
+                    .map(|f| {
+                        f.events
+                            .iter()
+                            .filter(|e| {
+                                e.event_id
+                                    .split_once('-')
+                                    .and_then(|(_, q)| q.parse::<u64>().ok())
+                                    .unwrap_or(0)
+                                    > after_seq
+                            })
+                            .take(limit.clamp(1, 1000))
+                            .cloned()
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            };
+            match deadline {
+                Some(deadline) if events.is_empty() && tokio::time::Instant::now() < deadline => {
+                    let _ = tokio::time::timeout_at(deadline, notified).await;
+                }
+                _ => return Ok(events),
+            }
+        }
+    }
+
+    async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        let mut seen = agent.clone();
+        seen.last_seen = now_ms();
+        s.agents.insert(agent.agent_id.clone(), seen);
+        Ok(())
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
+        let t = now_ms();
+        let ttl = self.settings.presence_ttl.as_millis() as Millis;
+        let s = self.lock();
+        let mut agents: Vec<AgentStatus> = s
+            .agents
+            .values()
+            .map(|a| AgentStatus {
+                presence: if t - a.last_seen > ttl {
+                    Presence::Offline
+                } else {
+                    a.presence
+                },
+                ..a.clone()
+            })
+            .collect();
+        agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
+        Ok(agents)
+    }
+}

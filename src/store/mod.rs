@@ -1,0 +1,480 @@
+//! Queue state: the ticket lifecycle, held in a store shared by every callrouter instance.
+//!
+//! `QUEUED → RESERVED (claimed, under a lease) → IN_PROGRESS (accepted) → COMPLETED`, with
+//! `CANCELLED` (the caller hung up while queued), release (back to its original place), transfer
+//! (same ticket, new queue), lease expiry (back to its original place, `attempts + 1`) and
+//! escalation to the cooperator's supervisor queue after too many attempts.
+//!
+//! Invariants every implementation keeps, under any interleaving, crash or retry:
+//! - a created ticket is never lost; `create` is idempotent by `call_id` within a partition;
+//! - a ticket is in at most one queue and held by at most one agent; every hold carries a fencing
+//!   token, and a stale holder (expired or released lease) can no longer change the ticket;
+//! - queues are ordered by urgency, then by the time the ticket first entered a queue;
+//! - every transition is one atomic step timed by the store's clock, and appends an event to the
+//!   team's feed.
+//!
+//! **Partitions.** Tickets live in the partition of their cooperator (`touraine-logement`), or in
+//! `platform` when the call was not located to one cooperator. A retry of a call is located the
+//! same way (locating does not depend on the time), so its idempotency key is in the same
+//! partition. A ticket id starts with its partition (`touraine-logement-…`), so actions that take
+//! only a ticket id know where to go. Shared teams (contractors) have one queue per partition; an
+//! agent serving them claims across partitions (see [`redis`] for how, without a cross-slot step).
+//! Moving a ticket to another partition (platform triage handing a call to a cooperator) keeps its
+//! call, creation time, place, attempts and history under a new id; the old id answers with
+//! `MOVED` and the new id.
+
+pub mod memory;
+pub mod redis;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use crate::routing::model::Urgency;
+
+/// The partition of tickets not located to one cooperator.
+pub const PLATFORM_PARTITION: &str = "platform";
+
+/// Milliseconds since the Unix epoch, by the store's clock.
+pub type Millis = i64;
+
+/// A team's queue within a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueRef {
+    pub partition: String,
+    pub team: String,
+}
+
+impl QueueRef {
+    pub fn new(partition: &str, team: &str) -> QueueRef {
+        QueueRef {
+            partition: partition.to_owned(),
+            team: team.to_owned(),
+        }
+    }
+}
+
+/// Where a ticket is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum TicketState {
+    Queued,
+    Reserved,
+    InProgress,
+    Completed,
+    Cancelled,
+    /// Being moved to another partition (not claimable; finished by the mover or the reaper).
+    Moving,
+    /// Moved to another partition: `moved_to` names the ticket there.
+    Moved,
+}
+
+impl TicketState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TicketState::Queued => "QUEUED",
+            TicketState::Reserved => "RESERVED",
+            TicketState::InProgress => "IN_PROGRESS",
+            TicketState::Completed => "COMPLETED",
+            TicketState::Cancelled => "CANCELLED",
+            TicketState::Moving => "MOVING",
+            TicketState::Moved => "MOVED",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<TicketState> {
+        Some(match text {
+            "QUEUED" => TicketState::Queued,
+            "RESERVED" => TicketState::Reserved,
+            "IN_PROGRESS" => TicketState::InProgress,
+            "COMPLETED" => TicketState::Completed,
+            "CANCELLED" => TicketState::Cancelled,
+            "MOVING" => TicketState::Moving,
+            "MOVED" => TicketState::Moved,
+            _ => return None,
+        })
+    }
+
+    /// States counted per team in queue statistics.
+    pub const COUNTED: [TicketState; 5] = [
+        TicketState::Queued,
+        TicketState::Reserved,
+        TicketState::InProgress,
+        TicketState::Completed,
+        TicketState::Cancelled,
+    ];
+
+    pub fn is_held(self) -> bool {
+        matches!(self, TicketState::Reserved | TicketState::InProgress)
+    }
+
+    pub fn is_closed(self) -> bool {
+        matches!(
+            self,
+            TicketState::Completed | TicketState::Cancelled | TicketState::Moved
+        )
+    }
+}
+
+/// What the routing decision gives the store to create a ticket.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewTicket {
+    pub call_id: String,
+    pub partition: String,
+    pub cooperator_id: Option<String>,
+    pub team_id: String,
+    pub urgency: Urgency,
+    pub issue_type: String,
+    pub building_id: Option<String>,
+    /// Building-wide issue: a call for an incident already open joins it.
+    pub incident_id: Option<String>,
+    /// When the ticket must be handled by (from the urgency and the calendar).
+    pub sla_due_at: Millis,
+    /// The team a ticket escalates to after too many expired leases.
+    pub escalation_team: String,
+    /// Opaque details kept with the ticket (the routing decision, as JSON).
+    pub details: String,
+}
+
+/// A ticket as the store holds it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ticket {
+    pub ticket_id: String,
+    pub call_id: String,
+    pub partition: String,
+    pub state: TicketState,
+    pub cooperator_id: Option<String>,
+    pub team_id: String,
+    pub urgency: Urgency,
+    pub issue_type: String,
+    pub building_id: Option<String>,
+    pub incident_id: Option<String>,
+    /// Calls grouped into this ticket as one building-wide incident (1 for an ordinary ticket).
+    pub incident_calls: u32,
+    pub agent_id: Option<String>,
+    /// Fencing token of the current hold (0 when not held).
+    pub lease_token: u64,
+    pub lease_expires_at: Option<Millis>,
+    pub attempts: u32,
+    pub created_at: Millis,
+    /// When the ticket first entered a queue: its place among tickets of the same urgency.
+    pub enqueued_at: Millis,
+    pub sla_due_at: Millis,
+    pub claimed_at: Option<Millis>,
+    pub closed_at: Option<Millis>,
+    pub resolution: Option<String>,
+    pub escalation_team: String,
+    pub escalated: bool,
+    pub transferred_from: Option<String>,
+    pub moved_to: Option<String>,
+    pub details: String,
+}
+
+/// Who holds a ticket: the agent and the fencing token its claim returned.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hold {
+    pub agent_id: String,
+    pub lease_token: u64,
+}
+
+/// The outcome of `create`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Created {
+    pub ticket: Ticket,
+    /// The call was already known: this is the ticket created for it before.
+    pub duplicate: bool,
+    /// The call joined an open building-wide incident instead of creating work.
+    pub joined_incident: bool,
+    pub position: Option<QueuePosition>,
+}
+
+/// A ticket's place in its queue, for announcements.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct QueuePosition {
+    /// 1 for the next ticket to be claimed.
+    pub position: u64,
+    pub estimated_wait_seconds: u64,
+}
+
+/// Statistics of one queue and urgency.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueStats {
+    pub queue: QueueRef,
+    pub urgency: Urgency,
+    pub depth: u64,
+    /// How long the oldest waiting ticket of this urgency has waited.
+    pub oldest_wait_ms: Option<Millis>,
+}
+
+/// Counts of tickets by state for one queue (totals since the store began for closed states).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct StateCounts {
+    pub queued: u64,
+    pub reserved: u64,
+    pub in_progress: u64,
+    pub completed: u64,
+    pub cancelled: u64,
+}
+
+/// What a reaper pass did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ReapReport {
+    /// Leases that expired: their tickets went back to their queue.
+    pub expired: u64,
+    /// Of those, tickets that reached the attempt limit and went to the supervisor queue.
+    pub escalated: u64,
+    /// Interrupted moves between partitions that were finished.
+    pub moves_finished: u64,
+}
+
+/// A transition, as it appears in a team's feed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TicketEvent {
+    /// Position in the team's feed; read from here to resume.
+    pub event_id: String,
+    pub kind: String,
+    pub ticket_id: String,
+    pub team_id: String,
+    pub state: String,
+    pub urgency: String,
+    pub agent_id: Option<String>,
+    pub at: Millis,
+}
+
+/// An agent's presence as its desk reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Presence {
+    Available,
+    Busy,
+    WrapUp,
+    Break,
+    Offline,
+}
+
+impl Presence {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Presence::Available => "AVAILABLE",
+            Presence::Busy => "BUSY",
+            Presence::WrapUp => "WRAP_UP",
+            Presence::Break => "BREAK",
+            Presence::Offline => "OFFLINE",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Presence> {
+        Some(match text {
+            "AVAILABLE" => Presence::Available,
+            "BUSY" => Presence::Busy,
+            "WRAP_UP" => Presence::WrapUp,
+            "BREAK" => Presence::Break,
+            "OFFLINE" => Presence::Offline,
+            _ => return None,
+        })
+    }
+}
+
+/// An agent as the presence registry knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentStatus {
+    pub agent_id: String,
+    /// The cooperator the agent works for, or the platform.
+    pub partition: String,
+    pub teams: Vec<String>,
+    /// `Offline` once the desk stopped sending heartbeats for longer than the TTL.
+    pub presence: Presence,
+    pub last_seen: Millis,
+}
+
+/// Settings shared by store implementations.
+#[derive(Debug, Clone)]
+pub struct StoreSettings {
+    /// Prefix of every key, so several deployments can share a Redis.
+    pub namespace: String,
+    /// Expired leases before a ticket escalates to its supervisor queue.
+    pub max_attempts: u32,
+    /// How long completed and cancelled tickets are kept (then purged: personal data).
+    pub retention: Duration,
+    /// Events kept per team feed (approximately, for Redis).
+    pub feed_length: u64,
+    /// How long an agent stays present without a heartbeat.
+    pub presence_ttl: Duration,
+    /// How long one store operation may take before it fails with `Timeout`.
+    pub operation_timeout: Duration,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        StoreSettings {
+            namespace: "callrouter".to_owned(),
+            max_attempts: 3,
+            retention: Duration::from_secs(30 * 24 * 3600),
+            feed_length: 10_000,
+            presence_ttl: Duration::from_secs(30),
+            operation_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// A store operation that failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    #[error("no ticket {0}")]
+    NotFound(String),
+    #[error("ticket {0} is not held by this agent under this lease (stale or foreign hold)")]
+    NotHolder(String),
+    #[error("ticket {ticket_id} is {state}: cannot {action}")]
+    WrongState {
+        ticket_id: String,
+        state: String,
+        action: &'static str,
+    },
+    #[error("invalid store request: {0}")]
+    Invalid(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("store operation timed out")]
+    Timeout,
+    #[error("unexpected store reply: {0}")]
+    Corrupt(String),
+}
+
+/// The queue store the service uses. Every method is one atomic step (one round trip for Redis),
+/// except `claim_next` across partitions and `transfer` across partitions, which are sequences
+/// of atomic steps whose intermediate states are safe (see each implementation).
+#[async_trait]
+pub trait TicketStore: Send + Sync + 'static {
+    /// Whether the store answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Creates the ticket of a call, or returns the one created before for the same call id, or
+    /// joins the open incident of the same building and group.
+    async fn create(&self, new: NewTicket) -> Result<Created, StoreError>;
+
+    /// Claims the most urgent, longest-waiting ticket across the queues, under a lease.
+    async fn claim_next(
+        &self,
+        agent_id: &str,
+        queues: &[QueueRef],
+        lease: Duration,
+    ) -> Result<Option<Ticket>, StoreError>;
+
+    /// `RESERVED → IN_PROGRESS`, renewing the lease.
+    async fn accept(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        lease: Duration,
+    ) -> Result<Ticket, StoreError>;
+
+    /// `RESERVED | IN_PROGRESS → COMPLETED`.
+    async fn complete(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+    ) -> Result<Ticket, StoreError>;
+
+    /// Back to its queue, at its original place.
+    async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError>;
+
+    /// To another team's queue (another partition's when `to.partition` differs), keeping the
+    /// ticket's place in time and its history. `urgency` may raise the ticket's urgency.
+    async fn transfer(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        to: &QueueRef,
+        urgency: Option<Urgency>,
+    ) -> Result<Ticket, StoreError>;
+
+    /// `QUEUED → CANCELLED` (the caller hung up before pickup). Cancelling twice is not an error.
+    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError>;
+
+    async fn get(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError>;
+
+    /// The history of a ticket: one line per transition, oldest first.
+    async fn history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Waiting tickets of a queue, in claim order.
+    async fn list_queued(&self, queue: &QueueRef, limit: usize) -> Result<Vec<Ticket>, StoreError>;
+
+    /// Position and estimated wait of a queued ticket.
+    async fn position(&self, ticket_id: &str) -> Result<Option<QueuePosition>, StoreError>;
+
+    /// Depth and oldest wait per queue and urgency, and counts by state per queue.
+    async fn queue_stats(
+        &self,
+        queues: &[QueueRef],
+    ) -> Result<(Vec<QueueStats>, Vec<(QueueRef, StateCounts)>), StoreError>;
+
+    /// Returns expired leases of a partition to their queues and finishes interrupted moves.
+    async fn reap(&self, partition: &str) -> Result<ReapReport, StoreError>;
+
+    /// Events of a team's feed after `after` (from the start when `None`), waiting up to `wait`
+    /// for one when there are none yet.
+    async fn read_events(
+        &self,
+        queue: &QueueRef,
+        after: Option<&str>,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<TicketEvent>, StoreError>;
+
+    /// Records an agent's presence; the desk calls it at least once per presence TTL.
+    async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError>;
+
+    /// Every agent seen within the retention of presence, offline ones included.
+    async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+}
+
+/// The partition a ticket id belongs to (ids are `<partition>-<unique>`).
+pub fn partition_of(ticket_id: &str) -> Result<&str, StoreError> {
+    match ticket_id.rsplit_once('-') {
+        Some((partition, unique)) if !partition.is_empty() && !unique.is_empty() => Ok(partition),
+        _ => Err(StoreError::NotFound(ticket_id.to_owned())),
+    }
+}
+
+/// A new ticket id in a partition: the partition, then 16 hex digits that are unique with
+/// overwhelming probability (time, process and a counter, mixed).
+pub fn new_ticket_id(partition: &str) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let seed = nanos
+        ^ (u64::from(std::process::id()) << 40)
+        ^ COUNTER
+            .fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    let mut rng = crate::datagen::Rng::new(seed);
+    format!("{partition}-{:016x}", rng.next_u64())
+}
+
+/// The queue order of a ticket: urgency first, then the time it first entered a queue.
+pub fn queue_score(urgency: Urgency, enqueued_at: Millis) -> f64 {
+    let rank = match urgency {
+        Urgency::U1 => 1.0,
+        Urgency::U2 => 2.0,
+        Urgency::U3 => 3.0,
+    };
+    rank * 1e13 + enqueued_at as f64
+}
+
+/// Estimated wait for a position, from the team's recent interval between claims.
+pub fn estimate_wait_seconds(position: u64, claim_interval_ms: f64) -> u64 {
+    ((position as f64 * claim_interval_ms) / 1000.0).ceil() as u64
+}
+
+/// The claim interval assumed for a queue that has not been claimed from yet.
+pub const DEFAULT_CLAIM_INTERVAL_MS: f64 = 120_000.0;
+
+/// The team a partition's tickets escalate to after too many expired leases.
+pub fn supervisor_team(partition: &str) -> String {
+    format!("{partition}.supervisor")
+}

@@ -1,0 +1,37 @@
+-- claim: the most urgent, longest-waiting ticket across the given queues of one partition.
+-- KEYS: the queues. ARGV[4..]: agent id, lease (ms).
+local t = now_ms()
+local best, best_score, best_queue
+for _, queue in ipairs(KEYS) do
+  local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+  if head[1] then
+    local s = tonumber(head[2])
+    if not best_score or s < best_score then
+      best, best_score, best_queue = head[1], s, queue
+    end
+  end
+end
+if not best then
+  return false
+end
+redis.call('ZREM', best_queue, best)
+local token = redis.call('INCR', P .. 'fence')
+local expires = t + tonumber(ARGV[5])
+redis.call('HSET', tkey(best), 'state', 'RESERVED', 'agent_id', ARGV[4], 'lease_token', token,
+  'lease_expires_at', expires, 'claimed_at', t)
+redis.call('ZADD', P .. 'leases', expires, best)
+local team = redis.call('HGET', tkey(best), 'team_id')
+-- The interval between claims (moving average) gives the expected wait of later callers.
+local stats = skey(team)
+local last = tonumber(redis.call('HGET', stats, 'last_claim_at') or '0')
+if last > 0 then
+  local gap = math.min(t - last, 3600000)
+  local previous = tonumber(redis.call('HGET', stats, 'claim_interval') or gap)
+  redis.call('HSET', stats, 'claim_interval', math.floor(previous * 0.8 + gap * 0.2))
+end
+redis.call('HSET', stats, 'last_claim_at', t)
+count(team, 'QUEUED', -1)
+count(team, 'RESERVED', 1)
+remember(best, t, 'claimed by ' .. ARGV[4] .. ' lease ' .. token)
+emit(team, 'claimed', best, t)
+return redis.call('HGETALL', tkey(best))

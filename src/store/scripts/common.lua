@@ -1,0 +1,76 @@
+-- Shared prelude of every callrouter script (prepended at build time).
+-- ARGV[1] is the partition's key prefix, "<namespace>:{<partition>}:", so every key a script builds
+-- carries the same hash tag and the script touches one Redis Cluster slot.
+-- ARGV[2] is the length of team feeds, ARGV[3] the retention of closed tickets in milliseconds.
+local P = ARGV[1]
+local FEED = tonumber(ARGV[2])
+local RETENTION = tonumber(ARGV[3])
+
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+local function score(urgency, enqueued_at)
+  return tonumber(urgency) * 1e13 + tonumber(enqueued_at)
+end
+
+local function tkey(id) return P .. 't:' .. id end
+local function hkey(id) return P .. 'h:' .. id end
+local function qkey(team) return P .. 'q:' .. team end
+local function ekey(team) return P .. 'ev:' .. team end
+local function skey(team) return P .. 's:' .. team end
+
+local function count(team, state, delta)
+  redis.call('HINCRBY', skey(team), state, delta)
+end
+
+local function remember(id, t, line)
+  redis.call('RPUSH', hkey(id), t .. ' ' .. line)
+end
+
+local function emit(team, kind, id, t)
+  local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id')
+  redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
+    'kind', kind, 'ticket_id', id, 'team_id', team, 'state', h[1] or '',
+    'urgency', h[2] or '', 'agent_id', h[3] or '', 'at', t)
+end
+
+-- Closed tickets, their history and their call key are purged after the retention.
+local function expire_closed(id)
+  local call = redis.call('HGET', tkey(id), 'call_id')
+  redis.call('PEXPIRE', tkey(id), RETENTION)
+  redis.call('PEXPIRE', hkey(id), RETENTION)
+  if call and redis.call('GET', P .. 'call:' .. call) == id then
+    redis.call('PEXPIRE', P .. 'call:' .. call, RETENTION)
+  end
+end
+
+-- Refuses anyone but the current holder, under an unexpired lease (fencing).
+local function check_hold(id, agent, token, action, t)
+  local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at')
+  if not h[1] then
+    return redis.error_reply('CR_NOT_FOUND ' .. id)
+  end
+  if h[1] ~= 'RESERVED' and h[1] ~= 'IN_PROGRESS' then
+    return redis.error_reply('CR_WRONG_STATE ' .. h[1] .. ' ' .. action)
+  end
+  if h[2] ~= agent or h[3] ~= token or tonumber(h[4]) <= t then
+    return redis.error_reply('CR_NOT_HOLDER ' .. id)
+  end
+  return nil
+end
+
+-- Position of a queued ticket (1 = next) and the team's recent interval between claims, in ms.
+local function position(id)
+  local h = redis.call('HMGET', tkey(id), 'state', 'team_id')
+  if h[1] ~= 'QUEUED' then
+    return {0, 0}
+  end
+  local rank = redis.call('ZRANK', qkey(h[2]), id)
+  if not rank then
+    return {0, 0}
+  end
+  local interval = tonumber(redis.call('HGET', skey(h[2]), 'claim_interval') or '-1')
+  return {rank + 1, math.floor(interval)}
+end

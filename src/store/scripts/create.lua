@@ -1,0 +1,40 @@
+-- create: a ticket for a call, idempotent by call id; a building-wide issue joins its open incident.
+-- KEYS: call key, queue key, ticket key, incident key (the call key again when there is none).
+-- ARGV[4..]: ticket id, call id, partition, cooperator, team, urgency rank, issue type, building,
+-- incident id, SLA due (ms), escalation team, details.
+local t = now_ms()
+local existing = redis.call('GET', KEYS[1])
+if existing and redis.call('EXISTS', tkey(existing)) == 1 then
+  return {1, 0, position(existing), redis.call('HGETALL', tkey(existing))}
+end
+local incident = ARGV[12]
+if incident ~= '' then
+  local open = redis.call('GET', KEYS[4])
+  if open then
+    local state = redis.call('HGET', tkey(open), 'state')
+    if state and state ~= 'COMPLETED' and state ~= 'CANCELLED' and state ~= 'MOVED' then
+      redis.call('HINCRBY', tkey(open), 'incident_calls', 1)
+      redis.call('SET', KEYS[1], open)
+      remember(open, t, 'incident call ' .. ARGV[5])
+      emit(redis.call('HGET', tkey(open), 'team_id'), 'incident_call', open, t)
+      return {0, 1, position(open), redis.call('HGETALL', tkey(open))}
+    end
+  end
+end
+local id = ARGV[4]
+local team = ARGV[8]
+redis.call('HSET', KEYS[3],
+  'ticket_id', id, 'call_id', ARGV[5], 'partition', ARGV[6], 'state', 'QUEUED',
+  'cooperator_id', ARGV[7], 'team_id', team, 'urgency', ARGV[9], 'issue_type', ARGV[10],
+  'building_id', ARGV[11], 'incident_id', incident, 'incident_calls', 1, 'agent_id', '',
+  'lease_token', 0, 'attempts', 0, 'created_at', t, 'enqueued_at', t, 'sla_due_at', ARGV[13],
+  'escalation_team', ARGV[14], 'details', ARGV[15])
+redis.call('ZADD', KEYS[2], score(ARGV[9], t), id)
+redis.call('SET', KEYS[1], id)
+if incident ~= '' then
+  redis.call('SET', KEYS[4], id)
+end
+remember(id, t, 'created in ' .. team)
+count(team, 'QUEUED', 1)
+emit(team, 'created', id, t)
+return {0, 0, position(id), redis.call('HGETALL', KEYS[3])}

@@ -1,0 +1,24 @@
+-- transfer: to another team of the same partition, keeping its place in time and its history.
+-- ARGV[4..]: ticket id, agent id, lease token, target team, urgency rank to raise to ('' = keep).
+local t = now_ms()
+local id = ARGV[4]
+local refused = check_hold(id, ARGV[5], ARGV[6], 'transfer', t)
+if refused then
+  return refused
+end
+local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'urgency', 'enqueued_at')
+local to = ARGV[7]
+local urgency = tonumber(h[3])
+if ARGV[8] ~= '' and tonumber(ARGV[8]) < urgency then
+  urgency = tonumber(ARGV[8])
+end
+redis.call('HSET', tkey(id), 'state', 'QUEUED', 'team_id', to, 'urgency', urgency, 'agent_id', '',
+  'lease_token', 0, 'lease_expires_at', '')
+redis.call('ZREM', P .. 'leases', id)
+redis.call('ZADD', qkey(to), score(urgency, h[4]), id)
+count(h[2], h[1], -1)
+count(to, 'QUEUED', 1)
+remember(id, t, 'transferred by ' .. ARGV[5] .. ' from ' .. h[2] .. ' to ' .. to)
+emit(h[2], 'transferred_out', id, t)
+emit(to, 'transferred_in', id, t)
+return redis.call('HGETALL', tkey(id))

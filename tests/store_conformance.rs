@@ -1,0 +1,815 @@
+//! One conformance suite for both stores: every test runs against the in-memory store and against
+//! a real `redis-server` of its own.
+
+mod support {
+    pub mod redis_server;
+}
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use callrouter::routing::model::Urgency;
+use callrouter::store::memory::MemoryStore;
+use callrouter::store::redis::RedisStore;
+use callrouter::store::{
+    AgentStatus, Hold, NewTicket, Presence, QueueRef, StoreError, StoreSettings, Ticket,
+    TicketState, TicketStore,
+};
+use support::redis_server::RedisServer;
+
+type Store = Arc<dyn TicketStore>;
+
+fn settings() -> StoreSettings {
+    StoreSettings {
+        namespace: "test".to_owned(),
+        max_attempts: 2,
+        retention: Duration::from_millis(1500),
+        presence_ttl: Duration::from_millis(400),
+        ..StoreSettings::default()
+    }
+}
+
+fn new_ticket(call: &str, partition: &str, team: &str, urgency: Urgency) -> NewTicket {
+    NewTicket {
+        call_id: call.to_owned(),
+        partition: partition.to_owned(),
+        cooperator_id: Some(partition.to_owned()),
+        team_id: team.to_owned(),
+        urgency,
+        issue_type: "technical.plumbing.leak".to_owned(),
+        building_id: Some("TL-00001".to_owned()),
+        incident_id: None,
+        sla_due_at: 1_900_000_000_000,
+        escalation_team: format!("{partition}.supervisor"),
+        details: "{}".to_owned(),
+    }
+}
+
+fn q(partition: &str, team: &str) -> QueueRef {
+    QueueRef::new(partition, team)
+}
+
+fn hold(t: &Ticket) -> Hold {
+    Hold {
+        agent_id: t.agent_id.clone().expect("held ticket has an agent"),
+        lease_token: t.lease_token,
+    }
+}
+
+const LONG: Duration = Duration::from_secs(60);
+const P: &str = "touraine-logement";
+
+async fn create(store: &Store, call: &str, team: &str, urgency: Urgency) -> Ticket {
+    store
+        .create(new_ticket(call, P, team, urgency))
+        .await
+        .expect("create")
+        .ticket
+}
+
+async fn idempotent_create(store: Store) {
+    let first = store
+        .create(new_ticket("call-1", P, "tl.front", Urgency::U2))
+        .await
+        .expect("create");
+    assert!(!first.duplicate);
+    assert_eq!(first.ticket.state, TicketState::Queued);
+    assert!(first.ticket.ticket_id.starts_with("touraine-logement-"));
+    let again = store
+        .create(new_ticket("call-1", P, "tl.other", Urgency::U1))
+        .await
+        .expect("retry");
+    assert!(again.duplicate);
+    assert_eq!(again.ticket.ticket_id, first.ticket.ticket_id);
+    assert_eq!(
+        again.ticket.team_id, "tl.front",
+        "the retry returns the ticket as first created"
+    );
+    let list = store
+        .list_queued(&q(P, "tl.front"), 10)
+        .await
+        .expect("list");
+    assert_eq!(list.len(), 1);
+    assert!(
+        store
+            .list_queued(&q(P, "tl.other"), 10)
+            .await
+            .expect("list")
+            .is_empty()
+    );
+}
+
+async fn order_is_urgency_then_waiting_time(store: Store) {
+    let u3 = create(&store, "c-u3", "tl.a", Urgency::U3).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let u2_old = create(&store, "c-u2-old", "tl.b", Urgency::U2).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let u1 = create(&store, "c-u1", "tl.a", Urgency::U1).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let u2_new = create(&store, "c-u2-new", "tl.a", Urgency::U2).await;
+    let queues = [q(P, "tl.a"), q(P, "tl.b")];
+    let mut order = Vec::new();
+    while let Some(t) = store
+        .claim_next("agent-1", &queues, LONG)
+        .await
+        .expect("claim")
+    {
+        order.push(t.ticket_id);
+    }
+    assert_eq!(
+        order,
+        [
+            u1.ticket_id,
+            u2_old.ticket_id,
+            u2_new.ticket_id,
+            u3.ticket_id
+        ]
+    );
+    assert!(
+        store
+            .claim_next("agent-1", &queues, LONG)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+}
+
+async fn lifecycle_with_history_and_counts(store: Store) {
+    let t = create(&store, "c1", "tl.tech", Urgency::U2).await;
+    let claimed = store
+        .claim_next("ana", &[q(P, "tl.tech")], LONG)
+        .await
+        .expect("claim")
+        .expect("a ticket");
+    assert_eq!(claimed.ticket_id, t.ticket_id);
+    assert_eq!(claimed.state, TicketState::Reserved);
+    assert_eq!(claimed.agent_id.as_deref(), Some("ana"));
+    assert!(claimed.lease_token > 0);
+    let accepted = store
+        .accept(&t.ticket_id, &hold(&claimed), LONG)
+        .await
+        .expect("accept");
+    assert_eq!(accepted.state, TicketState::InProgress);
+    let again = store
+        .accept(&t.ticket_id, &hold(&claimed), LONG)
+        .await
+        .expect("accepting twice renews");
+    assert_eq!(again.state, TicketState::InProgress);
+    let done = store
+        .complete(&t.ticket_id, &hold(&claimed), "fixed")
+        .await
+        .expect("complete");
+    assert_eq!(done.state, TicketState::Completed);
+    assert_eq!(done.resolution.as_deref(), Some("fixed"));
+    assert!(done.closed_at.is_some());
+    let history = store.history(&t.ticket_id).await.expect("history");
+    assert_eq!(history.len(), 4, "{history:?}");
+    assert!(history[0].contains("created in tl.tech"));
+    assert!(history[3].contains("completed by ana: fixed"));
+    let (_, counts) = store.queue_stats(&[q(P, "tl.tech")]).await.expect("stats");
+    let c = &counts[0].1;
+    assert_eq!(
+        (c.queued, c.reserved, c.in_progress, c.completed),
+        (0, 0, 0, 1)
+    );
+    let err = store
+        .complete(&t.ticket_id, &hold(&claimed), "twice")
+        .await
+        .expect_err("already completed");
+    assert!(
+        matches!(err, StoreError::WrongState { ref state, .. } if state == "COMPLETED"),
+        "{err}"
+    );
+}
+
+async fn release_returns_to_the_original_place(store: Store) {
+    let first = create(&store, "c1", "tl.q", Urgency::U2).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let second = create(&store, "c2", "tl.q", Urgency::U2).await;
+    let claimed = store
+        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .await
+        .expect("claim")
+        .expect("ticket");
+    assert_eq!(claimed.ticket_id, first.ticket_id);
+    let released = store
+        .release(&first.ticket_id, &hold(&claimed))
+        .await
+        .expect("release");
+    assert_eq!(released.state, TicketState::Queued);
+    assert_eq!(released.agent_id, None);
+    let list = store.list_queued(&q(P, "tl.q"), 10).await.expect("list");
+    let ids: Vec<&str> = list.iter().map(|t| t.ticket_id.as_str()).collect();
+    assert_eq!(
+        ids,
+        [first.ticket_id.as_str(), second.ticket_id.as_str()],
+        "back in front"
+    );
+    let again = store
+        .claim_next("bob", &[q(P, "tl.q")], LONG)
+        .await
+        .expect("claim")
+        .expect("ticket");
+    assert_eq!(again.ticket_id, first.ticket_id);
+    assert!(
+        again.lease_token > claimed.lease_token,
+        "a new claim has a newer token"
+    );
+}
+
+async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
+    let t = create(&store, "c1", "tl.q", Urgency::U2).await;
+    let claimed = store
+        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .await
+        .expect("claim")
+        .expect("ticket");
+    let foreign = Hold {
+        agent_id: "bob".to_owned(),
+        lease_token: claimed.lease_token,
+    };
+    let stale = Hold {
+        agent_id: "ana".to_owned(),
+        lease_token: claimed.lease_token - 1,
+    };
+    for h in [&foreign, &stale] {
+        assert!(matches!(
+            store.accept(&t.ticket_id, h, LONG).await,
+            Err(StoreError::NotHolder(_))
+        ));
+        assert!(matches!(
+            store.complete(&t.ticket_id, h, "x").await,
+            Err(StoreError::NotHolder(_))
+        ));
+        assert!(matches!(
+            store.release(&t.ticket_id, h).await,
+            Err(StoreError::NotHolder(_))
+        ));
+        assert!(matches!(
+            store.transfer(&t.ticket_id, h, &q(P, "tl.r"), None).await,
+            Err(StoreError::NotHolder(_))
+        ));
+    }
+    store
+        .release(&t.ticket_id, &hold(&claimed))
+        .await
+        .expect("release");
+    let after_release = store
+        .complete(&t.ticket_id, &hold(&claimed), "late")
+        .await
+        .expect_err("released");
+    assert!(
+        matches!(after_release, StoreError::WrongState { .. }),
+        "{after_release}"
+    );
+    let unchanged = store.get(&t.ticket_id).await.expect("get").expect("ticket");
+    assert_eq!(unchanged.state, TicketState::Queued);
+    assert!(matches!(
+        store
+            .complete("touraine-logement-ffff", &foreign, "x")
+            .await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.cancel("no-partition-in-this-id}{").await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert_eq!(store.get("garbage").await.expect("get"), None);
+}
+
+async fn lease_expiry_requeues_then_escalates(store: Store) {
+    let t = create(&store, "c1", "tl.q", Urgency::U2).await;
+    let short = Duration::from_millis(80);
+    let first = store
+        .claim_next("ana", &[q(P, "tl.q")], short)
+        .await
+        .expect("claim")
+        .expect("ticket");
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let late = store
+        .complete(&t.ticket_id, &hold(&first), "late")
+        .await
+        .expect_err("expired lease");
+    assert!(
+        matches!(late, StoreError::NotHolder(_)),
+        "an expired lease is stale: {late}"
+    );
+    let report = store.reap(P).await.expect("reap");
+    assert_eq!((report.expired, report.escalated), (1, 0));
+    let back = store.get(&t.ticket_id).await.expect("get").expect("ticket");
+    assert_eq!(
+        (back.state, back.attempts, back.team_id.as_str()),
+        (TicketState::Queued, 1, "tl.q")
+    );
+    assert_eq!(back.enqueued_at, t.enqueued_at, "original place kept");
+
+    let second = store
+        .claim_next("bob", &[q(P, "tl.q")], short)
+        .await
+        .expect("claim")
+        .expect("ticket");
+    assert!(second.lease_token > first.lease_token);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let report = store.reap(P).await.expect("reap");
+    assert_eq!((report.expired, report.escalated), (1, 1));
+    let escalated = store.get(&t.ticket_id).await.expect("get").expect("ticket");
+    assert_eq!(escalated.team_id, "touraine-logement.supervisor");
+    assert!(escalated.escalated);
+    assert_eq!(escalated.attempts, 2);
+    assert!(
+        store
+            .claim_next("bob", &[q(P, "tl.q")], LONG)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let sup = store
+        .claim_next("sue", &[q(P, "touraine-logement.supervisor")], LONG)
+        .await
+        .expect("claim");
+    assert_eq!(sup.map(|t| t.ticket_id), Some(t.ticket_id));
+    assert_eq!(
+        store.reap(P).await.expect("reap").expired,
+        0,
+        "nothing else expired"
+    );
+}
+
+async fn transfer_keeps_place_and_history(store: Store) {
+    let older = create(&store, "c-old", "tl.front", Urgency::U2).await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let waiting = create(&store, "c-wait", "tl.tech", Urgency::U2).await;
+    let claimed = store
+        .claim_next("ana", &[q(P, "tl.front")], LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    let moved = store
+        .transfer(
+            &older.ticket_id,
+            &hold(&claimed),
+            &q(P, "tl.tech"),
+            Some(Urgency::U3),
+        )
+        .await
+        .expect("transfer");
+    assert_eq!(moved.ticket_id, older.ticket_id, "same ticket");
+    assert_eq!(
+        (moved.state, moved.team_id.as_str()),
+        (TicketState::Queued, "tl.tech")
+    );
+    assert_eq!(
+        moved.urgency,
+        Urgency::U2,
+        "a transfer may raise urgency, never lower it"
+    );
+    let ids: Vec<String> = store
+        .list_queued(&q(P, "tl.tech"), 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|t| t.ticket_id)
+        .collect();
+    assert_eq!(
+        ids,
+        [older.ticket_id.clone(), waiting.ticket_id.clone()],
+        "it kept its waiting time"
+    );
+    assert!(
+        store
+            .history(&older.ticket_id)
+            .await
+            .expect("history")
+            .iter()
+            .any(|h| h.contains("from tl.front to tl.tech"))
+    );
+
+    // To another partition: platform triage hands the call to a cooperator.
+    let triage = store
+        .create(new_ticket(
+            "c-triage",
+            "platform",
+            "platform.triage",
+            Urgency::U2,
+        ))
+        .await
+        .expect("create")
+        .ticket;
+    let held = store
+        .claim_next("tri", &[q("platform", "platform.triage")], LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    let handed = store
+        .transfer(
+            &triage.ticket_id,
+            &hold(&held),
+            &q(P, "tl.tech"),
+            Some(Urgency::U1),
+        )
+        .await
+        .expect("transfer");
+    assert!(handed.ticket_id.starts_with("touraine-logement-"));
+    assert_eq!(handed.call_id, "c-triage");
+    assert_eq!(handed.urgency, Urgency::U1);
+    assert_eq!(handed.created_at, triage.created_at);
+    assert_eq!(
+        handed.transferred_from.as_deref(),
+        Some(triage.ticket_id.as_str())
+    );
+    let stub = store
+        .get(&triage.ticket_id)
+        .await
+        .expect("get")
+        .expect("stub");
+    assert_eq!(stub.state, TicketState::Moved);
+    assert_eq!(stub.moved_to.as_deref(), Some(handed.ticket_id.as_str()));
+    let history = store.history(&handed.ticket_id).await.expect("history");
+    assert!(
+        history[0].contains("created in platform.triage"),
+        "{history:?}"
+    );
+    let first = store
+        .claim_next("ana", &[q(P, "tl.tech")], LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    assert_eq!(first.ticket_id, handed.ticket_id, "U1 first");
+    assert!(
+        store
+            .claim_next("tri", &[q("platform", "platform.triage")], LONG)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let retry = store
+        .create(new_ticket(
+            "c-triage",
+            "platform",
+            "platform.triage",
+            Urgency::U2,
+        ))
+        .await
+        .expect("retry");
+    assert!(retry.duplicate);
+    assert_eq!(
+        retry.ticket.moved_to.as_deref(),
+        Some(handed.ticket_id.as_str())
+    );
+}
+
+async fn cancel_only_while_queued(store: Store) {
+    let t = create(&store, "c1", "tl.q", Urgency::U2).await;
+    let cancelled = store.cancel(&t.ticket_id).await.expect("cancel");
+    assert_eq!(cancelled.state, TicketState::Cancelled);
+    assert_eq!(
+        store.cancel(&t.ticket_id).await.expect("twice").state,
+        TicketState::Cancelled
+    );
+    assert!(
+        store
+            .claim_next("ana", &[q(P, "tl.q")], LONG)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    let u = create(&store, "c2", "tl.q", Urgency::U2).await;
+    store
+        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    let err = store.cancel(&u.ticket_id).await.expect_err("picked up");
+    assert!(
+        matches!(err, StoreError::WrongState { ref state, action: "cancel", .. } if state == "RESERVED"),
+        "{err}"
+    );
+    let (_, counts) = store.queue_stats(&[q(P, "tl.q")]).await.expect("stats");
+    assert_eq!(
+        (
+            counts[0].1.cancelled,
+            counts[0].1.reserved,
+            counts[0].1.queued
+        ),
+        (1, 1, 0)
+    );
+}
+
+async fn building_wide_incidents_group_calls(store: Store) {
+    let mut first = new_ticket("lift-1", P, "contractor.lifts", Urgency::U2);
+    first.incident_id = Some("TL-00001/lift".to_owned());
+    let a = store.create(first.clone()).await.expect("create");
+    assert!(!a.joined_incident);
+    let mut second = first.clone();
+    second.call_id = "lift-2".to_owned();
+    let b = store.create(second).await.expect("create");
+    assert!(b.joined_incident && !b.duplicate);
+    assert_eq!(b.ticket.ticket_id, a.ticket.ticket_id);
+    assert_eq!(b.ticket.incident_calls, 2);
+    let mut retry = first.clone();
+    retry.call_id = "lift-2".to_owned();
+    assert!(
+        store.create(retry).await.expect("retry").duplicate,
+        "a retry of a grouped call is a duplicate"
+    );
+    assert_eq!(
+        store
+            .list_queued(&q(P, "contractor.lifts"), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+    let held = store
+        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    store
+        .complete(&held.ticket_id, &hold(&held), "repaired")
+        .await
+        .expect("complete");
+    let mut later = first.clone();
+    later.call_id = "lift-3".to_owned();
+    let c = store.create(later).await.expect("create");
+    assert!(!c.joined_incident, "the incident closed: a new one opens");
+    assert_ne!(c.ticket.ticket_id, a.ticket.ticket_id);
+}
+
+async fn position_and_estimated_wait(store: Store) {
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        ids.push(
+            create(&store, &format!("c{i}"), "tl.q", Urgency::U3)
+                .await
+                .ticket_id,
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let urgent = store
+        .create(new_ticket("c-u1", P, "tl.q", Urgency::U1))
+        .await
+        .expect("create");
+    let position = urgent.position.expect("queued tickets have a position");
+    assert_eq!(position.position, 1);
+    assert_eq!(
+        store
+            .position(&ids[2])
+            .await
+            .expect("position")
+            .expect("queued")
+            .position,
+        4
+    );
+    let wait_last = store
+        .position(&ids[2])
+        .await
+        .expect("position")
+        .expect("queued")
+        .estimated_wait_seconds;
+    let wait_first = store
+        .position(&ids[0])
+        .await
+        .expect("position")
+        .expect("queued")
+        .estimated_wait_seconds;
+    assert!(
+        wait_last > wait_first && wait_first > 0,
+        "{wait_first} < {wait_last}"
+    );
+    let held = store
+        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    assert_eq!(
+        store.position(&held.ticket_id).await.expect("position"),
+        None,
+        "held tickets do not wait"
+    );
+    let (stats, _) = store.queue_stats(&[q(P, "tl.q")]).await.expect("stats");
+    let u3 = stats
+        .iter()
+        .find(|s| s.urgency == Urgency::U3)
+        .expect("U3 row");
+    assert_eq!(u3.depth, 3);
+    assert!(u3.oldest_wait_ms.expect("waiting") >= 4);
+    let u1 = stats
+        .iter()
+        .find(|s| s.urgency == Urgency::U1)
+        .expect("U1 row");
+    assert_eq!((u1.depth, u1.oldest_wait_ms), (0, None));
+}
+
+async fn team_feeds_record_every_transition(store: Store) {
+    let queue = q(P, "tl.feed");
+    let t = create(&store, "c1", "tl.feed", Urgency::U2).await;
+    let held = store
+        .claim_next("ana", std::slice::from_ref(&queue), LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    store
+        .accept(&t.ticket_id, &hold(&held), LONG)
+        .await
+        .expect("accept");
+    let all = store
+        .read_events(&queue, None, 100, None)
+        .await
+        .expect("events");
+    let kinds: Vec<&str> = all.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["created", "claimed", "accepted"]);
+    assert!(
+        all.iter()
+            .all(|e| e.ticket_id == t.ticket_id && e.team_id == "tl.feed")
+    );
+    assert_eq!(all[1].agent_id.as_deref(), Some("ana"));
+    let resume = all[1].event_id.clone();
+    let rest = store
+        .read_events(&queue, Some(&resume), 100, None)
+        .await
+        .expect("resume");
+    assert_eq!(rest.len(), 1);
+    assert_eq!(rest[0].kind, "accepted");
+    // A reader waiting at the end sees the next transition as it happens.
+    let waiter = {
+        let store = store.clone();
+        let queue = queue.clone();
+        let after = rest[0].event_id.clone();
+        tokio::spawn(async move {
+            store
+                .read_events(&queue, Some(&after), 10, Some(Duration::from_secs(5)))
+                .await
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    store
+        .complete(&t.ticket_id, &hold(&held), "done")
+        .await
+        .expect("complete");
+    let next = waiter.await.expect("join").expect("events");
+    assert_eq!(next.first().map(|e| e.kind.as_str()), Some("completed"));
+    let quiet = store
+        .read_events(
+            &queue,
+            Some(&next[0].event_id),
+            10,
+            Some(Duration::from_millis(100)),
+        )
+        .await
+        .expect("read");
+    assert!(quiet.is_empty());
+    assert!(matches!(
+        store
+            .read_events(&queue, Some("not-a-position"), 10, None)
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+async fn presence_goes_offline_without_heartbeats(store: Store) {
+    let agent = AgentStatus {
+        agent_id: "ana".to_owned(),
+        partition: P.to_owned(),
+        teams: vec!["tl.front".to_owned()],
+        presence: Presence::Available,
+        last_seen: 0,
+    };
+    store.heartbeat(&agent).await.expect("heartbeat");
+    let agents = store.agents().await.expect("agents");
+    assert_eq!(agents.len(), 1);
+    assert_eq!(
+        (agents[0].presence, agents[0].teams.as_slice()),
+        (Presence::Available, ["tl.front".to_owned()].as_slice())
+    );
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        store.agents().await.expect("agents")[0].presence,
+        Presence::Offline
+    );
+    store
+        .heartbeat(&AgentStatus {
+            presence: Presence::Break,
+            ..agent
+        })
+        .await
+        .expect("heartbeat");
+    assert_eq!(
+        store.agents().await.expect("agents")[0].presence,
+        Presence::Break
+    );
+}
+
+async fn closed_tickets_are_purged_after_retention(store: Store) {
+    let t = create(&store, "c-retained", "tl.q", Urgency::U2).await;
+    let open = create(&store, "c-open", "tl.q", Urgency::U3).await;
+    store.cancel(&t.ticket_id).await.expect("cancel");
+    assert!(store.get(&t.ticket_id).await.expect("get").is_some());
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(store.get(&t.ticket_id).await.expect("get"), None, "purged");
+    assert!(
+        store
+            .history(&t.ticket_id)
+            .await
+            .expect("history")
+            .is_empty()
+    );
+    assert!(
+        store.get(&open.ticket_id).await.expect("get").is_some(),
+        "open tickets are kept"
+    );
+    let again = store
+        .create(new_ticket("c-retained", P, "tl.q", Urgency::U2))
+        .await
+        .expect("create");
+    assert!(!again.duplicate, "the call key went with the ticket");
+}
+
+async fn claims_span_partitions_by_urgency(store: Store) {
+    let coop = store
+        .create(new_ticket("c-coop", P, "contractor.lifts", Urgency::U2))
+        .await
+        .expect("c")
+        .ticket;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let other = store
+        .create(new_ticket(
+            "c-other",
+            "lb-habitat",
+            "contractor.lifts",
+            Urgency::U1,
+        ))
+        .await
+        .expect("c")
+        .ticket;
+    let queues = [
+        q(P, "contractor.lifts"),
+        q("lb-habitat", "contractor.lifts"),
+    ];
+    let first = store
+        .claim_next("lifter", &queues, LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    assert_eq!(
+        first.ticket_id, other.ticket_id,
+        "U1 in another partition comes first"
+    );
+    let second = store
+        .claim_next("lifter", &queues, LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    assert_eq!(second.ticket_id, coop.ticket_id);
+    assert!(
+        store
+            .claim_next("lifter", &queues, LONG)
+            .await
+            .expect("claim")
+            .is_none()
+    );
+    assert!(matches!(
+        store.claim_next("x", &[q("bad}{tag", "t")], LONG).await,
+        Err(StoreError::Invalid(_)) | Ok(None)
+    ));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod memory {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name(std::sync::Arc::new(super::MemoryStore::new(super::settings()))).await;
+                }
+            )*
+        }
+        mod redis {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    let Some(server) = super::RedisServer::start() else { return };
+                    let store = super::RedisStore::connect(&server.url(), super::settings()).expect("connect");
+                    super::$name(std::sync::Arc::new(store)).await;
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    idempotent_create,
+    order_is_urgency_then_waiting_time,
+    lifecycle_with_history_and_counts,
+    release_returns_to_the_original_place,
+    fencing_refuses_stale_and_foreign_holders,
+    lease_expiry_requeues_then_escalates,
+    transfer_keeps_place_and_history,
+    cancel_only_while_queued,
+    building_wide_incidents_group_calls,
+    position_and_estimated_wait,
+    team_feeds_record_every_transition,
+    presence_goes_offline_without_heartbeats,
+    closed_tickets_are_purged_after_retention,
+    claims_span_partitions_by_urgency,
+);

@@ -509,11 +509,16 @@ fn compile_model(
     }
 
     // Tickets of a partition escalate to its supervisor team after too many expired leases.
-    let partitions = std::iter::once((crate::store::PLATFORM_PARTITION, None))
-        .chain(file.cooperators.iter().map(|c| (c.id.get_ref().as_str(), Some(c.id.span()))));
+    let partitions = std::iter::once((crate::store::PLATFORM_PARTITION, None)).chain(
+        file.cooperators
+            .iter()
+            .map(|c| (c.id.get_ref().as_str(), Some(c.id.span()))),
+    );
     for (partition, span) in partitions {
         let wanted = crate::store::supervisor_team(partition);
-        let found = teams.iter().any(|t| t.id == wanted && t.kind == TeamKind::Supervisor);
+        let found = teams
+            .iter()
+            .any(|t| t.id == wanted && t.kind == TeamKind::Supervisor);
         if !found {
             let message = format!("no supervisor team '{wanted}' for escalations of {partition}");
             problems.push(match span {

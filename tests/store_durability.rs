@@ -1,0 +1,230 @@
+//! The Redis store through Redis failures: killed and restarted (AOF, `appendfsync always`),
+//! forgotten scripts, and no Redis at all.
+
+mod support {
+    pub mod redis_server;
+}
+
+use std::time::{Duration, Instant};
+
+use callrouter::routing::model::Urgency;
+use callrouter::store::redis::RedisStore;
+use callrouter::store::{
+    Hold, NewTicket, QueueRef, StoreError, StoreSettings, TicketState, TicketStore,
+};
+use support::redis_server::RedisServer;
+
+const P: &str = "lb-habitat";
+
+fn settings() -> StoreSettings {
+    StoreSettings {
+        namespace: "dur".to_owned(),
+        operation_timeout: Duration::from_millis(500),
+        ..StoreSettings::default()
+    }
+}
+
+fn ticket(call: String, team: &str, urgency: Urgency) -> NewTicket {
+    NewTicket {
+        call_id: call,
+        partition: P.to_owned(),
+        cooperator_id: Some(P.to_owned()),
+        team_id: team.to_owned(),
+        urgency,
+        issue_type: "other".to_owned(),
+        building_id: None,
+        incident_id: None,
+        sla_due_at: 0,
+        escalation_team: format!("{P}.supervisor"),
+        details: String::new(),
+    }
+}
+
+async fn until_answering(store: &RedisStore) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.ping().await.is_err() {
+        assert!(
+            Instant::now() < deadline,
+            "the store did not reconnect within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn acknowledged_tickets_survive_sigkill_and_the_client_reconnects() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    let queues: Vec<QueueRef> = ["a", "b", "c"]
+        .iter()
+        .map(|t| QueueRef::new(P, t))
+        .collect();
+    let mut acknowledged = Vec::new();
+    for i in 0..300 {
+        let urgency = Urgency::ALL[i % 3];
+        let team = &queues[i % 3].team;
+        acknowledged.push(
+            store
+                .create(ticket(format!("call-{i}"), team, urgency))
+                .await
+                .expect("create")
+                .ticket,
+        );
+    }
+    let held = store
+        .claim_next("ana", &queues[..1], Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("t");
+    let mut before = Vec::new();
+    for q in &queues {
+        before.push(store.list_queued(q, 1000).await.expect("list"));
+    }
+
+    server.kill();
+    match store
+        .create(ticket("during-outage".to_owned(), "a", Urgency::U1))
+        .await
+    {
+        Err(StoreError::Unavailable(_)) | Err(StoreError::Timeout) => {}
+        other => panic!("with Redis gone, create must fail with a typed error, got {other:?}"),
+    }
+    server.restart();
+    until_answering(&store).await;
+
+    for (q, expected) in queues.iter().zip(&before) {
+        let after = store
+            .list_queued(q, 1000)
+            .await
+            .expect("list after restart");
+        let ids: Vec<&str> = after.iter().map(|t| t.ticket_id.as_str()).collect();
+        let expected: Vec<&str> = expected.iter().map(|t| t.ticket_id.as_str()).collect();
+        assert_eq!(ids, expected, "queue {} is back, in order", q.team);
+    }
+    for t in &acknowledged {
+        let found = store
+            .get(&t.ticket_id)
+            .await
+            .expect("get")
+            .expect("every acknowledged ticket is back");
+        assert_eq!(found.call_id, t.call_id);
+    }
+    let still_held = store
+        .get(&held.ticket_id)
+        .await
+        .expect("get")
+        .expect("held ticket");
+    assert_eq!(still_held.state, TicketState::Reserved);
+    let hold = Hold {
+        agent_id: "ana".to_owned(),
+        lease_token: held.lease_token,
+    };
+    store
+        .complete(&held.ticket_id, &hold, "done")
+        .await
+        .expect("its holder completes it after the restart");
+    let retry = store
+        .create(ticket("call-5".to_owned(), "c", Urgency::U3))
+        .await
+        .expect("retry");
+    assert!(retry.duplicate, "idempotency keys survived too");
+    let outage = store
+        .create(ticket("during-outage".to_owned(), "a", Urgency::U1))
+        .await
+        .expect("create");
+    assert!(!outage.duplicate, "the refused create wrote nothing");
+}
+
+#[tokio::test]
+async fn forgotten_scripts_are_reloaded_transparently() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    store
+        .create(ticket("one".to_owned(), "a", Urgency::U2))
+        .await
+        .expect("create");
+    assert_eq!(server.command(&["SCRIPT", "FLUSH"]), "OK");
+    let t = store
+        .create(ticket("two".to_owned(), "a", Urgency::U2))
+        .await
+        .expect("create after SCRIPT FLUSH");
+    assert_eq!(t.ticket.state, TicketState::Queued);
+    assert_eq!(
+        store
+            .list_queued(&QueueRef::new(P, "a"), 10)
+            .await
+            .expect("list")
+            .len(),
+        2
+    );
+}
+
+#[tokio::test]
+async fn no_redis_gives_a_typed_error_within_the_timeout() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let store = RedisStore::connect(&format!("redis://127.0.0.1:{port}/"), settings())
+        .expect("a lazy store is created");
+    let started = Instant::now();
+    let err = store.ping().await.expect_err("nothing listens");
+    assert!(
+        matches!(err, StoreError::Unavailable(_) | StoreError::Timeout),
+        "{err}"
+    );
+    let err = store
+        .create(ticket("x".to_owned(), "a", Urgency::U1))
+        .await
+        .expect_err("nothing listens");
+    assert!(
+        matches!(err, StoreError::Unavailable(_) | StoreError::Timeout),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "failed fast: {:?}",
+        started.elapsed()
+    );
+    assert!(matches!(
+        RedisStore::connect("not a url", settings()),
+        Err(StoreError::Invalid(_))
+    ));
+}
+
+#[tokio::test]
+async fn keys_share_one_hash_tag_per_partition() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    let mut incident = ticket("k1".to_owned(), "a", Urgency::U2);
+    incident.incident_id = Some("LB-00001/roof".to_owned());
+    store.create(incident).await.expect("create");
+    let t = store
+        .claim_next("ana", &[QueueRef::new(P, "a")], Duration::from_secs(60))
+        .await
+        .expect("claim")
+        .expect("t");
+    let hold = Hold {
+        agent_id: "ana".to_owned(),
+        lease_token: t.lease_token,
+    };
+    store
+        .transfer(&t.ticket_id, &hold, &QueueRef::new(P, "b"), None)
+        .await
+        .expect("transfer");
+    let keys = server.command(&["KEYS", "*"]);
+    let keys: Vec<&str> = keys.lines().collect();
+    assert!(keys.len() >= 8, "{keys:?}");
+    for key in keys {
+        assert!(
+            key.starts_with("dur:{lb-habitat}:"),
+            "key {key} is outside the partition's slot"
+        );
+    }
+}

@@ -774,6 +774,42 @@ async fn claims_span_partitions_by_urgency(store: Store) {
     ));
 }
 
+async fn the_reaper_loop_returns_expired_leases_by_itself(store: Store) {
+    let t = create(&store, "c1", "tl.q", Urgency::U2).await;
+    store
+        .claim_next("ana", &[q(P, "tl.q")], Duration::from_millis(50))
+        .await
+        .expect("claim")
+        .expect("t");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let reaper = tokio::spawn(callrouter::store::run_reaper(
+        store.clone(),
+        vec![P.to_owned(), "platform".to_owned()],
+        Duration::from_millis(20),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let now = store.get(&t.ticket_id).await.expect("get").expect("ticket");
+        if now.state == TicketState::Queued {
+            assert_eq!(now.attempts, 1);
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the reaper did not return the ticket"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.send(()).expect("reaper still running");
+    tokio::time::timeout(Duration::from_secs(2), reaper)
+        .await
+        .expect("the reaper stops on shutdown")
+        .expect("join");
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -812,4 +848,5 @@ conformance!(
     presence_goes_offline_without_heartbeats,
     closed_tickets_are_purged_after_retention,
     claims_span_partitions_by_urgency,
+    the_reaper_loop_returns_expired_leases_by_itself,
 );

@@ -75,6 +75,9 @@ fn place(t: &Ticket) -> Place {
 
 impl MemoryStore {
     pub fn new(settings: StoreSettings) -> MemoryStore {
+        tracing::warn!(
+            "queue store: in-memory — not durable (a restart loses every ticket) and for a single instance only; set REDIS_URL for production"
+        );
         MemoryStore {
             state: Arc::default(),
             feed_changed: Arc::new(Notify::new()),

@@ -478,3 +478,36 @@ pub const DEFAULT_CLAIM_INTERVAL_MS: f64 = 120_000.0;
 pub fn supervisor_team(partition: &str) -> String {
     format!("{partition}.supervisor")
 }
+
+/// Runs the reaper until `shutdown` resolves: every `every`, each partition's expired leases go
+/// back to their queues and interrupted moves are finished. Errors (Redis away) are logged and the
+/// next pass tries again; several instances may reap at once, since each pass is atomic.
+pub async fn run_reaper(
+    store: std::sync::Arc<dyn TicketStore>,
+    partitions: Vec<String>,
+    every: Duration,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    let mut ticks = tokio::time::interval(every);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = ticks.tick() => {}
+        }
+        for partition in &partitions {
+            match store.reap(partition).await {
+                Ok(report) if report.expired > 0 || report.moves_finished > 0 => tracing::info!(
+                    partition = %partition,
+                    expired = report.expired,
+                    escalated = report.escalated,
+                    moves_finished = report.moves_finished,
+                    "reaper returned expired leases"
+                ),
+                Ok(_) => {}
+                Err(e) => tracing::warn!(partition = %partition, error = %e, "reaper pass failed"),
+            }
+        }
+    }
+}

@@ -14,11 +14,17 @@ pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
+    fsync: &'static str,
 }
 
 impl RedisServer {
     /// Starts a server, or returns `None` (outside CI) when `redis-server` cannot run here.
     pub fn start() -> Option<RedisServer> {
+        RedisServer::start_with_fsync("always")
+    }
+
+    /// Starts a server with this AOF fsync policy (`always`, `everysec`, `no`).
+    pub fn start_with_fsync(fsync: &'static str) -> Option<RedisServer> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -31,6 +37,7 @@ impl RedisServer {
             port,
             dir,
             child: None,
+            fsync,
         };
         match server.spawn() {
             Ok(()) => Some(server),
@@ -57,7 +64,7 @@ impl RedisServer {
                 "--save",
                 "",
             ])
-            .args(["--appendonly", "yes", "--appendfsync", "always"])
+            .args(["--appendonly", "yes", "--appendfsync", self.fsync])
             .arg("--dir")
             .arg(&self.dir)
             .args([

@@ -698,16 +698,7 @@ impl TicketStore for MemoryStore {
                     .unwrap_or(0)
                     .max(0) as u64
             };
-            counts.push((
-                q.clone(),
-                StateCounts {
-                    queued: n(TicketState::Queued),
-                    reserved: n(TicketState::Reserved),
-                    in_progress: n(TicketState::InProgress),
-                    completed: n(TicketState::Completed),
-                    cancelled: n(TicketState::Cancelled),
-                },
-            ));
+            counts.push((q.clone(), StateCounts::from_fn(n)));
         }
         Ok((stats, counts))
     }

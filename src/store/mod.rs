@@ -217,6 +217,19 @@ pub struct StateCounts {
     pub cancelled: u64,
 }
 
+impl StateCounts {
+    /// Counts read state by state from a source of per-state numbers.
+    pub fn from_fn(mut count: impl FnMut(TicketState) -> u64) -> StateCounts {
+        StateCounts {
+            queued: count(TicketState::Queued),
+            reserved: count(TicketState::Reserved),
+            in_progress: count(TicketState::InProgress),
+            completed: count(TicketState::Completed),
+            cancelled: count(TicketState::Cancelled),
+        }
+    }
+}
+
 /// What a reaper pass did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct ReapReport {

@@ -189,6 +189,28 @@ impl RedisStore {
         }
     }
 
+    /// A transition by the holder of a ticket: the ticket id and the hold, then `extra` arguments.
+    async fn held_step<const N: usize>(
+        &self,
+        script: &Script,
+        ticket_id: &str,
+        hold: &Hold,
+        extra: [String; N],
+    ) -> Result<Ticket, StoreError> {
+        let (partition, keys) = self.ticket_keys(ticket_id)?;
+        let mut args = vec![
+            ticket_id.to_owned(),
+            hold.agent_id.clone(),
+            hold.lease_token.to_string(),
+        ];
+        args.extend(extra);
+        parse_ticket(
+            &self
+                .run(script, &partition, &keys, &args, ticket_id)
+                .await?,
+        )
+    }
+
     /// Claims in one partition, over the agent's queues there.
     async fn claim_in(
         &self,
@@ -444,18 +466,9 @@ impl TicketStore for RedisStore {
         hold: &Hold,
         lease: Duration,
     ) -> Result<Ticket, StoreError> {
-        let (partition, keys) = self.ticket_keys(ticket_id)?;
-        let args = [
-            ticket_id.to_owned(),
-            hold.agent_id.clone(),
-            hold.lease_token.to_string(),
-            lease.as_millis().to_string(),
-        ];
-        parse_ticket(
-            &self
-                .run(&self.scripts.accept, &partition, &keys, &args, ticket_id)
-                .await?,
-        )
+        let lease = lease.as_millis().to_string();
+        self.held_step(&self.scripts.accept, ticket_id, hold, [lease])
+            .await
     }
 
     async fn complete(
@@ -464,32 +477,14 @@ impl TicketStore for RedisStore {
         hold: &Hold,
         resolution: &str,
     ) -> Result<Ticket, StoreError> {
-        let (partition, keys) = self.ticket_keys(ticket_id)?;
-        let args = [
-            ticket_id.to_owned(),
-            hold.agent_id.clone(),
-            hold.lease_token.to_string(),
-            resolution.to_owned(),
-        ];
-        parse_ticket(
-            &self
-                .run(&self.scripts.complete, &partition, &keys, &args, ticket_id)
-                .await?,
-        )
+        let resolution = resolution.to_owned();
+        self.held_step(&self.scripts.complete, ticket_id, hold, [resolution])
+            .await
     }
 
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {
-        let (partition, keys) = self.ticket_keys(ticket_id)?;
-        let args = [
-            ticket_id.to_owned(),
-            hold.agent_id.clone(),
-            hold.lease_token.to_string(),
-        ];
-        parse_ticket(
-            &self
-                .run(&self.scripts.release, &partition, &keys, &args, ticket_id)
-                .await?,
-        )
+        self.held_step(&self.scripts.release, ticket_id, hold, [])
+            .await
     }
 
     async fn transfer(
@@ -504,18 +499,10 @@ impl TicketStore for RedisStore {
             .map(|u| urgency_rank(u).to_string())
             .unwrap_or_default();
         if to.partition == partition {
-            let args = [
-                ticket_id.to_owned(),
-                hold.agent_id.clone(),
-                hold.lease_token.to_string(),
-                to.team.clone(),
-                rank,
-            ];
-            return parse_ticket(
-                &self
-                    .run(&self.scripts.transfer, &partition, &keys, &args, ticket_id)
-                    .await?,
-            );
+            let args = [to.team.clone(), rank];
+            return self
+                .held_step(&self.scripts.transfer, ticket_id, hold, args)
+                .await;
         }
         if !valid_partition(&to.partition) {
             return Err(StoreError::Invalid(format!("partition '{}'", to.partition)));
@@ -673,16 +660,7 @@ impl TicketStore for RedisStore {
                     .unwrap_or(0)
                     .max(0) as u64
             };
-            counts.push((
-                q.clone(),
-                StateCounts {
-                    queued: n(TicketState::Queued),
-                    reserved: n(TicketState::Reserved),
-                    in_progress: n(TicketState::InProgress),
-                    completed: n(TicketState::Completed),
-                    cancelled: n(TicketState::Cancelled),
-                },
-            ));
+            counts.push((q.clone(), StateCounts::from_fn(n)));
         }
         Ok((stats, counts))
     }

@@ -9,9 +9,11 @@
 //! - [`datagen`]: the deterministic generator of the demo building and tenant registries.
 //! - [`store`]: the queue store (Redis, and an in-memory one for a single instance).
 
+pub mod api;
 pub mod config;
 pub mod datagen;
 pub mod explain;
 pub mod registry;
 pub mod routing;
+pub mod serve;
 pub mod store;

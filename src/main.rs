@@ -42,6 +42,13 @@ enum Command {
         /// File of requests; standard input when absent.
         input: Option<PathBuf>,
     },
+    /// Serves the gRPC API (CallRouting, AgentDesk, Operations, health, reflection) until SIGINT/SIGTERM.
+    Serve(Box<callrouter::serve::ServeOptions>),
+    /// Prints the SHA-256 of a bearer token, as the secrets file holds it.
+    HashToken {
+        /// The token (read from standard input when absent, to keep it out of shell history).
+        token: Option<String>,
+    },
     /// Generates the building and tenant registries (deterministic for a seed and scale).
     GenerateRegistry {
         /// Main configuration file (cooperators, territories, sectors).
@@ -70,6 +77,22 @@ fn parse_time(text: &str) -> Result<DateTime<Utc>, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
+        Command::Serve(options) => serve(*options),
+        Command::HashToken { token } => {
+            let token = match token {
+                Some(token) => token,
+                None => {
+                    let mut line = String::new();
+                    if let Err(e) = io::stdin().read_line(&mut line) {
+                        eprintln!("cannot read the token: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                    line.trim().to_owned()
+                }
+            };
+            println!("{}", callrouter::api::auth::hash_token(&token));
+            ExitCode::SUCCESS
+        }
         Command::CheckConfig { config } => check_config(&config),
         Command::Explain { config, at, input } => explain(&config, at, input),
         Command::GenerateRegistry {
@@ -93,6 +116,28 @@ fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
+    }
+}
+
+fn serve(options: callrouter::serve::ServeOptions) -> ExitCode {
+    callrouter::serve::init_logging(&options.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(callrouter::serve::serve(options)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("{e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -195,6 +195,36 @@ pub fn is_working_day(date: NaiveDate) -> bool {
     !matches!(date.weekday(), Weekday::Sat | Weekday::Sun) && !is_public_holiday(date)
 }
 
+/// When a ticket of this urgency must be handled by: `U1` within 4 hours and `U2` within 24 hours,
+/// day and night; `U3` within 5 working days (same local time, holidays and weekends skipped).
+pub fn sla_due(
+    urgency: crate::routing::model::Urgency,
+    tz: Tz,
+    at: DateTime<Utc>,
+) -> DateTime<Utc> {
+    use crate::routing::model::Urgency;
+    match urgency {
+        Urgency::U1 => at + Duration::hours(4),
+        Urgency::U2 => at + Duration::hours(24),
+        Urgency::U3 => {
+            let local = at.with_timezone(&tz);
+            let mut date = local.date_naive();
+            let mut left = 5;
+            while left > 0 {
+                date = date.succ_opt().unwrap_or(date);
+                if is_working_day(date) {
+                    left -= 1;
+                }
+            }
+            let naive = date.and_time(local.time());
+            naive
+                .and_local_timezone(tz)
+                .earliest()
+                .map_or(at + Duration::days(7), |t| t.with_timezone(&Utc))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -318,6 +348,25 @@ mod tests {
             .expect("utc");
         assert_eq!(local_time(tz, before).hour(), 1);
         assert_eq!(local_time(tz, after).hour(), 3);
+    }
+
+    #[test]
+    fn sla_due_dates() {
+        use crate::routing::model::Urgency;
+        let tz = chrono_tz::Europe::Paris;
+        // Friday 6 November 2026, 10:00 UTC: 5 working days later skips the weekend and
+        // Armistice (Wednesday 11 November) and lands on Monday 16 November.
+        let at = Utc
+            .with_ymd_and_hms(2026, 11, 6, 10, 0, 0)
+            .single()
+            .expect("utc");
+        assert_eq!(sla_due(Urgency::U1, tz, at), at + Duration::hours(4));
+        assert_eq!(sla_due(Urgency::U2, tz, at), at + Duration::hours(24));
+        let u3 = Utc
+            .with_ymd_and_hms(2026, 11, 16, 10, 0, 0)
+            .single()
+            .expect("utc");
+        assert_eq!(sla_due(Urgency::U3, tz, at), u3);
     }
 
     #[test]

@@ -1,0 +1,277 @@
+//! Serving: the three services, standard health and reflection, the middleware around them, the
+//! background tasks (reaper, health tracking), and a graceful shutdown with a bounded drain.
+//!
+//! `run(app, listener, settings, shutdown)`: `main` passes a future resolving on SIGINT/SIGTERM,
+//! tests pass a oneshot. On shutdown: health goes `NOT_SERVING`, the listener stops accepting,
+//! watch streams end, in-flight calls drain for at most the grace period, and a forced stop is
+//! logged.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{Semaphore, watch};
+use tonic::Status;
+use tonic::codegen::http;
+use tonic::transport::Server;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::{Layer, Service};
+
+use super::pb;
+use super::pb::agent_desk_server::AgentDeskServer;
+use super::pb::call_routing_server::CallRoutingServer;
+use super::pb::operations_server::OperationsServer;
+use super::service::{AgentDeskService, App, CallRoutingService, OperationsService};
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// Longest a unary call may take before `DEADLINE_EXCEEDED`.
+    pub request_timeout: Duration,
+    /// Calls in flight at once; past that, new calls are refused with `UNAVAILABLE` at once.
+    pub max_in_flight: usize,
+    /// Longest message accepted or sent.
+    pub max_message_bytes: usize,
+    /// How long in-flight calls may take to finish at shutdown.
+    pub shutdown_grace: Duration,
+    /// How often expired leases are returned to their queues.
+    pub reaper_every: Duration,
+    /// How often the store is checked for health.
+    pub health_every: Duration,
+}
+
+impl Default for ServerSettings {
+    fn default() -> Self {
+        ServerSettings {
+            request_timeout: Duration::from_secs(5),
+            max_in_flight: 1024,
+            max_message_bytes: 256 * 1024,
+            shutdown_grace: Duration::from_secs(10),
+            reaper_every: Duration::from_secs(1),
+            health_every: Duration::from_secs(1),
+        }
+    }
+}
+
+/// A server that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("gRPC server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+const SERVICES: [&str; 4] = [
+    "",
+    "callrouter.v1.CallRouting",
+    "callrouter.v1.AgentDesk",
+    "callrouter.v1.Operations",
+];
+
+async fn set_health(reporter: &HealthReporter, status: ServingStatus) {
+    for service in SERVICES {
+        reporter.set_service_status(service, status).await;
+    }
+}
+
+/// Serves until `shutdown` resolves, then drains for at most the grace period.
+pub async fn run(
+    app: App,
+    listener: tokio::net::TcpListener,
+    settings: ServerSettings,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServeError> {
+    let (reporter, health) = tonic_health::server::health_reporter();
+    set_health(&reporter, ServingStatus::NotServing).await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+
+    let (closing_tx, closing) = watch::channel(false);
+    let app = app.with_closing(closing.clone());
+    let limit = settings.max_message_bytes;
+    let routing = CallRoutingServer::new(CallRoutingService { app: app.clone() })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let desk = AgentDeskServer::new(AgentDeskService { app: app.clone() })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+    let operations = OperationsServer::new(OperationsService { app: app.clone() })
+        .max_decoding_message_size(limit)
+        .max_encoding_message_size(limit);
+
+    // Health follows the store: SERVING only while the configuration is loaded (it is, or we would
+    // not be here) and the store answers.
+    let health_task = {
+        let app = app.clone();
+        let reporter = reporter.clone();
+        let mut closing = closing.clone();
+        let every = settings.health_every;
+        tokio::spawn(async move {
+            let mut serving = None;
+            loop {
+                let up = app.store().ping().await.is_ok();
+                if serving != Some(up) {
+                    if up {
+                        tracing::info!("queue store answers: SERVING");
+                    } else {
+                        tracing::warn!("queue store does not answer: NOT_SERVING");
+                    }
+                    let status = if up {
+                        ServingStatus::Serving
+                    } else {
+                        ServingStatus::NotServing
+                    };
+                    set_health(&reporter, status).await;
+                    serving = Some(up);
+                }
+                tokio::select! {
+                    _ = closing.changed() => return,
+                    _ = tokio::time::sleep(every) => {}
+                }
+            }
+        })
+    };
+    let reaper = {
+        let mut closing = closing.clone();
+        tokio::spawn(crate::store::run_reaper(
+            app.store(),
+            app.partitions(),
+            settings.reaper_every,
+            async move {
+                let _ = closing.changed().await;
+            },
+        ))
+    };
+
+    let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
+    let stop_accepting = {
+        let reporter = reporter.clone();
+        async move {
+            shutdown.await;
+            tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
+            set_health(&reporter, ServingStatus::NotServing).await;
+            let _ = closing_tx.send(true);
+            let _ = drained_tx.send(());
+        }
+    };
+    let router = Server::builder()
+        // Refuse at once past the in-flight limit, bound each call's time, log each call.
+        .layer(RpcLayer::new(
+            settings.max_in_flight,
+            settings.request_timeout,
+        ))
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(routing)
+        .add_service(desk)
+        .add_service(operations);
+    let serve = router.serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
+    tokio::pin!(serve);
+    let grace = settings.shutdown_grace;
+    let outcome = tokio::select! {
+        result = &mut serve => result.map_err(ServeError::from),
+        () = async move {
+            let _ = drained_rx.await;
+            tokio::time::sleep(grace).await;
+        } => {
+            tracing::warn!(grace_seconds = grace.as_secs_f64(), "drain period over: forced stop with calls still in flight");
+            Ok(())
+        }
+    };
+    health_task.abort();
+    reaper.abort();
+    outcome
+}
+
+/// Load shedding, per-call timeout and one log line per call, for every RPC.
+#[derive(Clone)]
+pub struct RpcLayer {
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+impl RpcLayer {
+    pub fn new(max_in_flight: usize, timeout: Duration) -> RpcLayer {
+        RpcLayer {
+            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
+            timeout,
+        }
+    }
+}
+
+impl<S> Layer<S> for RpcLayer {
+    type Service = RpcService<S>;
+
+    fn layer(&self, inner: S) -> RpcService<S> {
+        RpcService {
+            inner,
+            permits: self.permits.clone(),
+            timeout: self.timeout,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct RpcService<S> {
+    inner: S,
+    permits: Arc<Semaphore>,
+    timeout: Duration,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B> Service<http::Request<B>> for RpcService<S>
+where
+    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Send + 'static,
+{
+    type Response = http::Response<tonic::body::Body>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let method = request.uri().path().to_owned();
+        let started = Instant::now();
+        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
+            tracing::warn!(method = %method, "call refused: too many calls in flight");
+            return Box::pin(async {
+                Ok(Status::unavailable(
+                    "server overloaded: too many calls in flight, retry shortly",
+                )
+                .into_http())
+            });
+        };
+        let call = self.inner.call(request);
+        let timeout = self.timeout;
+        Box::pin(async move {
+            let response = match tokio::time::timeout(timeout, call).await {
+                Ok(result) => result?,
+                Err(_) => Status::deadline_exceeded(format!(
+                    "the call took more than {} ms",
+                    timeout.as_millis()
+                ))
+                .into_http(),
+            };
+            drop(permit);
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or("0");
+            tracing::info!(method = %method, grpc_status = code, latency_us = started.elapsed().as_micros() as u64, "rpc");
+            Ok(response)
+        })
+    }
+}

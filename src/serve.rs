@@ -1,0 +1,232 @@
+//! `callrouter serve`: options (flags and environment), logging, the queue store chosen by
+//! `REDIS_URL`, the gRPC server and the admin HTTP listener, reload on SIGHUP, and shutdown on
+//! SIGINT/SIGTERM.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::api::server::{ServerSettings, run};
+use crate::api::service::{App, ServiceSettings, load_files};
+use crate::store::memory::MemoryStore;
+use crate::store::redis::RedisStore;
+use crate::store::{StoreSettings, TicketStore};
+
+/// Options of `callrouter serve`; every one can also be set by its environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeOptions {
+    /// Main configuration file (routing, teams, registries).
+    #[arg(long, env = "CALLROUTER_CONFIG", default_value = crate::config::DEMO_CONFIG)]
+    pub config: PathBuf,
+    /// Secrets file: SHA-256 hashes of bearer tokens and their principals.
+    #[arg(
+        long,
+        env = "CALLROUTER_SECRETS",
+        default_value = "config/secrets.toml"
+    )]
+    pub secrets: PathBuf,
+    /// Redis URL of the queue store (redis://host:port/db). Without it, an in-memory store that is
+    /// not durable and serves one instance only.
+    #[arg(long, env = "REDIS_URL")]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key, so several deployments can share one Redis.
+    #[arg(long, env = "CALLROUTER_NAMESPACE", default_value = "callrouter")]
+    pub namespace: String,
+    /// gRPC listen address.
+    #[arg(long, env = "CALLROUTER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    pub grpc_addr: SocketAddr,
+    /// Admin HTTP listen address (/healthz, /readyz).
+    #[arg(long, env = "CALLROUTER_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+    pub admin_addr: SocketAddr,
+    /// Lease an accepted ticket gets when the agent's desk does not ask for one (seconds).
+    #[arg(long, env = "CALLROUTER_LEASE_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(5..=14_400))]
+    pub lease_seconds: u32,
+    /// How long completed and cancelled tickets are kept before they are purged (days).
+    #[arg(long, env = "CALLROUTER_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    pub retention_days: u32,
+    /// Expired leases before a ticket escalates to its supervisor queue.
+    #[arg(long, env = "CALLROUTER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub max_attempts: u32,
+    /// How long an agent stays present without a heartbeat (seconds).
+    #[arg(long, env = "CALLROUTER_PRESENCE_TTL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(2..=3600))]
+    pub presence_ttl_seconds: u32,
+    /// How long RouteCall waits for the store before answering with the decision alone (ms).
+    #[arg(long, env = "CALLROUTER_STORE_DEADLINE_MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    pub store_deadline_ms: u64,
+    /// Longest a call may take before DEADLINE_EXCEEDED (ms).
+    #[arg(long, env = "CALLROUTER_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub request_timeout_ms: u64,
+    /// Calls in flight at once; past that, UNAVAILABLE at once.
+    #[arg(long, env = "CALLROUTER_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_in_flight: u64,
+    /// How long in-flight calls may take to finish at shutdown (seconds).
+    #[arg(long, env = "CALLROUTER_SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub shutdown_grace_seconds: u64,
+    /// Log format: `text` for people, `json` for log collectors. Level from RUST_LOG (default info).
+    #[arg(long, env = "CALLROUTER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+/// Sets up logging: level from `RUST_LOG` (default `info`), JSON or text.
+pub fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if format == "json" {
+        builder.json().with_current_span(false).init();
+    } else {
+        builder.init();
+    }
+}
+
+impl ServeOptions {
+    fn store_settings(&self) -> StoreSettings {
+        StoreSettings {
+            namespace: self.namespace.clone(),
+            max_attempts: self.max_attempts,
+            retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
+            presence_ttl: Duration::from_secs(u64::from(self.presence_ttl_seconds)),
+            ..StoreSettings::default()
+        }
+    }
+
+    fn service_settings(&self) -> ServiceSettings {
+        ServiceSettings {
+            config_path: self.config.clone(),
+            secrets_path: self.secrets.clone(),
+            default_lease: Duration::from_secs(u64::from(self.lease_seconds)),
+            store_deadline: Duration::from_millis(self.store_deadline_ms),
+        }
+    }
+
+    fn server_settings(&self) -> ServerSettings {
+        ServerSettings {
+            request_timeout: Duration::from_millis(self.request_timeout_ms),
+            max_in_flight: self.max_in_flight as usize,
+            shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
+            ..ServerSettings::default()
+        }
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn termination() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM; SIGINT only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
+        _ = term.recv() => tracing::info!("SIGTERM received"),
+    }
+}
+
+/// Reloads the configuration on every SIGHUP; a broken one is refused and logged.
+fn reload_on_hangup(app: App) {
+    tokio::spawn(async move {
+        let Ok(mut hangups) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        else {
+            tracing::error!("cannot listen for SIGHUP: reload with Operations.ReloadConfig");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match app.reload().await {
+                Ok(loaded) => tracing::info!(
+                    generation = loaded.generation,
+                    "configuration reloaded (SIGHUP)"
+                ),
+                Err(e) => {
+                    for problem in &e.problems {
+                        tracing::error!(problem = %problem, "configuration reload refused");
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The admin HTTP listener: `/healthz` (the process answers) and `/readyz` (configuration loaded
+/// and the store answering).
+async fn admin(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use axum::http::StatusCode;
+    use axum::routing::get;
+    let ready = {
+        let app = app.clone();
+        move || {
+            let app = app.clone();
+            async move {
+                match app.store().ping().await {
+                    Ok(()) => (StatusCode::OK, "ready\n".to_owned()),
+                    Err(e) => (StatusCode::SERVICE_UNAVAILABLE, format!("not ready: {e}\n")),
+                }
+            }
+        }
+    };
+    let routes = axum::Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready));
+    if let Err(e) = axum::serve(listener, routes)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
+        tracing::error!(error = %e, "admin listener failed");
+    }
+}
+
+/// Runs the service until SIGINT/SIGTERM.
+pub async fn serve(options: ServeOptions) -> Result<(), String> {
+    let service_settings = options.service_settings();
+    let started = std::time::Instant::now();
+    let loaded = {
+        let settings = service_settings.clone();
+        tokio::task::spawn_blocking(move || load_files(&settings, 1))
+            .await
+            .map_err(|e| format!("loading the configuration failed: {e}"))?
+            .map_err(|e| e.to_string())?
+    };
+    tracing::info!(
+        cooperators = loaded.router.cooperators.len(),
+        buildings = loaded.router.buildings.len(),
+        load_ms = started.elapsed().as_millis() as u64,
+        "configuration loaded"
+    );
+    let store: Arc<dyn TicketStore> = match &options.redis_url {
+        Some(url) => {
+            tracing::info!("queue store: Redis");
+            Arc::new(RedisStore::connect(url, options.store_settings()).map_err(|e| e.to_string())?)
+        }
+        None => Arc::new(MemoryStore::new(options.store_settings())),
+    };
+    let app = App::new(loaded, store, service_settings);
+    let grpc = tokio::net::TcpListener::bind(options.grpc_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {} (gRPC): {e}", options.grpc_addr))?;
+    let admin_listener = tokio::net::TcpListener::bind(options.admin_addr)
+        .await
+        .map_err(|e| format!("cannot listen on {} (admin): {e}", options.admin_addr))?;
+    tracing::info!(grpc = %options.grpc_addr, admin = %options.admin_addr, "listening");
+    reload_on_hangup(app.clone());
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = tokio::spawn(admin(app.clone(), admin_listener, async move {
+        let _ = admin_stopped.await;
+    }));
+    let result = run(app, grpc, options.server_settings(), termination()).await;
+    let _ = stop_admin.send(());
+    let _ = admin_task.await;
+    tracing::info!("stopped");
+    result.map_err(|e| e.to_string())
+}

@@ -1,0 +1,181 @@
+//! A real callrouter server for a test: its own `redis-server`, the demo configuration, the
+//! development tokens, listening on `127.0.0.1:0`, with real tonic clients.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use callrouter::api::pb::agent_desk_client::AgentDeskClient;
+use callrouter::api::pb::call_routing_client::CallRoutingClient;
+use callrouter::api::pb::operations_client::OperationsClient;
+use callrouter::api::server::{ServerSettings, run};
+use callrouter::api::service::{App, ServiceSettings, load_files};
+use callrouter::store::StoreSettings;
+use callrouter::store::redis::RedisStore;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::Interceptor;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Channel;
+
+use super::redis_server::RedisServer;
+
+/// Adds `authorization: Bearer <token>` to every request.
+#[derive(Clone)]
+pub struct Bearer(Option<MetadataValue<Ascii>>);
+
+impl Interceptor for Bearer {
+    fn call(
+        &mut self,
+        mut request: tonic::Request<()>,
+    ) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(value) = &self.0 {
+            request
+                .metadata_mut()
+                .insert("authorization", value.clone());
+        }
+        Ok(request)
+    }
+}
+
+pub type Routing = CallRoutingClient<InterceptedService<Channel, Bearer>>;
+pub type Desk = AgentDeskClient<InterceptedService<Channel, Bearer>>;
+pub type Ops = OperationsClient<InterceptedService<Channel, Bearer>>;
+
+/// The development tokens, by agent id (`telephony-ivr`, `tl-agent-1`, …).
+pub fn dev_tokens() -> HashMap<String, String> {
+    let text = std::fs::read_to_string("config/dev-tokens.toml").expect("dev tokens");
+    let value: toml::Value = toml::from_str(&text).expect("dev tokens parse");
+    value["tokens"]
+        .as_array()
+        .expect("tokens array")
+        .iter()
+        .map(|t| {
+            (
+                t["agent_id"].as_str().expect("agent_id").to_owned(),
+                t["token"].as_str().expect("token").to_owned(),
+            )
+        })
+        .collect()
+}
+
+pub struct TestServer {
+    pub addr: SocketAddr,
+    pub redis: RedisServer,
+    pub channel: Channel,
+    pub tokens: HashMap<String, String>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    handle: Option<tokio::task::JoinHandle<Result<(), callrouter::api::server::ServeError>>>,
+}
+
+impl TestServer {
+    /// Starts a server on the demo configuration (or `config` when given).
+    pub async fn start_with(config: Option<PathBuf>) -> Option<TestServer> {
+        let redis = RedisServer::start()?;
+        let store = RedisStore::connect(
+            &redis.url(),
+            StoreSettings {
+                namespace: "api".to_owned(),
+                operation_timeout: Duration::from_millis(500),
+                ..StoreSettings::default()
+            },
+        )
+        .expect("connect");
+        let settings = ServiceSettings {
+            config_path: config.unwrap_or_else(|| PathBuf::from("config/callrouter.toml")),
+            secrets_path: PathBuf::from("config/secrets.toml"),
+            default_lease: Duration::from_secs(60),
+            store_deadline: Duration::from_millis(300),
+        };
+        let loaded = {
+            let settings = settings.clone();
+            tokio::task::spawn_blocking(move || load_files(&settings, 1))
+                .await
+                .expect("join")
+                .expect("the demo configuration loads")
+        };
+        let app = App::new(loaded, Arc::new(store), settings);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server_settings = ServerSettings {
+            reaper_every: Duration::from_millis(100),
+            health_every: Duration::from_millis(100),
+            shutdown_grace: Duration::from_secs(2),
+            ..ServerSettings::default()
+        };
+        let handle = tokio::spawn(run(app, listener, server_settings, async move {
+            let _ = stopped.await;
+        }));
+        let channel = Channel::from_shared(format!("http://{addr}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect to the test server");
+        Some(TestServer {
+            addr,
+            redis,
+            channel,
+            tokens: dev_tokens(),
+            stop: Some(stop),
+            handle: Some(handle),
+        })
+    }
+
+    pub async fn start() -> Option<TestServer> {
+        TestServer::start_with(None).await
+    }
+
+    fn bearer(&self, agent: Option<&str>) -> Bearer {
+        Bearer(agent.map(|a| {
+            let token = self
+                .tokens
+                .get(a)
+                .unwrap_or_else(|| panic!("no dev token for {a}"));
+            format!("Bearer {token}").parse().expect("ascii token")
+        }))
+    }
+
+    /// A bearer with an arbitrary token (for bad-token tests).
+    pub fn raw_bearer(token: &str) -> Bearer {
+        Bearer(Some(format!("Bearer {token}").parse().expect("ascii")))
+    }
+
+    pub fn routing(&self, agent: Option<&str>) -> Routing {
+        CallRoutingClient::with_interceptor(self.channel.clone(), self.bearer(agent))
+    }
+
+    pub fn desk(&self, agent: Option<&str>) -> Desk {
+        AgentDeskClient::with_interceptor(self.channel.clone(), self.bearer(agent))
+    }
+
+    pub fn ops(&self, agent: Option<&str>) -> Ops {
+        OperationsClient::with_interceptor(self.channel.clone(), self.bearer(agent))
+    }
+
+    /// Stops the server and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(handle) = self.handle.take() {
+            handle
+                .await
+                .expect("join")
+                .expect("the server stops cleanly");
+        }
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}

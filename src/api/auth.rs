@@ -6,10 +6,13 @@
 //! - `telephony` routes, explains and cancels calls;
 //! - `agent` works tickets of its own teams, in its cooperator's partition (platform agents — triage
 //!   and shared contractors — in every partition their teams have queues in);
-//! - `supervisor` is an agent of its teams that also sees its cooperator's queues and agents;
+//! - `supervisor` is an agent of its teams that also sees its cooperator's tickets, queues and
+//!   agents (the platform's supervisor: the platform's);
 //! - `operator` reads every queue and agent, explains routes and reloads the configuration.
 //!
-//! A ticket a caller may not see answers `NOT_FOUND`, as if it did not exist.
+//! A ticket of another cooperator answers `NOT_FOUND`, as if it did not exist. Platform staff
+//! (triage, shared contractors) work every cooperator's calls, so for them a ticket they do not
+//! hold is refused as not held, not hidden.
 
 use std::path::Path;
 
@@ -74,7 +77,7 @@ impl Principal {
     pub fn may_oversee(&self, partition: &str) -> bool {
         match self.role {
             Role::Operator => true,
-            Role::Supervisor => self.is_platform() || partition == self.cooperator,
+            Role::Supervisor => partition == self.cooperator,
             Role::Agent | Role::Telephony => false,
         }
     }

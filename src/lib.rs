@@ -13,6 +13,7 @@ pub mod api;
 pub mod config;
 pub mod datagen;
 pub mod explain;
+pub mod loadgen;
 pub mod registry;
 pub mod routing;
 pub mod serve;

@@ -44,6 +44,8 @@ enum Command {
     },
     /// Serves the gRPC API (CallRouting, AgentDesk, Operations, health, reflection) until SIGINT/SIGTERM.
     Serve(Box<callrouter::serve::ServeOptions>),
+    /// Load generator: drives RouteCall and claim -> complete against a running server.
+    Load(Box<callrouter::loadgen::LoadOptions>),
     /// Prints the SHA-256 of a bearer token, as the secrets file holds it.
     HashToken {
         /// The token (read from standard input when absent, to keep it out of shell history).
@@ -78,6 +80,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(options) => serve(*options),
+        Command::Load(options) => block_on("load", callrouter::loadgen::run(*options)),
         Command::HashToken { token } => {
             let token = match token {
                 Some(token) => token,
@@ -121,21 +124,29 @@ fn main() -> ExitCode {
 
 fn serve(options: callrouter::serve::ServeOptions) -> ExitCode {
     callrouter::serve::init_logging(&options.log_format);
+    block_on("serve", callrouter::serve::serve(options))
+}
+
+/// Runs an async command on a multi-threaded runtime; its error goes to the log and stderr.
+fn block_on(
+    what: &str,
+    command: impl std::future::Future<Output = Result<(), String>>,
+) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("cannot start the runtime: {e}");
+            eprintln!("{what}: cannot start the runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(callrouter::serve::serve(options)) {
+    match runtime.block_on(command) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("{e}");
+            tracing::error!("{what}: {e}");
+            eprintln!("{what}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -177,7 +177,12 @@ pub async fn run(
         .add_service(routing)
         .add_service(desk)
         .add_service(operations);
-    let serve = router.serve_with_incoming_shutdown(TcpIncoming::from(listener), stop_accepting);
+    // Small replies must leave at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
+    // hold them for ~40 ms. Keepalive finds dead peers (desks that vanished with a stream open).
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(Some(Duration::from_secs(60)));
+    let serve = router.serve_with_incoming_shutdown(incoming, stop_accepting);
     tokio::pin!(serve);
     let grace = settings.shutdown_grace;
     let outcome = tokio::select! {

@@ -85,6 +85,29 @@ async fn ticket(server: &TestServer, n: &mut u32, held: bool) -> (String, u64) {
     }
 }
 
+/// Claims as the caller and, when a ticket came, releases it so the next cells find it queued.
+async fn claim_and_release(desk: &mut support::api::Desk, team_ids: Vec<String>) -> Code {
+    let result = desk
+        .claim_next_ticket(pb::ClaimNextTicketRequest {
+            team_ids,
+            lease_seconds: 60,
+        })
+        .await;
+    if let Ok(response) = &result
+        && let Some(t) = &response.get_ref().ticket
+    {
+        let hold = pb::TicketActionRequest {
+            ticket_id: t.ticket_id.clone(),
+            lease_token: t.lease_token,
+            lease_seconds: 0,
+        };
+        desk.release_ticket(hold)
+            .await
+            .expect("the claimer releases");
+    }
+    code(result)
+}
+
 fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
     match result {
         Ok(_) => Code::Ok,
@@ -224,48 +247,8 @@ async fn every_role_against_every_rpc() {
                         })
                         .await,
                 ),
-                "ClaimAny" => {
-                    let result = desk
-                        .claim_next_ticket(pb::ClaimNextTicketRequest {
-                            team_ids: vec![],
-                            lease_seconds: 60,
-                        })
-                        .await;
-                    if let Ok(response) = &result
-                        && let Some(t) = &response.get_ref().ticket
-                    {
-                        let hold = pb::TicketActionRequest {
-                            ticket_id: t.ticket_id.clone(),
-                            lease_token: t.lease_token,
-                            lease_seconds: 0,
-                        };
-                        desk.release_ticket(hold)
-                            .await
-                            .expect("the claimer releases");
-                    }
-                    code(result)
-                }
-                "ClaimTeam" => {
-                    let result = desk
-                        .claim_next_ticket(pb::ClaimNextTicketRequest {
-                            team_ids: vec![TL_TECH.to_owned()],
-                            lease_seconds: 60,
-                        })
-                        .await;
-                    if let Ok(response) = &result
-                        && let Some(t) = &response.get_ref().ticket
-                    {
-                        let hold = pb::TicketActionRequest {
-                            ticket_id: t.ticket_id.clone(),
-                            lease_token: t.lease_token,
-                            lease_seconds: 0,
-                        };
-                        desk.release_ticket(hold)
-                            .await
-                            .expect("the claimer releases");
-                    }
-                    code(result)
-                }
+                "ClaimAny" => claim_and_release(&mut desk, vec![]).await,
+                "ClaimTeam" => claim_and_release(&mut desk, vec![TL_TECH.to_owned()]).await,
                 "Accept" => code(
                     desk.accept_ticket(pb::TicketActionRequest {
                         ticket_id: id.clone(),

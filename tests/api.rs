@@ -227,7 +227,51 @@ async fn a_full_day_of_a_call() {
         .into_inner();
     assert!(listed.tickets.is_empty(), "explain queues nothing");
 
+    // A desk that reconnects resumes after the last position it saw: no snapshot, only what came
+    // after (the transfer, then nothing until the next change).
+    let mut resumed = agent
+        .watch_tickets(pb::WatchTicketsRequest {
+            team_ids: vec![technical.clone()],
+            resume_from: [(
+                format!("touraine-logement/{technical}"),
+                event
+                    .position
+                    .rsplit_once('@')
+                    .map(|(_, id)| id.to_owned())
+                    .unwrap_or_default(),
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .await
+        .expect("resume")
+        .into_inner();
+    let first = next_event(&mut resumed).await;
+    assert_eq!(
+        first.kind, "accepted",
+        "resumes right after the claim it had seen"
+    );
+    assert_eq!(next_event(&mut resumed).await.kind, "transferred_out");
+    let bad = agent
+        .watch_tickets(pb::WatchTicketsRequest {
+            team_ids: vec![technical.clone()],
+            resume_from: [(
+                format!("touraine-logement/{technical}"),
+                "yesterday".to_owned(),
+            )]
+            .into_iter()
+            .collect(),
+        })
+        .await
+        .expect("the stream opens")
+        .into_inner()
+        .message()
+        .await
+        .expect_err("a malformed position is refused");
+    assert_eq!(bad.code(), Code::InvalidArgument);
+
     drop(watch);
+    drop(resumed);
     server.stop().await;
 }
 

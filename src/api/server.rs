@@ -285,3 +285,75 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A service that answers OK after `delay`.
+    fn slow(
+        delay: Duration,
+    ) -> impl Service<
+        http::Request<()>,
+        Response = http::Response<tonic::body::Body>,
+        Error = std::convert::Infallible,
+        Future = BoxFuture<Result<http::Response<tonic::body::Body>, std::convert::Infallible>>,
+    > + Clone {
+        tower::service_fn(
+            move |_request: http::Request<()>| -> BoxFuture<
+                Result<http::Response<tonic::body::Body>, std::convert::Infallible>,
+            > {
+                Box::pin(async move {
+                    tokio::time::sleep(delay).await;
+                    Ok(http::Response::new(tonic::body::Body::empty()))
+                })
+            },
+        )
+    }
+
+    fn grpc_status(response: &http::Response<tonic::body::Body>) -> Option<&str> {
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok())
+    }
+
+    #[tokio::test]
+    async fn calls_past_the_limit_are_refused_with_unavailable_at_once() {
+        let layer = RpcLayer::new(1, Duration::from_secs(5));
+        let mut first = layer.layer(slow(Duration::from_millis(300)));
+        let mut second = layer.layer(slow(Duration::from_millis(300)));
+        let running = tokio::spawn(first.call(http::Request::new(())));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let started = Instant::now();
+        let refused = second
+            .call(http::Request::new(()))
+            .await
+            .expect("infallible");
+        assert_eq!(grpc_status(&refused), Some("14"), "UNAVAILABLE");
+        assert!(
+            started.elapsed() < Duration::from_millis(100),
+            "refused without queueing"
+        );
+        let served = running.await.expect("join").expect("infallible");
+        assert_eq!(grpc_status(&served), None, "the first call was served");
+        let after = second
+            .call(http::Request::new(()))
+            .await
+            .expect("infallible");
+        assert_eq!(grpc_status(&after), None, "a permit is free again");
+    }
+
+    #[tokio::test]
+    async fn calls_past_the_timeout_end_with_deadline_exceeded() {
+        let layer = RpcLayer::new(8, Duration::from_millis(50));
+        let mut service = layer.layer(slow(Duration::from_secs(5)));
+        let started = Instant::now();
+        let response = service
+            .call(http::Request::new(()))
+            .await
+            .expect("infallible");
+        assert_eq!(grpc_status(&response), Some("4"), "DEADLINE_EXCEEDED");
+        assert!(started.elapsed() < Duration::from_secs(1));
+    }
+}

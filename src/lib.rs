@@ -14,6 +14,7 @@ pub mod config;
 pub mod datagen;
 pub mod explain;
 pub mod loadgen;
+pub mod metrics;
 pub mod registry;
 pub mod routing;
 pub mod serve;

@@ -11,6 +11,7 @@ use clap::Args;
 
 use crate::api::server::{ServerSettings, run};
 use crate::api::service::{App, ServiceSettings, load_files};
+use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
 use crate::store::{StoreSettings, TicketStore};
@@ -65,6 +66,9 @@ pub struct ServeOptions {
     /// How long in-flight calls may take to finish at shutdown (seconds).
     #[arg(long, env = "CALLROUTER_SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_grace_seconds: u64,
+    /// Metrics (`/metrics` on the admin listener): `on`, or `off` to measure what they cost.
+    #[arg(long, env = "CALLROUTER_METRICS", default_value = "on", value_parser = ["on", "off"])]
+    pub metrics: String,
     /// Log format: `text` for people, `json` for log collectors. Level from RUST_LOG (default info).
     #[arg(long, env = "CALLROUTER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -155,9 +159,9 @@ fn reload_on_hangup(app: App) {
     });
 }
 
-/// The admin HTTP listener: `/healthz` (the process answers) and `/readyz` (configuration loaded
-/// and the store answering).
-async fn admin(
+/// The admin HTTP listener: `/healthz` (the process answers), `/readyz` (configuration loaded
+/// and the store answering) and `/metrics` (Prometheus).
+pub async fn admin(
     app: App,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -176,9 +180,20 @@ async fn admin(
             }
         }
     };
+    let metrics = app.metrics();
+    let exposition = move || {
+        let metrics = metrics.clone();
+        async move {
+            (
+                [(axum::http::header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
+                metrics.encode(),
+            )
+        }
+    };
     let routes = axum::Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(ready));
+        .route("/readyz", get(ready))
+        .route("/metrics", get(exposition));
     if let Err(e) = axum::serve(listener, routes)
         .with_graceful_shutdown(shutdown)
         .await
@@ -211,7 +226,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         }
         None => Arc::new(MemoryStore::new(options.store_settings())),
     };
-    let app = App::new(loaded, store, service_settings);
+    let metrics = Arc::new(if options.metrics == "off" {
+        Metrics::disabled()
+    } else {
+        Metrics::new()
+    });
+    let app = App::new(loaded, store, service_settings, metrics);
     let grpc = tokio::net::TcpListener::bind(options.grpc_addr)
         .await
         .map_err(|e| format!("cannot listen on {} (gRPC): {e}", options.grpc_addr))?;

@@ -786,6 +786,7 @@ async fn the_reaper_loop_returns_expired_leases_by_itself(store: Store) {
         store.clone(),
         vec![P.to_owned(), "platform".to_owned()],
         Duration::from_millis(20),
+        |_, _| {},
         async move {
             let _ = stopped.await;
         },

@@ -42,6 +42,8 @@ pub struct ServerSettings {
     pub reaper_every: Duration,
     /// How often the store is checked for health.
     pub health_every: Duration,
+    /// How often queue depths, oldest waits and agents are sampled for the metrics.
+    pub sample_every: Duration,
 }
 
 impl Default for ServerSettings {
@@ -53,6 +55,7 @@ impl Default for ServerSettings {
             shutdown_grace: Duration::from_secs(10),
             reaper_every: Duration::from_secs(1),
             health_every: Duration::from_secs(1),
+            sample_every: Duration::from_secs(5),
         }
     }
 }
@@ -121,6 +124,7 @@ pub async fn run(
             let mut serving = None;
             loop {
                 let up = app.store().ping().await.is_ok();
+                app.metrics().store_up(up);
                 if serving != Some(up) {
                     if up {
                         tracing::info!("queue store answers: SERVING");
@@ -144,15 +148,23 @@ pub async fn run(
     };
     let reaper = {
         let mut closing = closing.clone();
+        let metrics = app.metrics();
         tokio::spawn(crate::store::run_reaper(
             app.store(),
             app.partitions(),
             settings.reaper_every,
+            move |partition, report| metrics.reaped(partition, report.expired, report.escalated),
             async move {
                 let _ = closing.changed().await;
             },
         ))
     };
+
+    let sampler = tokio::spawn(sample_queues(
+        app.clone(),
+        settings.sample_every,
+        closing.clone(),
+    ));
 
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let stop_accepting = {
@@ -166,10 +178,11 @@ pub async fn run(
         }
     };
     let router = Server::builder()
-        // Refuse at once past the in-flight limit, bound each call's time, log each call.
+        // Refuse at once past the in-flight limit, bound each call's time, count and log each call.
         .layer(RpcLayer::new(
             settings.max_in_flight,
             settings.request_timeout,
+            app.metrics(),
         ))
         .add_service(health)
         .add_service(reflection_v1)
@@ -197,21 +210,86 @@ pub async fn run(
     };
     health_task.abort();
     reaper.abort();
+    sampler.abort();
     outcome
 }
 
-/// Load shedding, per-call timeout and one log line per call, for every RPC.
+/// Keeps the queue and agent gauges current: one pipelined read of every queue per pass, cheap
+/// for Redis, shared by nothing else.
+async fn sample_queues(app: App, every: Duration, mut closing: watch::Receiver<bool>) {
+    let metrics = app.metrics();
+    if !metrics.is_enabled() {
+        return;
+    }
+    loop {
+        let queues: Vec<crate::store::QueueRef> = {
+            let loaded = app.current();
+            let router = &loaded.router;
+            router
+                .teams
+                .iter()
+                .flat_map(|team| match team.cooperator {
+                    Some(c) => vec![crate::store::QueueRef::new(
+                        &router.cooperators[c as usize].id,
+                        &team.id,
+                    )],
+                    None => app
+                        .partitions()
+                        .iter()
+                        .map(|p| crate::store::QueueRef::new(p, &team.id))
+                        .collect(),
+                })
+                .collect()
+        };
+        if let Ok((stats, _)) = app.store().queue_stats(&queues).await {
+            for s in stats {
+                metrics.queue(
+                    &s.queue.partition,
+                    &s.queue.team,
+                    s.urgency,
+                    s.depth,
+                    s.oldest_wait_ms,
+                );
+            }
+        }
+        if let Ok(agents) = app.store().agents().await {
+            let counts: Vec<(crate::store::Presence, i64)> = [
+                crate::store::Presence::Available,
+                crate::store::Presence::Busy,
+                crate::store::Presence::WrapUp,
+                crate::store::Presence::Break,
+                crate::store::Presence::Offline,
+            ]
+            .into_iter()
+            .map(|p| (p, agents.iter().filter(|a| a.presence == p).count() as i64))
+            .collect();
+            metrics.agents(&counts);
+        }
+        tokio::select! {
+            _ = closing.changed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
+}
+
+/// Load shedding, per-call timeout, metrics and one log line per call, for every RPC.
 #[derive(Clone)]
 pub struct RpcLayer {
     permits: Arc<Semaphore>,
     timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl RpcLayer {
-    pub fn new(max_in_flight: usize, timeout: Duration) -> RpcLayer {
+    pub fn new(
+        max_in_flight: usize,
+        timeout: Duration,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> RpcLayer {
         RpcLayer {
             permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
             timeout,
+            metrics,
         }
     }
 }
@@ -224,6 +302,7 @@ impl<S> Layer<S> for RpcLayer {
             inner,
             permits: self.permits.clone(),
             timeout: self.timeout,
+            metrics: self.metrics.clone(),
         }
     }
 }
@@ -233,6 +312,7 @@ pub struct RpcService<S> {
     inner: S,
     permits: Arc<Semaphore>,
     timeout: Duration,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -254,8 +334,10 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let method = request.uri().path().to_owned();
         let started = Instant::now();
+        let metrics = self.metrics.clone();
         let Ok(permit) = self.permits.clone().try_acquire_owned() else {
             tracing::warn!(method = %method, "call refused: too many calls in flight");
+            metrics.rpc(&method, "14", started.elapsed());
             return Box::pin(async {
                 Ok(Status::unavailable(
                     "server overloaded: too many calls in flight, retry shortly",
@@ -275,12 +357,16 @@ where
                 .into_http(),
             };
             drop(permit);
+            // Errors travel in the response headers ("trailers only"); a response without a status
+            // there carries OK in its trailers (a stream that fails later is counted as started).
             let code = response
                 .headers()
                 .get("grpc-status")
                 .and_then(|v| v.to_str().ok())
                 .unwrap_or("0");
-            tracing::info!(method = %method, grpc_status = code, latency_us = started.elapsed().as_micros() as u64, "rpc");
+            let elapsed = started.elapsed();
+            metrics.rpc(&method, code, elapsed);
+            tracing::info!(method = %method, grpc_status = code, latency_us = elapsed.as_micros() as u64, "rpc");
             Ok(response)
         })
     }
@@ -320,7 +406,11 @@ mod tests {
 
     #[tokio::test]
     async fn calls_past_the_limit_are_refused_with_unavailable_at_once() {
-        let layer = RpcLayer::new(1, Duration::from_secs(5));
+        let layer = RpcLayer::new(
+            1,
+            Duration::from_secs(5),
+            Arc::new(crate::metrics::Metrics::new()),
+        );
         let mut first = layer.layer(slow(Duration::from_millis(300)));
         let mut second = layer.layer(slow(Duration::from_millis(300)));
         let running = tokio::spawn(first.call(http::Request::new(())));
@@ -346,7 +436,11 @@ mod tests {
 
     #[tokio::test]
     async fn calls_past_the_timeout_end_with_deadline_exceeded() {
-        let layer = RpcLayer::new(8, Duration::from_millis(50));
+        let layer = RpcLayer::new(
+            8,
+            Duration::from_millis(50),
+            Arc::new(crate::metrics::Metrics::new()),
+        );
         let mut service = layer.layer(slow(Duration::from_secs(5)));
         let started = Instant::now();
         let response = service

@@ -22,8 +22,10 @@ use super::convert::{
 use super::pb;
 use crate::config::error::ConfigError;
 use crate::explain::FieldError;
+use crate::metrics::Metrics;
 use crate::routing::model::TeamKind;
 use crate::routing::{RouteError, Router, calendar};
+use crate::store::instrumented::InstrumentedStore;
 use crate::store::{
     AgentStatus, Hold, NewTicket, PLATFORM_PARTITION, QueueRef, StoreError, Ticket, TicketStore,
     partition_of, supervisor_team,
@@ -56,6 +58,7 @@ pub struct App {
     settings: Arc<ServiceSettings>,
     /// Turns true when the server shuts down: watch streams end.
     closing: tokio::sync::watch::Receiver<bool>,
+    metrics: Arc<Metrics>,
 }
 
 /// Loads configuration and tokens from files (blocking I/O: call from a blocking context).
@@ -70,13 +73,38 @@ pub fn load_files(settings: &ServiceSettings, generation: u64) -> Result<Loaded,
 }
 
 impl App {
-    pub fn new(loaded: Loaded, store: Arc<dyn TicketStore>, settings: ServiceSettings) -> App {
+    /// The state over a store; when metrics record, store operations are timed too.
+    pub fn new(
+        loaded: Loaded,
+        store: Arc<dyn TicketStore>,
+        settings: ServiceSettings,
+        metrics: Arc<Metrics>,
+    ) -> App {
+        metrics.config(loaded.generation);
+        let partitions: Vec<String> = loaded
+            .router
+            .cooperators
+            .iter()
+            .map(|c| c.id.clone())
+            .chain([PLATFORM_PARTITION.to_owned()])
+            .collect();
+        metrics.prime(&partitions);
+        let store: Arc<dyn TicketStore> = if metrics.is_enabled() {
+            Arc::new(InstrumentedStore::new(store, metrics.clone()))
+        } else {
+            store
+        };
         App {
             loaded: Arc::new(RwLock::new(Arc::new(loaded))),
             store,
             settings: Arc::new(settings),
             closing: tokio::sync::watch::channel(false).1,
+            metrics,
         }
+    }
+
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The same state, with streams ending when `closing` turns true.
@@ -233,11 +261,19 @@ impl pb::call_routing_server::CallRouting for CallRoutingService {
         principal.require(&[Role::Telephony])?;
         let route = convert::route_request(request.into_inner(), true)?;
         let now = Utc::now();
+        let deciding = std::time::Instant::now();
         let decision = loaded.router.decide(&route, now).map_err(route_status)?;
+        let decision_time = deciding.elapsed();
         let partition = decision
             .cooperator_id
             .clone()
             .unwrap_or_else(|| PLATFORM_PARTITION.to_owned());
+        let (team, category, level) = (
+            decision.team_id.clone(),
+            decision.issue_category.clone(),
+            decision.address_match.level.as_str(),
+        );
+        let metrics_partition = partition.clone();
         let new = NewTicket {
             call_id: route.call_id.clone(),
             escalation_team: supervisor_team(&partition),
@@ -255,6 +291,20 @@ impl pb::call_routing_server::CallRouting for CallRoutingService {
         let stored =
             tokio::time::timeout(self.app.settings.store_deadline, self.app.store.create(new))
                 .await;
+        let outcome = match &stored {
+            Ok(Ok(created)) if created.duplicate => "duplicate",
+            Ok(Ok(created)) if created.joined_incident => "incident",
+            Ok(Ok(_)) => "queued",
+            _ => "degraded",
+        };
+        self.app.metrics.routed(
+            &metrics_partition,
+            &team,
+            &category,
+            outcome,
+            level,
+            decision_time,
+        );
         let mut response = pb::RouteCallResponse {
             decision: Some(decision_to_pb(decision)),
             ..Default::default()
@@ -419,6 +469,10 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .claim_next(&principal.agent_id, &queues, lease)
             .await
             .map_err(store_status)?;
+        if let Some(t) = &ticket {
+            let waited = t.claimed_at.unwrap_or(t.enqueued_at) - t.enqueued_at;
+            self.app.metrics.claimed(&t.partition, t.urgency, waited);
+        }
         Ok(Response::new(pb::ClaimNextTicketResponse {
             ticket: ticket.map(ticket_to_pb),
         }))
@@ -464,6 +518,15 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .complete(&ticket_id, &hold, &resolution)
             .await
             .map_err(store_status)?;
+        if let (Some(closed), Some(claimed)) = (ticket.closed_at, ticket.claimed_at) {
+            let breached = ticket.sla_due_at > 0 && closed > ticket.sla_due_at;
+            self.app.metrics.completed(
+                &ticket.partition,
+                ticket.urgency,
+                closed - claimed,
+                breached,
+            );
+        }
         Ok(Response::new(ticket_to_pb(ticket)))
     }
 

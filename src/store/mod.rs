@@ -23,6 +23,7 @@
 //! call, creation time, place, attempts and history under a new id; the old id answers with
 //! `MOVED` and the new id.
 
+pub mod instrumented;
 pub mod memory;
 pub mod redis;
 
@@ -499,6 +500,7 @@ pub async fn run_reaper(
     store: std::sync::Arc<dyn TicketStore>,
     partitions: Vec<String>,
     every: Duration,
+    on_report: impl Fn(&str, &ReapReport),
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let mut ticks = tokio::time::interval(every);
@@ -510,7 +512,11 @@ pub async fn run_reaper(
             _ = ticks.tick() => {}
         }
         for partition in &partitions {
-            match store.reap(partition).await {
+            let reaped = store.reap(partition).await;
+            if let Ok(report) = &reaped {
+                on_report(partition, report);
+            }
+            match reaped {
                 Ok(report) if report.expired > 0 || report.moves_finished > 0 => tracing::info!(
                     partition = %partition,
                     expired = report.expired,

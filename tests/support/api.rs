@@ -64,6 +64,8 @@ pub fn dev_tokens() -> HashMap<String, String> {
 
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// The admin HTTP listener (`/healthz`, `/readyz`, `/metrics`).
+    pub admin: SocketAddr,
     pub redis: RedisServer,
     pub channel: Channel,
     pub tokens: HashMap<String, String>,
@@ -97,7 +99,24 @@ impl TestServer {
                 .expect("join")
                 .expect("the demo configuration loads")
         };
-        let app = App::new(loaded, Arc::new(store), settings);
+        let app = App::new(
+            loaded,
+            Arc::new(store),
+            settings,
+            Arc::new(callrouter::metrics::Metrics::new()),
+        );
+        let admin_listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind admin");
+        let admin = admin_listener.local_addr().expect("admin addr");
+        let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(callrouter::serve::admin(
+            app.clone(),
+            admin_listener,
+            async move {
+                let _ = admin_stopped.await;
+            },
+        ));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
@@ -106,11 +125,13 @@ impl TestServer {
         let server_settings = ServerSettings {
             reaper_every: Duration::from_millis(100),
             health_every: Duration::from_millis(100),
+            sample_every: Duration::from_millis(100),
             shutdown_grace: Duration::from_secs(2),
             ..ServerSettings::default()
         };
         let handle = tokio::spawn(run(app, listener, server_settings, async move {
             let _ = stopped.await;
+            let _ = stop_admin.send(());
         }));
         let channel = Channel::from_shared(format!("http://{addr}"))
             .expect("uri")
@@ -119,6 +140,7 @@ impl TestServer {
             .expect("connect to the test server");
         Some(TestServer {
             addr,
+            admin,
             redis,
             channel,
             tokens: dev_tokens(),
@@ -156,6 +178,26 @@ impl TestServer {
 
     pub fn ops(&self, agent: Option<&str>) -> Ops {
         OperationsClient::with_interceptor(self.channel.clone(), self.bearer(agent))
+    }
+
+    /// A GET on the admin listener: the whole response, status line first.
+    pub async fn admin_get(&self, path: &str) -> String {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(self.admin)
+            .await
+            .expect("admin connect");
+        let request =
+            format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("admin write");
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .await
+            .expect("admin read");
+        response
     }
 
     /// Stops the server and waits for it.

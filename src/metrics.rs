@@ -1,0 +1,577 @@
+//! Prometheus metrics, exposed by the admin listener at `/metrics` in the Prometheus text format.
+//!
+//! Every label has a bounded set of values taken from the configuration or from code: cooperator,
+//! team, urgency, issue category, outcome, gRPC service, method and code, store operation. Never a
+//! phone number, an address, a ticket id or a call id. gRPC paths that are not part of the served
+//! contracts are counted under `other`, so no client can create label values.
+//!
+//! [`Metrics::disabled`] records nothing (to measure what recording costs).
+
+use std::time::Duration;
+
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
+};
+
+use crate::routing::model::Urgency;
+use crate::store::{Presence, StoreError};
+
+/// All the service's metrics and their registry.
+pub struct Metrics {
+    enabled: bool,
+    registry: Registry,
+    grpc_handled: IntCounterVec,
+    grpc_handling: HistogramVec,
+    calls_routed: IntCounterVec,
+    decision: Histogram,
+    address_matches: IntCounterVec,
+    queue_depth: IntGaugeVec,
+    queue_oldest_wait: GaugeVec,
+    ticket_wait: HistogramVec,
+    ticket_handle: HistogramVec,
+    sla_breaches: IntCounterVec,
+    lease_expiries: IntCounterVec,
+    escalations: IntCounterVec,
+    agents: IntGaugeVec,
+    store_operation: HistogramVec,
+    store_errors: IntCounterVec,
+    store_up: IntGauge,
+    config_generation: IntGauge,
+    config_reloads: IntCounterVec,
+}
+
+/// The gRPC paths served; anything else is counted as `other`.
+const KNOWN_SERVICES: [&str; 6] = [
+    "callrouter.v1.CallRouting",
+    "callrouter.v1.AgentDesk",
+    "callrouter.v1.Operations",
+    "grpc.health.v1.Health",
+    "grpc.reflection.v1.ServerReflection",
+    "grpc.reflection.v1alpha.ServerReflection",
+];
+
+const KNOWN_METHODS: [&str; 18] = [
+    "RouteCall",
+    "ExplainRoute",
+    "CancelCall",
+    "ClaimNextTicket",
+    "AcceptTicket",
+    "CompleteTicket",
+    "ReleaseTicket",
+    "TransferTicket",
+    "GetTicket",
+    "ListTickets",
+    "WatchTickets",
+    "SetAgentStatus",
+    "GetQueueStats",
+    "ListAgents",
+    "ReloadConfig",
+    "Check",
+    "Watch",
+    "ServerReflectionInfo",
+];
+
+/// The service and method labels of a gRPC path, bounded to the served contracts.
+pub fn rpc_labels(path: &str) -> (&'static str, &'static str) {
+    let mut parts = path.trim_start_matches('/').splitn(2, '/');
+    let service = parts.next().unwrap_or_default();
+    let method = parts.next().unwrap_or_default();
+    match (
+        KNOWN_SERVICES.iter().find(|s| **s == service),
+        KNOWN_METHODS.iter().find(|m| **m == method),
+    ) {
+        (Some(s), Some(m)) => (s, m),
+        _ => ("other", "other"),
+    }
+}
+
+fn store_error_kind(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::NotFound(_) => "not_found",
+        StoreError::NotHolder(_) => "not_holder",
+        StoreError::WrongState { .. } => "wrong_state",
+        StoreError::Invalid(_) => "invalid",
+        StoreError::Unavailable(_) => "unavailable",
+        StoreError::Timeout => "timeout",
+        StoreError::Corrupt(_) => "corrupt",
+    }
+}
+
+/// 50 µs to ~26 s: call and operation latencies.
+fn latency_buckets() -> Vec<f64> {
+    exponential_buckets(0.000_05, 2.0, 20).unwrap_or_default()
+}
+
+/// 1 s to ~4.5 days: queue waits and handling times.
+fn wait_buckets() -> Vec<f64> {
+    exponential_buckets(1.0, 2.0, 19).unwrap_or_default()
+}
+
+/// Registers a metric; the names are constants of this module, so a clash is a programming error
+/// caught by the tests, and the metric then simply goes unexposed rather than stopping the service.
+fn register<M: prometheus::core::Collector + Clone + 'static>(registry: &Registry, metric: M) -> M {
+    if let Err(e) = registry.register(Box::new(metric.clone())) {
+        tracing::error!(error = %e, "a metric could not be registered");
+    }
+    metric
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
+    let metric =
+        IntCounterVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+    register(registry, metric)
+}
+
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+    buckets: Vec<f64>,
+) -> HistogramVec {
+    let metric = HistogramVec::new(HistogramOpts::new(name, help).buckets(buckets), labels)
+        .unwrap_or_else(|_| unreachable_metric());
+    register(registry, metric)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
+    let metric =
+        IntGaugeVec::new(Opts::new(name, help), labels).unwrap_or_else(|_| unreachable_metric());
+    register(registry, metric)
+}
+
+/// Metric options here are constants that the tests construct; a bad one is a programming error.
+fn unreachable_metric<T>() -> T {
+    panic!("invalid metric definition in callrouter::metrics")
+}
+
+impl Metrics {
+    /// Metrics that record and are exposed.
+    pub fn new() -> Metrics {
+        Metrics::build(true)
+    }
+
+    /// Metrics that record nothing.
+    pub fn disabled() -> Metrics {
+        Metrics::build(false)
+    }
+
+    fn build(enabled: bool) -> Metrics {
+        let registry =
+            Registry::new_custom(Some("callrouter".to_owned()), None).unwrap_or_default();
+        let r = &registry;
+        let decision = register(
+            r,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "routing_decision_seconds",
+                    "Time to take a routing decision, in process",
+                )
+                .buckets(latency_buckets()),
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+        );
+        let store_up = register(
+            r,
+            IntGauge::new("store_up", "1 when the queue store answers, else 0")
+                .unwrap_or_else(|_| unreachable_metric()),
+        );
+        let config_generation = register(
+            r,
+            IntGauge::new(
+                "config_generation",
+                "Generation of the configuration in force (1 at start, +1 per reload)",
+            )
+            .unwrap_or_else(|_| unreachable_metric()),
+        );
+        // Resident memory, CPU and file descriptors of the process (process_*).
+        #[cfg(target_os = "linux")]
+        if let Err(e) = r.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        )) {
+            tracing::error!(error = %e, "process metrics could not be registered");
+        }
+        let build_info = gauge(
+            r,
+            "build_info",
+            "Build of the running callrouter (always 1)",
+            &["version"],
+        );
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        Metrics {
+            enabled,
+            grpc_handled: counter(
+                r,
+                "grpc_server_handled_total",
+                "gRPC calls handled, by service, method and status code",
+                &["service", "method", "code"],
+            ),
+            grpc_handling: histogram(
+                r,
+                "grpc_server_handling_seconds",
+                "Time to handle a gRPC call (until the response starts)",
+                &["service", "method"],
+                latency_buckets(),
+            ),
+            calls_routed: counter(
+                r,
+                "calls_routed_total",
+                "Calls routed, by cooperator, team, issue category and outcome (queued, duplicate, incident, degraded)",
+                &["cooperator", "team", "category", "outcome"],
+            ),
+            decision,
+            address_matches: counter(
+                r,
+                "address_matches_total",
+                "Address matches by level (BUILDING, STREET, COMMUNE, NONE)",
+                &["level"],
+            ),
+            queue_depth: gauge(
+                r,
+                "queue_depth",
+                "Tickets waiting, by cooperator, team and urgency",
+                &["cooperator", "team", "urgency"],
+            ),
+            queue_oldest_wait: register(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "queue_oldest_wait_seconds",
+                        "Wait of the oldest waiting ticket, by cooperator, team and urgency",
+                    ),
+                    &["cooperator", "team", "urgency"],
+                )
+                .unwrap_or_else(|_| unreachable_metric()),
+            ),
+            ticket_wait: histogram(
+                r,
+                "ticket_wait_seconds",
+                "Time from queued to claimed",
+                &["cooperator", "urgency"],
+                wait_buckets(),
+            ),
+            ticket_handle: histogram(
+                r,
+                "ticket_handle_seconds",
+                "Time from claimed to completed",
+                &["cooperator", "urgency"],
+                wait_buckets(),
+            ),
+            sla_breaches: counter(
+                r,
+                "sla_breaches_total",
+                "Tickets completed after their SLA due time",
+                &["cooperator", "urgency"],
+            ),
+            lease_expiries: counter(
+                r,
+                "lease_expiries_total",
+                "Leases that expired: tickets returned to their queue",
+                &["cooperator"],
+            ),
+            escalations: counter(
+                r,
+                "escalations_total",
+                "Tickets escalated to the supervisor queue after too many expired leases",
+                &["cooperator"],
+            ),
+            agents: gauge(r, "agents", "Agents by presence", &["presence"]),
+            store_operation: histogram(
+                r,
+                "store_operation_seconds",
+                "Queue store operation time, by operation",
+                &["operation"],
+                latency_buckets(),
+            ),
+            store_errors: counter(
+                r,
+                "store_errors_total",
+                "Queue store errors, by operation and kind",
+                &["operation", "kind"],
+            ),
+            store_up,
+            config_generation,
+            config_reloads: counter(
+                r,
+                "config_reloads_total",
+                "Configuration reloads, by result (ok, refused)",
+                &["result"],
+            ),
+            registry,
+        }
+    }
+
+    /// Whether this instance records.
+    pub fn is_enabled(&self) -> bool {
+        self.enabled
+    }
+
+    /// The exposition, in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut buffer = Vec::new();
+        if TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buffer)
+            .is_err()
+        {
+            return String::new();
+        }
+        String::from_utf8(buffer).unwrap_or_default()
+    }
+
+    /// Creates zero-valued series for every partition (cooperators and `platform`), so that rates
+    /// and alerts have data before the first event.
+    pub fn prime(&self, partitions: &[String]) {
+        if !self.enabled {
+            return;
+        }
+        for partition in partitions {
+            self.lease_expiries
+                .with_label_values(&[partition])
+                .inc_by(0);
+            self.escalations.with_label_values(&[partition]).inc_by(0);
+            for urgency in Urgency::ALL {
+                self.sla_breaches
+                    .with_label_values(&[partition, urgency.as_str()])
+                    .inc_by(0);
+            }
+        }
+        for result in ["ok", "refused"] {
+            self.config_reloads.with_label_values(&[result]).inc_by(0);
+        }
+        for kind in ["unavailable", "timeout"] {
+            self.store_errors
+                .with_label_values(&["create", kind])
+                .inc_by(0);
+        }
+        for presence in [
+            Presence::Available,
+            Presence::Busy,
+            Presence::WrapUp,
+            Presence::Break,
+            Presence::Offline,
+        ] {
+            self.agents.with_label_values(&[presence.as_str()]).set(0);
+        }
+    }
+
+    pub fn rpc(&self, path: &str, code: &str, elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
+        let (service, method) = rpc_labels(path);
+        let code = match code.parse::<i32>() {
+            Ok(n) => format!("{:?}", tonic::Code::from_i32(n)),
+            Err(_) => "Unknown".to_owned(),
+        };
+        self.grpc_handled
+            .with_label_values(&[service, method, &code])
+            .inc();
+        self.grpc_handling
+            .with_label_values(&[service, method])
+            .observe(elapsed.as_secs_f64());
+    }
+
+    pub fn routed(
+        &self,
+        partition: &str,
+        team: &str,
+        category: &str,
+        outcome: &str,
+        level: &str,
+        decision: Duration,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        self.calls_routed
+            .with_label_values(&[partition, team, category, outcome])
+            .inc();
+        self.decision.observe(decision.as_secs_f64());
+        self.address_matches.with_label_values(&[level]).inc();
+    }
+
+    pub fn claimed(&self, partition: &str, urgency: Urgency, waited_ms: i64) {
+        if self.enabled {
+            self.ticket_wait
+                .with_label_values(&[partition, urgency.as_str()])
+                .observe(waited_ms.max(0) as f64 / 1000.0);
+        }
+    }
+
+    pub fn completed(&self, partition: &str, urgency: Urgency, handled_ms: i64, breached: bool) {
+        if !self.enabled {
+            return;
+        }
+        self.ticket_handle
+            .with_label_values(&[partition, urgency.as_str()])
+            .observe(handled_ms.max(0) as f64 / 1000.0);
+        if breached {
+            self.sla_breaches
+                .with_label_values(&[partition, urgency.as_str()])
+                .inc();
+        }
+    }
+
+    pub fn reaped(&self, partition: &str, expired: u64, escalated: u64) {
+        if self.enabled {
+            self.lease_expiries
+                .with_label_values(&[partition])
+                .inc_by(expired);
+            self.escalations
+                .with_label_values(&[partition])
+                .inc_by(escalated);
+        }
+    }
+
+    pub fn queue(
+        &self,
+        partition: &str,
+        team: &str,
+        urgency: Urgency,
+        depth: u64,
+        oldest_wait_ms: Option<i64>,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        let labels = [partition, team, urgency.as_str()];
+        self.queue_depth
+            .with_label_values(&labels)
+            .set(depth as i64);
+        self.queue_oldest_wait
+            .with_label_values(&labels)
+            .set(oldest_wait_ms.map_or(0.0, |ms| ms.max(0) as f64 / 1000.0));
+    }
+
+    pub fn agents(&self, counts: &[(Presence, i64)]) {
+        if self.enabled {
+            for (presence, n) in counts {
+                self.agents.with_label_values(&[presence.as_str()]).set(*n);
+            }
+        }
+    }
+
+    pub fn store_operation(
+        &self,
+        operation: &'static str,
+        elapsed: Duration,
+        error: Option<&StoreError>,
+    ) {
+        if !self.enabled {
+            return;
+        }
+        self.store_operation
+            .with_label_values(&[operation])
+            .observe(elapsed.as_secs_f64());
+        if let Some(e) = error {
+            self.store_errors
+                .with_label_values(&[operation, store_error_kind(e)])
+                .inc();
+        }
+    }
+
+    pub fn store_up(&self, up: bool) {
+        self.store_up.set(i64::from(up));
+    }
+
+    pub fn config(&self, generation: u64) {
+        self.config_generation.set(generation as i64);
+    }
+
+    pub fn reload(&self, ok: bool) {
+        self.config_reloads
+            .with_label_values(&[if ok { "ok" } else { "refused" }])
+            .inc();
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn paths_outside_the_contracts_do_not_make_labels() {
+        assert_eq!(
+            rpc_labels("/callrouter.v1.CallRouting/RouteCall"),
+            ("callrouter.v1.CallRouting", "RouteCall")
+        );
+        assert_eq!(
+            rpc_labels("/grpc.health.v1.Health/Check"),
+            ("grpc.health.v1.Health", "Check")
+        );
+        assert_eq!(rpc_labels("/evil.Service/+33612345678"), ("other", "other"));
+        assert_eq!(rpc_labels("garbage"), ("other", "other"));
+    }
+
+    #[test]
+    fn every_metric_registers_and_names_follow_prometheus_conventions() {
+        let m = Metrics::new();
+        m.prime(&["touraine-logement".to_owned()]);
+        m.rpc(
+            "/callrouter.v1.CallRouting/RouteCall",
+            "0",
+            Duration::from_millis(2),
+        );
+        m.routed(
+            "touraine-logement",
+            "touraine-logement.rent",
+            "administrative",
+            "queued",
+            "BUILDING",
+            Duration::from_micros(3),
+        );
+        m.queue(
+            "touraine-logement",
+            "touraine-logement.rent",
+            Urgency::U3,
+            2,
+            Some(1500),
+        );
+        let text = m.encode();
+        assert!(text.contains("callrouter_grpc_server_handled_total{code=\"Ok\",method=\"RouteCall\",service=\"callrouter.v1.CallRouting\"} 1"), "{text}");
+        assert!(text.contains("callrouter_grpc_server_handling_seconds_bucket"));
+        assert!(text.contains("callrouter_queue_oldest_wait_seconds{cooperator=\"touraine-logement\",team=\"touraine-logement.rent\",urgency=\"U3\"} 1.5"));
+        assert!(text.contains("callrouter_build_info{version="));
+        // Every family with a sample is exposed, histograms once observed; process_* on Linux.
+        for family in [
+            "address_matches_total",
+            "agents",
+            "build_info",
+            "calls_routed_total",
+            "config_generation",
+            "config_reloads_total",
+            "escalations_total",
+            "grpc_server_handled_total",
+            "grpc_server_handling_seconds",
+            "lease_expiries_total",
+            "queue_depth",
+            "queue_oldest_wait_seconds",
+            "routing_decision_seconds",
+            "sla_breaches_total",
+            "store_errors_total",
+            "store_up",
+            "process_resident_memory_bytes",
+        ] {
+            assert!(
+                text.contains(&format!("# TYPE callrouter_{family} ")),
+                "{family} missing:\n{text}"
+            );
+        }
+        let off = Metrics::disabled();
+        off.rpc(
+            "/callrouter.v1.CallRouting/RouteCall",
+            "0",
+            Duration::from_millis(2),
+        );
+        assert!(!off.encode().contains("grpc_server_handled_total{"));
+    }
+}

@@ -1,0 +1,153 @@
+//! A store wrapper that times every operation and counts errors by kind, for the metrics. It
+//! changes nothing else: each call goes straight to the store it wraps.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+
+use super::{
+    AgentStatus, Created, Hold, NewTicket, QueuePosition, QueueRef, QueueStats, ReapReport,
+    StateCounts, StoreError, Ticket, TicketEvent, TicketStore,
+};
+use crate::metrics::Metrics;
+use crate::routing::model::Urgency;
+
+/// A [`TicketStore`] that reports to [`Metrics`].
+pub struct InstrumentedStore {
+    inner: Arc<dyn TicketStore>,
+    metrics: Arc<Metrics>,
+}
+
+impl InstrumentedStore {
+    pub fn new(inner: Arc<dyn TicketStore>, metrics: Arc<Metrics>) -> InstrumentedStore {
+        InstrumentedStore { inner, metrics }
+    }
+
+    async fn timed<T>(
+        &self,
+        operation: &'static str,
+        call: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let started = Instant::now();
+        let result = call.await;
+        self.metrics
+            .store_operation(operation, started.elapsed(), result.as_ref().err());
+        result
+    }
+}
+
+#[async_trait]
+impl TicketStore for InstrumentedStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.timed("ping", self.inner.ping()).await
+    }
+
+    async fn create(&self, new: NewTicket) -> Result<Created, StoreError> {
+        self.timed("create", self.inner.create(new)).await
+    }
+
+    async fn claim_next(
+        &self,
+        agent_id: &str,
+        queues: &[QueueRef],
+        lease: Duration,
+    ) -> Result<Option<Ticket>, StoreError> {
+        self.timed("claim", self.inner.claim_next(agent_id, queues, lease))
+            .await
+    }
+
+    async fn accept(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        lease: Duration,
+    ) -> Result<Ticket, StoreError> {
+        self.timed("accept", self.inner.accept(ticket_id, hold, lease))
+            .await
+    }
+
+    async fn complete(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+    ) -> Result<Ticket, StoreError> {
+        self.timed("complete", self.inner.complete(ticket_id, hold, resolution))
+            .await
+    }
+
+    async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {
+        self.timed("release", self.inner.release(ticket_id, hold))
+            .await
+    }
+
+    async fn transfer(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        to: &QueueRef,
+        urgency: Option<Urgency>,
+    ) -> Result<Ticket, StoreError> {
+        self.timed(
+            "transfer",
+            self.inner.transfer(ticket_id, hold, to, urgency),
+        )
+        .await
+    }
+
+    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError> {
+        self.timed("cancel", self.inner.cancel(ticket_id)).await
+    }
+
+    async fn get(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError> {
+        self.timed("get", self.inner.get(ticket_id)).await
+    }
+
+    async fn history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
+        self.timed("history", self.inner.history(ticket_id)).await
+    }
+
+    async fn list_queued(&self, queue: &QueueRef, limit: usize) -> Result<Vec<Ticket>, StoreError> {
+        self.timed("list", self.inner.list_queued(queue, limit))
+            .await
+    }
+
+    async fn position(&self, ticket_id: &str) -> Result<Option<QueuePosition>, StoreError> {
+        self.timed("position", self.inner.position(ticket_id)).await
+    }
+
+    async fn queue_stats(
+        &self,
+        queues: &[QueueRef],
+    ) -> Result<(Vec<QueueStats>, Vec<(QueueRef, StateCounts)>), StoreError> {
+        self.timed("stats", self.inner.queue_stats(queues)).await
+    }
+
+    async fn reap(&self, partition: &str) -> Result<ReapReport, StoreError> {
+        self.timed("reap", self.inner.reap(partition)).await
+    }
+
+    async fn read_events(
+        &self,
+        queue: &QueueRef,
+        after: Option<&str>,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        // Blocking reads wait by design: their time is not the store's latency.
+        if wait.is_some() {
+            return self.inner.read_events(queue, after, limit, wait).await;
+        }
+        self.timed("events", self.inner.read_events(queue, after, limit, wait))
+            .await
+    }
+
+    async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError> {
+        self.timed("heartbeat", self.inner.heartbeat(agent)).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
+        self.timed("agents", self.inner.agents()).await
+    }
+}

@@ -1,0 +1,303 @@
+//! The metrics an operator scrapes: after a routed and completed call, `/metrics` holds the
+//! families with the right values, no personal data or ids in any label, and `promtool` accepts
+//! the exposition.
+
+mod support {
+    pub mod api;
+    pub mod redis_server;
+}
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callrouter::api::pb;
+use support::api::TestServer;
+
+const PHONE: &str = "+33 2 47 12 34 56";
+
+fn call(id: &str) -> (pb::RouteCallRequest, String) {
+    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
+    let row = text
+        .lines()
+        .find(|l| l.contains(",touraine-logement,tl-tours,"))
+        .expect("Tours");
+    let f: Vec<&str> = row.split(',').collect();
+    let request = pb::RouteCallRequest {
+        call_id: id.to_owned(),
+        caller_number: PHONE.to_owned(),
+        address: Some(pb::Address {
+            street_number: f[3].to_owned(),
+            street: f[4].to_owned(),
+            postcode: f[5].to_owned(),
+            ..Default::default()
+        }),
+        issue_type: "technical.plumbing.leak".to_owned(),
+        ..Default::default()
+    };
+    (request, f[4].to_owned())
+}
+
+/// The value of the sample of this name with exactly these labels, in any order.
+fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    wanted.sort();
+    body.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (series_name, mut found) = match series.split_once('{') {
+            Some((n, rest)) => (
+                n,
+                rest.trim_end_matches('}')
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            ),
+            None => (series, Vec::new()),
+        };
+        found.sort();
+        (series_name == name && found == wanted)
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}
+
+/// promtool, which CI installs (Debian's `prometheus` package); outside CI its absence skips.
+pub fn promtool() -> Option<&'static str> {
+    let found = Command::new("promtool")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        if std::env::var_os("CI").is_some() {
+            panic!("promtool is missing (apt-get install prometheus)");
+        }
+        eprintln!("SKIPPED: promtool is missing (apt-get install prometheus)");
+        return None;
+    }
+    Some("promtool")
+}
+
+#[tokio::test]
+async fn metrics_after_a_routed_and_completed_call() {
+    let Some(server) = TestServer::start().await else {
+        return;
+    };
+    let (request, street) = call("metrics-1");
+    let routed = server
+        .routing(Some("telephony-ivr"))
+        .route_call(request)
+        .await
+        .expect("route")
+        .into_inner();
+    let ticket = routed.ticket.expect("ticket");
+    let mut desk = server.desk(Some("tl-agent-1"));
+    let held = desk
+        .claim_next_ticket(pb::ClaimNextTicketRequest {
+            team_ids: vec![],
+            lease_seconds: 60,
+        })
+        .await
+        .expect("claim")
+        .into_inner()
+        .ticket
+        .expect("ticket");
+    desk.complete_ticket(pb::CompleteTicketRequest {
+        ticket_id: held.ticket_id.clone(),
+        lease_token: held.lease_token,
+        resolution: "fixed".to_owned(),
+    })
+    .await
+    .expect("complete");
+    let status = server
+        .routing(None)
+        .route_call(call("metrics-2").0)
+        .await
+        .expect_err("no token");
+    assert_eq!(status.code(), tonic::Code::Unauthenticated);
+    let team = ticket.team_id.clone();
+
+    // The sampler runs every 100 ms in tests: wait until it has seen the queue.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let body = loop {
+        let response = server.admin_get("/metrics").await;
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+        assert!(
+            response
+                .to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4")
+        );
+        let body = response
+            .split("\r\n\r\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_owned();
+        if body.contains("callrouter_queue_depth{") && body.contains("callrouter_store_up 1") {
+            break body;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sampler did not publish queue depths:\n{body}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+
+    let tl = ("cooperator", "touraine-logement");
+    let routed = [
+        tl,
+        ("team", team.as_str()),
+        ("category", "technical"),
+        ("outcome", "queued"),
+    ];
+    assert_eq!(
+        sample(&body, "callrouter_calls_routed_total", &routed),
+        Some(1.0),
+        "{body}"
+    );
+    let rpc = |service, method, code| [("service", service), ("method", method), ("code", code)];
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_grpc_server_handled_total",
+            &rpc("callrouter.v1.CallRouting", "RouteCall", "Ok")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_grpc_server_handled_total",
+            &rpc("callrouter.v1.CallRouting", "RouteCall", "Unauthenticated")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_grpc_server_handled_total",
+            &rpc("callrouter.v1.AgentDesk", "CompleteTicket", "Ok")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_grpc_server_handling_seconds_count",
+            &[
+                ("service", "callrouter.v1.CallRouting"),
+                ("method", "RouteCall")
+            ]
+        ),
+        Some(2.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_address_matches_total",
+            &[("level", "BUILDING")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, "callrouter_routing_decision_seconds_count", &[]),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_ticket_wait_seconds_count",
+            &[tl, ("urgency", "U2")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_ticket_handle_seconds_count",
+            &[tl, ("urgency", "U2")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_sla_breaches_total",
+            &[tl, ("urgency", "U2")]
+        ),
+        Some(0.0)
+    );
+    assert!(
+        sample(
+            &body,
+            "callrouter_store_operation_seconds_count",
+            &[("operation", "create")]
+        )
+        .is_some_and(|n| n >= 1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_queue_depth",
+            &[tl, ("team", team.as_str()), ("urgency", "U2")]
+        ),
+        Some(0.0)
+    );
+    assert_eq!(sample(&body, "callrouter_store_up", &[]), Some(1.0));
+    assert_eq!(
+        sample(&body, "callrouter_config_generation", &[]),
+        Some(1.0)
+    );
+    assert!(
+        sample(&body, "callrouter_process_resident_memory_bytes", &[]).is_some_and(|b| b > 0.0)
+    );
+    assert!(body.contains("callrouter_build_info{version=\""));
+    for family in [
+        "callrouter_lease_expiries_total",
+        "callrouter_escalations_total",
+        "callrouter_sla_breaches_total",
+        "callrouter_agents",
+        "callrouter_store_errors_total",
+        "callrouter_config_reloads_total",
+    ] {
+        assert!(
+            body.contains(&format!("# HELP {family}")),
+            "{family} is described"
+        );
+    }
+
+    // No personal data, no ids.
+    let phone_digits: String = PHONE.chars().filter(char::is_ascii_digit).collect();
+    for secret in [
+        PHONE,
+        &phone_digits,
+        street.as_str(),
+        ticket.ticket_id.as_str(),
+        "metrics-1",
+        ticket.building_id.as_str(),
+    ] {
+        assert!(!body.contains(secret), "the scrape holds '{secret}'");
+    }
+
+    if let Some(promtool) = promtool() {
+        let mut child = Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("promtool runs");
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(body.as_bytes())
+            .expect("write scrape");
+        let out = child.wait_with_output().expect("promtool finishes");
+        assert!(
+            out.status.success(),
+            "promtool check metrics:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    server.stop().await;
+}

@@ -46,6 +46,12 @@ enum Command {
     Serve(Box<callrouter::serve::ServeOptions>),
     /// Load generator: drives RouteCall and claim -> complete against a running server.
     Load(Box<callrouter::loadgen::LoadOptions>),
+    /// Exits 0 when the admin listener says the service is ready (for container health checks).
+    Healthcheck {
+        /// Admin address of the service.
+        #[arg(long, env = "CALLROUTER_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+        admin_addr: std::net::SocketAddr,
+    },
     /// Prints the SHA-256 of a bearer token, as the secrets file holds it.
     HashToken {
         /// The token (read from standard input when absent, to keep it out of shell history).
@@ -80,6 +86,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(options) => serve(*options),
+        Command::Healthcheck { admin_addr } => healthcheck(admin_addr),
         Command::Load(options) => block_on("load", callrouter::loadgen::run(*options)),
         Command::HashToken { token } => {
             let token = match token {
@@ -147,6 +154,31 @@ fn block_on(
         Err(e) => {
             tracing::error!("{what}: {e}");
             eprintln!("{what}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// GET /readyz on the admin listener: ready means HTTP 200 within two seconds.
+fn healthcheck(admin: std::net::SocketAddr) -> ExitCode {
+    use std::io::{Read, Write};
+    let timeout = std::time::Duration::from_secs(2);
+    let answer = std::net::TcpStream::connect_timeout(&admin, timeout).and_then(|mut stream| {
+        stream.set_read_timeout(Some(timeout))?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response)?;
+        Ok(response)
+    });
+    match answer {
+        Ok(response) if response.starts_with("HTTP/1.1 200") => ExitCode::SUCCESS,
+        Ok(response) => {
+            eprintln!("not ready: {}", response.lines().next().unwrap_or_default());
+            ExitCode::FAILURE
+        }
+        Err(e) => {
+            eprintln!("no answer from {admin}: {e}");
             ExitCode::FAILURE
         }
     }

@@ -1,0 +1,181 @@
+//! The operations artefacts in `deploy/` agree with the service: the Grafana dashboard parses and
+//! every metric its panels and the alert rules query is one the service exports; promtool accepts
+//! the alert rules and the Prometheus configuration.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+use std::time::Duration;
+
+use callrouter::metrics::Metrics;
+use callrouter::routing::model::Urgency;
+use callrouter::store::{Presence, StoreError};
+
+/// Every sample name the service exposes once each metric has seen one event.
+fn exported() -> BTreeSet<String> {
+    let m = Metrics::new();
+    m.prime(&["touraine-logement".to_owned(), "platform".to_owned()]);
+    m.rpc(
+        "/callrouter.v1.CallRouting/RouteCall",
+        "0",
+        Duration::from_millis(1),
+    );
+    m.routed(
+        "touraine-logement",
+        "touraine-logement.rent",
+        "administrative",
+        "queued",
+        "BUILDING",
+        Duration::from_micros(2),
+    );
+    m.claimed("touraine-logement", Urgency::U2, 1000);
+    m.completed("touraine-logement", Urgency::U2, 2000, true);
+    m.reaped("touraine-logement", 1, 1);
+    m.queue(
+        "touraine-logement",
+        "touraine-logement.rent",
+        Urgency::U2,
+        1,
+        Some(1000),
+    );
+    m.agents(&[(Presence::Available, 1)]);
+    m.store_operation(
+        "create",
+        Duration::from_millis(1),
+        Some(&StoreError::Timeout),
+    );
+    m.store_up(true);
+    m.reload(true);
+    m.encode()
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.split(['{', ' ']).next().map(str::to_owned))
+        .collect()
+}
+
+/// The `callrouter_…` metric names a query mentions.
+fn metric_names(query: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let bytes = query.as_bytes();
+    let mut i = 0;
+    while let Some(at) = query[i..].find("callrouter_") {
+        let start = i + at;
+        let boundary =
+            start == 0 || !(bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_');
+        let end = query[start..]
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(query.len(), |n| start + n);
+        if boundary {
+            names.push(query[start..end].to_owned());
+        }
+        i = end;
+    }
+    names
+}
+
+#[test]
+fn every_dashboard_query_names_an_exported_metric() {
+    let exported = exported();
+    let text =
+        std::fs::read_to_string("deploy/grafana/dashboards/callrouter.json").expect("dashboard");
+    let dashboard: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let panels = dashboard["panels"].as_array().expect("panels");
+    assert!(
+        panels.len() >= 10,
+        "a dashboard with queues, waits, service level, calls, errors, latencies"
+    );
+    let mut queries = 0;
+    for panel in panels {
+        let targets = panel["targets"].as_array().expect("targets");
+        assert!(
+            !targets.is_empty(),
+            "panel {} queries something",
+            panel["title"]
+        );
+        for target in targets {
+            let expr = target["expr"].as_str().expect("expr");
+            let names = metric_names(expr);
+            assert!(
+                !names.is_empty(),
+                "panel {}: {expr} names no callrouter metric",
+                panel["title"]
+            );
+            for name in names {
+                assert!(
+                    exported.contains(&name),
+                    "panel {}: {name} is not exported (have {exported:?})",
+                    panel["title"]
+                );
+            }
+            queries += 1;
+        }
+    }
+    assert!(queries >= 16);
+}
+
+#[test]
+fn every_alert_names_an_exported_metric() {
+    let exported = exported();
+    let rules = std::fs::read_to_string("deploy/prometheus/alerts.yml").expect("alerts");
+    let names = metric_names(&rules);
+    assert!(names.len() >= 6);
+    for name in names {
+        assert!(
+            exported.contains(&name),
+            "alerts.yml: {name} is not exported"
+        );
+    }
+    for alert in [
+        "CallrouterQueueOldestWaitOverSLA",
+        "CallrouterSLABreaches",
+        "CallrouterRedisUnreachable",
+        "CallrouterDegradedRouting",
+        "CallrouterErrorRate",
+        "CallrouterNoAgentAvailable",
+    ] {
+        assert!(
+            rules.contains(&format!("alert: {alert}")),
+            "{alert} is defined"
+        );
+        let anchor = rules
+            .split(&format!("alert: {alert}"))
+            .nth(1)
+            .and_then(|rest| rest.split("runbook: docs/operations.md#").nth(1))
+            .and_then(|rest| rest.lines().next())
+            .expect("every alert names its runbook entry");
+        let runbook = std::fs::read_to_string("docs/operations.md").expect("runbook");
+        let heading = anchor.replace('-', " ");
+        assert!(
+            runbook.lines().any(
+                |l| l.starts_with("### ") && l[4..].to_lowercase().replace('-', " ") == heading
+            ),
+            "docs/operations.md has a '### …' entry for #{anchor}"
+        );
+    }
+}
+
+#[test]
+fn promtool_accepts_the_rules_and_the_configuration() {
+    if Command::new("promtool").arg("--version").output().is_err() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "promtool is missing (apt-get install prometheus)"
+        );
+        eprintln!("SKIPPED: promtool is missing (apt-get install prometheus)");
+        return;
+    }
+    for args in [
+        ["check", "rules", "deploy/prometheus/alerts.yml"],
+        ["check", "config", "deploy/prometheus/prometheus.yml"],
+    ] {
+        let out = Command::new("promtool")
+            .args(args)
+            .output()
+            .expect("promtool runs");
+        assert!(
+            out.status.success(),
+            "promtool {args:?}:\n{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -48,27 +48,9 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     sorted[i].as_secs_f64() * 1e6
 }
 
-/// Round trips Redis has served through scripts, from `INFO commandstats`: each `EVALSHA` (or
-/// `EVAL`, or `SCRIPT LOAD` after a script cache flush) is one request from the client. The
-/// store's create, claim and complete send nothing else.
+/// Round trips Redis has served through scripts, counted by Redis itself.
 fn script_calls(server: &redis_server::RedisServer) -> u64 {
-    server
-        .command(&["INFO", "commandstats"])
-        .lines()
-        .filter(|l| {
-            l.starts_with("cmdstat_evalsha:")
-                || l.starts_with("cmdstat_eval:")
-                || l.starts_with("cmdstat_script|load:")
-        })
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+    callrouter::loadgen::script_calls_in(&server.command(&["INFO", "commandstats"]))
 }
 
 async fn run(name: &str, store: Arc<dyn TicketStore>, server: Option<&redis_server::RedisServer>) {

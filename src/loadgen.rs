@@ -160,18 +160,10 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
     )
 }
 
-async fn script_calls(url: &str) -> Result<u64, String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let mut conn = client
-        .get_multiplexed_async_connection()
-        .await
-        .map_err(|e| e.to_string())?;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
-        .await
-        .map_err(|e| e.to_string())?;
-    Ok(info
+/// Requests Redis has served through scripts, from an `INFO commandstats` reply: each `EVALSHA`
+/// (or `EVAL`, or `SCRIPT LOAD` after a script cache flush) is one round trip from a client.
+pub fn script_calls_in(commandstats: &str) -> u64 {
+    commandstats
         .lines()
         .filter(|l| {
             l.starts_with("cmdstat_evalsha:")
@@ -186,7 +178,21 @@ async fn script_calls(url: &str) -> Result<u64, String> {
                 .parse::<u64>()
                 .ok()
         })
-        .sum())
+        .sum()
+}
+
+async fn script_calls(url: &str) -> Result<u64, String> {
+    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+    let mut conn = client
+        .get_multiplexed_async_connection()
+        .await
+        .map_err(|e| e.to_string())?;
+    let info: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query_async(&mut conn)
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok(script_calls_in(&info))
 }
 
 fn bearer(token: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, String> {
@@ -365,4 +371,13 @@ pub async fn run(options: LoadOptions) -> Result<(), String> {
         );
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn script_calls_count_evalsha_eval_and_loads() {
+        let info = "# Commandstats\r\ncmdstat_evalsha:calls=10,usec=5\r\ncmdstat_eval:calls=2,usec=1\r\ncmdstat_script|load:calls=3,usec=1\r\ncmdstat_get:calls=99,usec=1\r\n";
+        assert_eq!(super::script_calls_in(info), 15);
+    }
 }

@@ -27,12 +27,7 @@ const PRINCIPALS: [Option<&str>; 10] = [
 ];
 
 fn call(id: &str) -> pb::RouteCallRequest {
-    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
-    let row = text
-        .lines()
-        .find(|l| l.contains(",touraine-logement,tl-tours,"))
-        .expect("Tours");
-    let f: Vec<&str> = row.split(',').collect();
+    let f = support::api::tours_building();
     pb::RouteCallRequest {
         call_id: id.to_owned(),
         address: Some(pb::Address {

@@ -15,12 +15,7 @@ use tonic_types::StatusExt;
 
 /// A Touraine Logement building in Tours, from the demo registry: (number, street, postcode, sector).
 fn tours_building() -> (String, String, String, String) {
-    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
-    let row = text
-        .lines()
-        .find(|l| l.contains(",touraine-logement,tl-tours,"))
-        .expect("a building in Tours");
-    let f: Vec<&str> = row.split(',').collect();
+    let f = support::api::tours_building();
     (
         f[3].to_owned(),
         f[4].to_owned(),

@@ -34,12 +34,7 @@ async fn a_python_grpcio_client_routes_and_completes_a_call() {
     let Some(server) = TestServer::start().await else {
         return;
     };
-    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
-    let row = text
-        .lines()
-        .find(|l| l.contains(",touraine-logement,tl-tours,"))
-        .expect("Tours");
-    let f: Vec<&str> = row.split(',').collect();
+    let f = support::api::tours_building();
     let address = format!("{} {} {} {}", f[3], f[4], f[5], f[7]);
     let addr = server.addr;
     let telephony = server.tokens["telephony-ivr"].clone();

@@ -44,12 +44,7 @@ async fn a_full_call_logs_no_personal_data() {
     let Some(server) = TestServer::start().await else {
         return;
     };
-    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
-    let row = text
-        .lines()
-        .find(|l| l.contains(",touraine-logement,tl-tours,"))
-        .expect("Tours");
-    let f: Vec<&str> = row.split(',').collect();
+    let f = support::api::tours_building();
     let (street, building) = (f[4].to_owned(), f[0].to_owned());
     let tenants = std::fs::read_to_string("data/tenants.csv").expect("tenants");
     let tenant = tenants
@@ -88,23 +83,8 @@ async fn a_full_call_logs_no_personal_data() {
     bad.issue_type = "technical.unknown".to_owned();
     routing.route_call(bad).await.expect_err("invalid");
     let mut desk = server.desk(Some("tl-agent-1"));
-    let held = desk
-        .claim_next_ticket(pb::ClaimNextTicketRequest {
-            team_ids: vec![],
-            lease_seconds: 60,
-        })
-        .await
-        .expect("claim")
-        .into_inner()
-        .ticket
-        .expect("ticket");
-    desk.complete_ticket(pb::CompleteTicketRequest {
-        ticket_id: held.ticket_id.clone(),
-        lease_token: held.lease_token,
-        resolution: "fixed".to_owned(),
-    })
-    .await
-    .expect("complete");
+    let held = support::api::claim(&mut desk, vec![]).await;
+    support::api::complete(&mut desk, &held, "fixed").await;
     server.stop().await;
 
     let logs = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8 logs");

@@ -17,12 +17,7 @@ use support::api::TestServer;
 const PHONE: &str = "+33 2 47 12 34 56";
 
 fn call(id: &str) -> (pb::RouteCallRequest, String) {
-    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
-    let row = text
-        .lines()
-        .find(|l| l.contains(",touraine-logement,tl-tours,"))
-        .expect("Tours");
-    let f: Vec<&str> = row.split(',').collect();
+    let f = support::api::tours_building();
     let request = pb::RouteCallRequest {
         call_id: id.to_owned(),
         caller_number: PHONE.to_owned(),
@@ -91,23 +86,8 @@ async fn metrics_after_a_routed_and_completed_call() {
         .into_inner();
     let ticket = routed.ticket.expect("ticket");
     let mut desk = server.desk(Some("tl-agent-1"));
-    let held = desk
-        .claim_next_ticket(pb::ClaimNextTicketRequest {
-            team_ids: vec![],
-            lease_seconds: 60,
-        })
-        .await
-        .expect("claim")
-        .into_inner()
-        .ticket
-        .expect("ticket");
-    desk.complete_ticket(pb::CompleteTicketRequest {
-        ticket_id: held.ticket_id.clone(),
-        lease_token: held.lease_token,
-        resolution: "fixed".to_owned(),
-    })
-    .await
-    .expect("complete");
+    let held = support::api::claim(&mut desk, vec![]).await;
+    support::api::complete(&mut desk, &held, "fixed").await;
     let status = server
         .routing(None)
         .route_call(call("metrics-2").0)

@@ -45,6 +45,46 @@ pub type Routing = CallRoutingClient<InterceptedService<Channel, Bearer>>;
 pub type Desk = AgentDeskClient<InterceptedService<Channel, Bearer>>;
 pub type Ops = OperationsClient<InterceptedService<Channel, Bearer>>;
 
+/// The fields of the first Touraine Logement building in Tours in the demo registry (columns of
+/// `buildings.csv`: id, cooperator, sector, number, street, postcode, INSEE code, city, …).
+pub fn tours_building() -> Vec<String> {
+    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
+    let row = text
+        .lines()
+        .find(|l| l.contains(",touraine-logement,tl-tours,"))
+        .expect("a building in Tours");
+    row.split(',').map(str::to_owned).collect()
+}
+
+/// Claims the next ticket of the caller's teams, which must exist.
+pub async fn claim(desk: &mut Desk, team_ids: Vec<String>) -> callrouter::api::pb::Ticket {
+    desk.claim_next_ticket(callrouter::api::pb::ClaimNextTicketRequest {
+        team_ids,
+        lease_seconds: 60,
+    })
+    .await
+    .expect("claim")
+    .into_inner()
+    .ticket
+    .expect("a ticket waits")
+}
+
+/// Completes a ticket the caller holds.
+pub async fn complete(
+    desk: &mut Desk,
+    held: &callrouter::api::pb::Ticket,
+    resolution: &str,
+) -> callrouter::api::pb::Ticket {
+    desk.complete_ticket(callrouter::api::pb::CompleteTicketRequest {
+        ticket_id: held.ticket_id.clone(),
+        lease_token: held.lease_token,
+        resolution: resolution.to_owned(),
+    })
+    .await
+    .expect("complete")
+    .into_inner()
+}
+
 /// The development tokens, by agent id (`telephony-ivr`, `tl-agent-1`, …).
 pub fn dev_tokens() -> HashMap<String, String> {
     let text = std::fs::read_to_string("config/dev-tokens.toml").expect("dev tokens");

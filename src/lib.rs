@@ -8,6 +8,10 @@
 //! - [`explain`]: the JSON request/decision format of the `explain` dry-run command.
 //! - [`datagen`]: the deterministic generator of the demo building and tenant registries.
 //! - [`store`]: the queue store (Redis, and an in-memory one for a single instance).
+//! - [`api`]: the gRPC service around the core and the store: contract, auth, server.
+//! - [`serve`]: `callrouter serve` — options, logging, admin listener, signals.
+//! - [`metrics`]: Prometheus metrics with bounded labels.
+//! - [`loadgen`]: `callrouter load`, the load generator.
 
 pub mod api;
 pub mod config;

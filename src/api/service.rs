@@ -204,8 +204,9 @@ fn visible_queues(
         let candidates = queues_of_team(router, team)?;
         let visible: Vec<QueueRef> = candidates
             .into_iter()
+            // One's own team's queues, or any queue of a partition one oversees.
             .filter(|q| {
-                mine && principal.may_see(&q.partition, &q.team)
+                (mine && principal.may_see(&q.partition, &q.team))
                     || principal.may_oversee(&q.partition)
             })
             .collect();

@@ -473,7 +473,7 @@ async fn without_the_store_route_call_still_answers_with_the_decision() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    server.redis.kill();
+    server.redis_mut().kill();
     let mut telephony = server.routing(Some("telephony-ivr"));
     let started = Instant::now();
     let answer = telephony
@@ -507,7 +507,7 @@ async fn without_the_store_route_call_still_answers_with_the_decision() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
-    server.redis.restart();
+    server.redis_mut().restart();
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let answer = telephony
@@ -676,4 +676,109 @@ async fn triage_hands_a_call_to_a_cooperator_and_stats_follow() {
         ["gh-agent-1"]
     );
     server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_instance_loses_nothing_and_another_serves_its_work() {
+    let Some(first) = TestServer::start().await else {
+        return;
+    };
+    let second = first.another_instance().await;
+    let mut watch = second
+        .desk(Some("tl-agent-1"))
+        .watch_tickets(pb::WatchTicketsRequest {
+            team_ids: vec![],
+            ..Default::default()
+        })
+        .await
+        .expect("watch on the second instance")
+        .into_inner();
+    let mut routed = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let ticket = first
+            .routing(Some("telephony-ivr"))
+            .route_call(leak_call(&format!("kill-{i}")))
+            .await
+            .expect("route")
+            .into_inner()
+            .ticket
+            .expect("ticket");
+        routed.insert(ticket.ticket_id);
+    }
+    // Depending on when the watch's reader started, a ticket shows as part of the snapshot or as
+    // created: either way the second instance reports the first one's tickets.
+    let event = next_event(&mut watch).await;
+    assert!(
+        matches!(event.kind.as_str(), "snapshot" | "created"),
+        "{}",
+        event.kind
+    );
+    assert!(routed.contains(&event.ticket.expect("ticket").ticket_id));
+
+    // Ten tickets held through the first instance, which then dies with them.
+    let mut on_first = first.desk(Some("tl-agent-1"));
+    for _ in 0..10 {
+        on_first
+            .claim_next_ticket(pb::ClaimNextTicketRequest {
+                team_ids: vec![],
+                lease_seconds: 5,
+            })
+            .await
+            .expect("claim")
+            .into_inner()
+            .ticket
+            .expect("ticket");
+    }
+    kill_first_then_finish_on_second(first, second, routed).await;
+}
+
+/// Kills the first instance; the second completes every ticket exactly once, the held ones after
+/// their leases expire and its own reaper returns them.
+async fn kill_first_then_finish_on_second(
+    first: TestServer,
+    second: TestServer,
+    routed: std::collections::BTreeSet<String>,
+) {
+    let redis = {
+        let mut first = first;
+        let redis = first.redis.take();
+        first.kill();
+        redis
+    };
+    let mut desk = second.desk(Some("tl-agent-1"));
+    let mut completed = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while completed.len() < routed.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} completed",
+            completed.len(),
+            routed.len()
+        );
+        let claimed = desk
+            .claim_next_ticket(pb::ClaimNextTicketRequest {
+                team_ids: vec![],
+                lease_seconds: 60,
+            })
+            .await
+            .expect("claim")
+            .into_inner()
+            .ticket;
+        let Some(ticket) = claimed else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        support::api::complete(&mut desk, &ticket, "done").await;
+        assert!(
+            completed.insert(ticket.ticket_id.clone()),
+            "{} completed twice",
+            ticket.ticket_id
+        );
+    }
+    assert_eq!(
+        completed, routed,
+        "every routed ticket completed once, none lost"
+    );
+    second.stop().await;
+    drop(redis);
 }

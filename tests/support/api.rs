@@ -106,7 +106,9 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// The admin HTTP listener (`/healthz`, `/readyz`, `/metrics`).
     pub admin: SocketAddr,
-    pub redis: RedisServer,
+    /// The server's Redis, when this server started it (a second instance shares the first's).
+    pub redis: Option<RedisServer>,
+    pub redis_url: String,
     pub channel: Channel,
     pub tokens: HashMap<String, String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -114,11 +116,30 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server on the demo configuration (or `config` when given).
+    /// Starts a server on the demo configuration (or `config` when given), over its own Redis.
     pub async fn start_with(config: Option<PathBuf>) -> Option<TestServer> {
         let redis = RedisServer::start()?;
+        let url = redis.url();
+        let mut server = TestServer::launch(config, url).await;
+        server.redis = Some(redis);
+        Some(server)
+    }
+
+    /// Another instance over the same Redis, as a deployment runs several.
+    pub async fn another_instance(&self) -> TestServer {
+        TestServer::launch(None, self.redis_url.clone()).await
+    }
+
+    /// The Redis this server or the first instance started.
+    pub fn redis_mut(&mut self) -> &mut RedisServer {
+        self.redis
+            .as_mut()
+            .expect("this instance started the Redis")
+    }
+
+    async fn launch(config: Option<PathBuf>, redis_url: String) -> TestServer {
         let store = RedisStore::connect(
-            &redis.url(),
+            &redis_url,
             StoreSettings {
                 namespace: "api".to_owned(),
                 operation_timeout: Duration::from_millis(500),
@@ -178,15 +199,16 @@ impl TestServer {
             .connect()
             .await
             .expect("connect to the test server");
-        Some(TestServer {
+        TestServer {
             addr,
             admin,
-            redis,
+            redis: None,
+            redis_url,
             channel,
             tokens: dev_tokens(),
             stop: Some(stop),
             handle: Some(handle),
-        })
+        }
     }
 
     pub async fn start() -> Option<TestServer> {
@@ -238,6 +260,14 @@ impl TestServer {
             .await
             .expect("admin read");
         response
+    }
+
+    /// Kills the server: no drain, no shutdown of its own; what it held is left as it was.
+    pub fn kill(mut self) {
+        self.stop.take();
+        if let Some(handle) = self.handle.take() {
+            handle.abort();
+        }
     }
 
     /// Stops the server and waits for it.

@@ -725,6 +725,47 @@ async fn closed_tickets_are_purged_after_retention(store: Store) {
     assert!(!again.duplicate, "the call key went with the ticket");
 }
 
+async fn joined_calls_are_forgotten_after_retention(store: Store) {
+    let mut first = new_ticket("roof-1", P, "contractor.roofs", Urgency::U2);
+    first.incident_id = Some("TL-00002/roof".to_owned());
+    let opened = store.create(first.clone()).await.expect("create").ticket;
+    let mut joined = first.clone();
+    joined.call_id = "roof-2".to_owned();
+    assert!(
+        store
+            .create(joined.clone())
+            .await
+            .expect("join")
+            .joined_incident
+    );
+    let held = store
+        .claim_next("roofer", &[q(P, "contractor.roofs")], LONG)
+        .await
+        .expect("claim")
+        .expect("t");
+    assert_eq!(held.ticket_id, opened.ticket_id);
+    store
+        .complete(&held.ticket_id, &hold(&held), "patched")
+        .await
+        .expect("complete");
+    let retry = store.create(joined.clone()).await.expect("retry");
+    assert!(
+        retry.duplicate,
+        "within the retention a retry is a duplicate"
+    );
+    tokio::time::sleep(Duration::from_millis(1800)).await;
+    assert_eq!(
+        store.get(&opened.ticket_id).await.expect("get"),
+        None,
+        "purged"
+    );
+    let later = store.create(joined).await.expect("create");
+    assert!(
+        !later.duplicate && !later.joined_incident,
+        "the joined call was forgotten with its incident"
+    );
+}
+
 async fn claims_span_partitions_by_urgency(store: Store) {
     let coop = store
         .create(new_ticket("c-coop", P, "contractor.lifts", Urgency::U2))
@@ -849,5 +890,6 @@ conformance!(
     presence_goes_offline_without_heartbeats,
     closed_tickets_are_purged_after_retention,
     claims_span_partitions_by_urgency,
+    joined_calls_are_forgotten_after_retention,
     the_reaper_loop_returns_expired_leases_by_itself,
 );

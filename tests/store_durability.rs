@@ -228,3 +228,52 @@ async fn keys_share_one_hash_tag_per_partition() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_move_between_partitions_leaves_no_key_without_expiry() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    let mut lost = ticket("lost-1".to_owned(), "platform.triage", Urgency::U2);
+    lost.partition = "platform".to_owned();
+    lost.cooperator_id = None;
+    lost.incident_id = Some("unlocated/door_entry".to_owned());
+    store.create(lost).await.expect("create");
+    let held = store
+        .claim_next(
+            "triage",
+            &[QueueRef::new("platform", "platform.triage")],
+            Duration::from_secs(60),
+        )
+        .await
+        .expect("claim")
+        .expect("ticket");
+    let hold = Hold {
+        agent_id: "triage".to_owned(),
+        lease_token: held.lease_token,
+    };
+    let moved = store
+        .transfer(&held.ticket_id, &hold, &QueueRef::new(P, "a"), None)
+        .await
+        .expect("move");
+    let keys = server.command(&["KEYS", "*"]);
+    let marker = keys
+        .lines()
+        .find(|k| k.contains(":moved:"))
+        .expect("a moved-from marker");
+    let ttl: i64 = server.command(&["PTTL", marker]).parse().expect("PTTL");
+    assert!(ttl > 0, "{marker} expires (PTTL {ttl})");
+    assert!(
+        !keys.lines().any(|k| k.contains(":inc:")),
+        "the moved ticket's incident key went with it: {keys}"
+    );
+    for id in [
+        &held.ticket_id,
+        &moved.transferred_from.clone().expect("source"),
+    ] {
+        let stub = format!("dur:{{platform}}:t:{id}");
+        let ttl: i64 = server.command(&["PTTL", &stub]).parse().expect("PTTL");
+        assert!(ttl > 0, "the MOVED stub {stub} expires (PTTL {ttl})");
+    }
+}

@@ -48,6 +48,8 @@ struct State {
     stats: HashMap<QueueRef, QueueStatsState>,
     feeds: HashMap<QueueRef, Feed>,
     expiries: BTreeSet<(Millis, String)>,
+    /// Call keys of calls that joined an incident: (expiry, partition, call id).
+    call_expiries: BTreeSet<(Millis, String, String)>,
     agents: HashMap<String, AgentStatus>,
 }
 
@@ -134,6 +136,13 @@ impl State {
     }
 
     fn purge_expired(&mut self, t: Millis) {
+        while let Some((at, partition, call)) = self.call_expiries.first().cloned() {
+            if at > t {
+                break;
+            }
+            self.call_expiries.pop_first();
+            self.calls.remove(&(partition, call));
+        }
         while let Some((at, id)) = self.expiries.first().cloned() {
             if at > t {
                 break;
@@ -252,6 +261,10 @@ impl TicketStore for MemoryStore {
                     ticket.incident_calls += 1;
                     QueueRef::new(&ticket.partition, &ticket.team_id)
                 };
+                // A joined call is remembered for retries for the retention, like a closed ticket's call.
+                let expires = t + self.settings.retention.as_millis() as Millis;
+                s.call_expiries
+                    .insert((expires, call_key.0.clone(), call_key.1.clone()));
                 s.calls.insert(call_key, open.clone());
                 s.remember(&open, t, format!("incident call {}", new.call_id));
                 s.emit(&team, "incident_call", &open, t, self.settings.feed_length);

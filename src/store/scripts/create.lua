@@ -14,7 +14,8 @@ if incident ~= '' then
     local state = redis.call('HGET', tkey(open), 'state')
     if state and state ~= 'COMPLETED' and state ~= 'CANCELLED' and state ~= 'MOVED' then
       redis.call('HINCRBY', tkey(open), 'incident_calls', 1)
-      redis.call('SET', KEYS[1], open)
+      -- A joined call is remembered for retries for the retention, like a closed ticket's call.
+      redis.call('SET', KEYS[1], open, 'PX', RETENTION)
       remember(open, t, 'incident call ' .. ARGV[5])
       emit(redis.call('HGET', tkey(open), 'team_id'), 'incident_call', open, t)
       return {0, 1, position(open), redis.call('HGETALL', tkey(open))}

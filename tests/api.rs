@@ -446,6 +446,21 @@ async fn each_error_has_its_code() {
         .await
         .expect_err("picked up");
     assert_eq!(status.code(), Code::FailedPrecondition);
+    let back = agent
+        .transfer_ticket(pb::TransferTicketRequest {
+            ticket_id: claimed.ticket_id.clone(),
+            lease_token: claimed.lease_token,
+            team_id: "platform.triage".to_owned(),
+            ..Default::default()
+        })
+        .await
+        .expect("any agent may send a call back to triage")
+        .into_inner();
+    assert_eq!(
+        (back.team_id.as_str(), back.cooperator_id.as_str()),
+        ("platform.triage", "")
+    );
+    assert_eq!(back.transferred_from, claimed.ticket_id);
     server.stop().await;
 }
 

@@ -590,9 +590,11 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
                     .team(t)
                     .is_some_and(|x| x.kind == TeamKind::Triage)
             });
-        if target != source && !triage {
+        // Any agent may hand a call that is not its cooperator's back to the platform's triage.
+        let back_to_triage = team.kind == TeamKind::Triage;
+        if target != source && !triage && !back_to_triage {
             return Err(Status::permission_denied(
-                "only the platform's triage agents transfer tickets to another cooperator",
+                "only the platform's triage agents transfer tickets to another cooperator; others may send them back to triage",
             ));
         }
         let ticket = self

@@ -642,7 +642,8 @@ async fn team_feeds_record_every_transition(store: Store) {
                 .await
         })
     };
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Longer than a client's default response timeout: the wait must hold for its whole length.
+    tokio::time::sleep(Duration::from_millis(900)).await;
     store
         .complete(&t.ticket_id, &hold(&held), "done")
         .await
@@ -654,7 +655,7 @@ async fn team_feeds_record_every_transition(store: Store) {
             &queue,
             Some(&next[0].event_id),
             10,
-            Some(Duration::from_millis(100)),
+            Some(Duration::from_millis(700)),
         )
         .await
         .expect("read");

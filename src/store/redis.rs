@@ -107,7 +107,13 @@ pub struct RedisStore {
     conn: ConnectionManager,
     settings: std::sync::Arc<StoreSettings>,
     scripts: std::sync::Arc<Scripts>,
+    /// Connections for blocking feed reads, which hold a connection for their whole wait and so
+    /// never use the shared one; kept and reused rather than opened for every read.
+    blocking: std::sync::Arc<std::sync::Mutex<Vec<redis::aio::MultiplexedConnection>>>,
 }
+
+/// Idle blocking-read connections kept for reuse.
+const BLOCKING_POOL: usize = 64;
 
 /// How many expired leases one reaper pass handles per partition.
 const REAP_BATCH: u32 = 500;
@@ -130,6 +136,7 @@ impl RedisStore {
             conn,
             settings: std::sync::Arc::new(settings),
             scripts: std::sync::Arc::new(Scripts::new()),
+            blocking: std::sync::Arc::default(),
         })
     }
 
@@ -209,6 +216,37 @@ impl RedisStore {
                 .run(script, &partition, &keys, &args, ticket_id)
                 .await?,
         )
+    }
+
+    /// A connection for a blocking read: an idle one from the pool, or a new one without the
+    /// client's response timeout.
+    async fn blocking_connection(&self) -> Result<redis::aio::MultiplexedConnection, StoreError> {
+        let idle = self
+            .blocking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.settings.operation_timeout))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| store_error(e, ""))
+    }
+
+    /// Puts a connection that answered back in the pool (a failed one is dropped instead).
+    fn return_blocking_connection(&self, conn: redis::aio::MultiplexedConnection) {
+        let mut pool = self
+            .blocking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < BLOCKING_POOL {
+            pool.push(conn);
+        }
     }
 
     /// Claims in one partition, over the agent's queues there.
@@ -734,23 +772,25 @@ impl TicketStore for RedisStore {
         let Some(wait) = wait.filter(|_| events.is_empty()) else {
             return Ok(events);
         };
-        // A blocking read holds its connection: it gets its own, never the shared one.
-        let mut conn = self
-            .client
-            .get_multiplexed_async_connection()
-            .await
-            .map_err(|e| store_error(e, ""))?;
-        let reply: Value = redis::cmd("XREAD")
+        // A blocking read holds its connection: it gets its own, never the shared one. The client's
+        // default response timeout (500 ms) would cut the wait short, so the bound is ours.
+        let mut conn = self.blocking_connection().await?;
+        let mut xread = redis::cmd("XREAD");
+        xread
             .arg("COUNT")
             .arg(limit)
             .arg("BLOCK")
             .arg(wait.as_millis().max(1) as u64)
             .arg("STREAMS")
             .arg(&key)
-            .arg(after.unwrap_or("0-0"))
-            .query_async(&mut conn)
-            .await
-            .map_err(|e| store_error(e, ""))?;
+            .arg(after.unwrap_or("0-0"));
+        let read = xread.query_async::<Value>(&mut conn);
+        let reply = match tokio::time::timeout(wait + self.settings.operation_timeout, read).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return Err(store_error(e, "")),
+            Err(_) => return Err(StoreError::Timeout),
+        };
+        self.return_blocking_connection(conn);
         match reply {
             Value::Nil => Ok(Vec::new()),
             reply => match array(&reply)?.first() {

@@ -506,26 +506,37 @@ pub async fn run_reaper(
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
+    // Failures are reported once per outage, not once per pass and partition.
+    let mut failing = false;
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = ticks.tick() => {}
         }
         for partition in &partitions {
-            let reaped = store.reap(partition).await;
-            if let Ok(report) = &reaped {
-                on_report(partition, report);
-            }
-            match reaped {
-                Ok(report) if report.expired > 0 || report.moves_finished > 0 => tracing::info!(
-                    partition = %partition,
-                    expired = report.expired,
-                    escalated = report.escalated,
-                    moves_finished = report.moves_finished,
-                    "reaper returned expired leases"
-                ),
-                Ok(_) => {}
-                Err(e) => tracing::warn!(partition = %partition, error = %e, "reaper pass failed"),
+            match store.reap(partition).await {
+                Ok(report) => {
+                    on_report(partition, &report);
+                    if failing {
+                        tracing::info!("reaper passes succeed again");
+                        failing = false;
+                    }
+                    if report.expired > 0 || report.moves_finished > 0 {
+                        tracing::info!(
+                            partition = %partition,
+                            expired = report.expired,
+                            escalated = report.escalated,
+                            moves_finished = report.moves_finished,
+                            "reaper returned expired leases"
+                        );
+                    }
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(partition = %partition, error = %e, "reaper passes fail; retrying every pass");
+                        failing = true;
+                    }
+                }
             }
         }
     }

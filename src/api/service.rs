@@ -675,6 +675,8 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             let mut closing = self.app.closing.clone();
             let task = tokio::spawn(async move {
                 let mut after = resume.clone();
+                // A store outage is logged once per stream, not on every retry.
+                let mut failing = false;
                 if resume.is_none() {
                     // Where the feed is now, then the queue as it stands: nothing falls in between
                     // unseen, since events after `after` are sent next (possibly repeating a snapshot).
@@ -714,6 +716,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
                     };
                     match read {
                         Ok(events) => {
+                            failing = false;
                             for e in events {
                                 after = Some(e.event_id.clone());
                                 let event = pb::TicketEvent {
@@ -746,7 +749,10 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
                             return;
                         }
                         Err(e) => {
-                            tracing::warn!(error = %e, "ticket feed read failed; retrying");
+                            if !failing {
+                                tracing::warn!(error = %e, "ticket feed reads fail; retrying");
+                                failing = true;
+                            }
                             tokio::time::sleep(Duration::from_millis(500)).await;
                         }
                     }

@@ -392,17 +392,26 @@ pub struct AgentDeskService {
 const DESK_ROLES: &[Role] = &[Role::Agent, Role::Supervisor];
 
 impl AgentDeskService {
-    fn hold(principal: &Principal, lease_token: u64) -> Result<Hold, Status> {
+    /// The caller's hold on the ticket it names: a well-formed id in a partition it works in, and
+    /// the lease token of its claim.
+    fn holder(
+        principal: &Principal,
+        ticket_id: &str,
+        lease_token: u64,
+    ) -> Result<(String, Hold), Status> {
+        let ticket_id = required_id("ticket_id", ticket_id)?;
+        check_partition(principal, &ticket_id)?;
         if lease_token == 0 {
             return Err(field_status(FieldError::new(
                 "lease_token",
                 "is required (from the claimed ticket)",
             )));
         }
-        Ok(Hold {
+        let hold = Hold {
             agent_id: principal.agent_id.clone(),
             lease_token,
-        })
+        };
+        Ok((ticket_id, hold))
     }
 }
 
@@ -486,13 +495,11 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let (principal, _) = self.app.authenticate(&request)?;
         principal.require(DESK_ROLES)?;
         let message = request.into_inner();
-        let ticket_id = required_id("ticket_id", &message.ticket_id)?;
         let lease = match message.lease_seconds {
             0 => self.app.settings.default_lease,
             seconds => convert::lease("lease_seconds", seconds)?,
         };
-        check_partition(&principal, &ticket_id)?;
-        let hold = Self::hold(&principal, message.lease_token)?;
+        let (ticket_id, hold) = Self::holder(&principal, &message.ticket_id, message.lease_token)?;
         let ticket = self
             .app
             .store
@@ -509,10 +516,8 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let (principal, _) = self.app.authenticate(&request)?;
         principal.require(DESK_ROLES)?;
         let message = request.into_inner();
-        let ticket_id = required_id("ticket_id", &message.ticket_id)?;
         let resolution = required_id("resolution", &message.resolution)?;
-        check_partition(&principal, &ticket_id)?;
-        let hold = Self::hold(&principal, message.lease_token)?;
+        let (ticket_id, hold) = Self::holder(&principal, &message.ticket_id, message.lease_token)?;
         let ticket = self
             .app
             .store
@@ -538,9 +543,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let (principal, _) = self.app.authenticate(&request)?;
         principal.require(DESK_ROLES)?;
         let message = request.into_inner();
-        let ticket_id = required_id("ticket_id", &message.ticket_id)?;
-        check_partition(&principal, &ticket_id)?;
-        let hold = Self::hold(&principal, message.lease_token)?;
+        let (ticket_id, hold) = Self::holder(&principal, &message.ticket_id, message.lease_token)?;
         let ticket = self
             .app
             .store
@@ -557,11 +560,9 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let (principal, loaded) = self.app.authenticate(&request)?;
         principal.require(DESK_ROLES)?;
         let message = request.into_inner();
-        let ticket_id = required_id("ticket_id", &message.ticket_id)?;
         let team_id = required_id("team_id", &message.team_id)?;
         let urgency = convert::optional_urgency("urgency", message.urgency)?;
-        check_partition(&principal, &ticket_id)?;
-        let hold = Self::hold(&principal, message.lease_token)?;
+        let (ticket_id, hold) = Self::holder(&principal, &message.ticket_id, message.lease_token)?;
         let source = partition_of(&ticket_id).map_err(store_status)?.to_owned();
         let team = loaded.router.team(&team_id).ok_or_else(|| {
             field_status(FieldError::new(

@@ -277,3 +277,49 @@ async fn a_move_between_partitions_leaves_no_key_without_expiry() {
         assert!(ttl > 0, "the MOVED stub {stub} expires (PTTL {ttl})");
     }
 }
+
+#[tokio::test]
+async fn a_stalled_redis_gives_a_timeout_and_a_retry_is_safe() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    store.ping().await.expect("up");
+    // Redis holds every client's commands for 1.5 s; the operation timeout is 500 ms.
+    assert_eq!(server.command(&["CLIENT", "PAUSE", "1500", "ALL"]), "OK");
+    let started = Instant::now();
+    let err = store
+        .create(ticket("stalled".to_owned(), "a", Urgency::U1))
+        .await
+        .expect_err("stalled");
+    assert_eq!(err, StoreError::Timeout);
+    assert!(
+        started.elapsed() < Duration::from_millis(1200),
+        "{:?}",
+        started.elapsed()
+    );
+    tokio::time::sleep(Duration::from_millis(1600)).await;
+    let queued = store
+        .list_queued(&QueueRef::new(P, "a"), 10)
+        .await
+        .expect("list after the pause");
+    // The paused command may still run once Redis resumes; if it did, it ran whole, exactly once.
+    assert!(queued.len() <= 1, "{queued:?}");
+    let again = store
+        .create(ticket("stalled".to_owned(), "a", Urgency::U1))
+        .await
+        .expect("create");
+    assert_eq!(
+        again.duplicate,
+        queued.len() == 1,
+        "a retry finds the ticket if and only if it was written"
+    );
+    assert_eq!(
+        store
+            .list_queued(&QueueRef::new(P, "a"), 10)
+            .await
+            .expect("list")
+            .len(),
+        1
+    );
+}

@@ -228,17 +228,7 @@ async fn sample_queues(app: App, every: Duration, mut closing: watch::Receiver<b
             router
                 .teams
                 .iter()
-                .flat_map(|team| match team.cooperator {
-                    Some(c) => vec![crate::store::QueueRef::new(
-                        &router.cooperators[c as usize].id,
-                        &team.id,
-                    )],
-                    None => app
-                        .partitions()
-                        .iter()
-                        .map(|p| crate::store::QueueRef::new(p, &team.id))
-                        .collect(),
-                })
+                .flat_map(|team| super::service::queues_of(router, team))
                 .collect()
         };
         if let Ok((stats, _)) = app.store().queue_stats(&queues).await {

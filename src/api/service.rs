@@ -23,7 +23,7 @@ use super::pb;
 use crate::config::error::ConfigError;
 use crate::explain::FieldError;
 use crate::metrics::Metrics;
-use crate::routing::model::TeamKind;
+use crate::routing::model::{Team, TeamKind};
 use crate::routing::{RouteError, Router, calendar};
 use crate::store::instrumented::InstrumentedStore;
 use crate::store::{
@@ -81,14 +81,7 @@ impl App {
         metrics: Arc<Metrics>,
     ) -> App {
         metrics.config(loaded.generation);
-        let partitions: Vec<String> = loaded
-            .router
-            .cooperators
-            .iter()
-            .map(|c| c.id.clone())
-            .chain([PLATFORM_PARTITION.to_owned()])
-            .collect();
-        metrics.prime(&partitions);
+        metrics.prime(&partitions_of(&loaded.router));
         let store: Arc<dyn TicketStore> = if metrics.is_enabled() {
             Arc::new(InstrumentedStore::new(store, metrics.clone()))
         } else {
@@ -149,14 +142,7 @@ impl App {
 
     /// Every partition: one per cooperator, and the platform's.
     pub fn partitions(&self) -> Vec<String> {
-        let loaded = self.current();
-        loaded
-            .router
-            .cooperators
-            .iter()
-            .map(|c| c.id.clone())
-            .chain([PLATFORM_PARTITION.to_owned()])
-            .collect()
+        partitions_of(&self.current().router)
     }
 
     fn authenticate<T>(&self, request: &Request<T>) -> Result<(Principal, Arc<Loaded>), Status> {
@@ -166,8 +152,30 @@ impl App {
     }
 }
 
+/// Every partition: one per cooperator, and the platform's.
+pub fn partitions_of(router: &Router) -> Vec<String> {
+    router
+        .cooperators
+        .iter()
+        .map(|c| c.id.clone())
+        .chain([PLATFORM_PARTITION.to_owned()])
+        .collect()
+}
+
 /// The queues of a team: its cooperator's partition, or every partition for shared teams
 /// (contractors), or the platform's for the platform's own teams.
+pub fn queues_of(router: &Router, team: &Team) -> Vec<QueueRef> {
+    match (team.cooperator, team.kind) {
+        (Some(c), _) => vec![QueueRef::new(&router.cooperators[c as usize].id, &team.id)],
+        (None, TeamKind::Contractor) => partitions_of(router)
+            .iter()
+            .map(|p| QueueRef::new(p, &team.id))
+            .collect(),
+        (None, _) => vec![QueueRef::new(PLATFORM_PARTITION, &team.id)],
+    }
+}
+
+/// The queues of a team named in a request; an unknown team is `INVALID_ARGUMENT`.
 fn queues_of_team(router: &Router, team_id: &str) -> Result<Vec<QueueRef>, Status> {
     let team = router.team(team_id).ok_or_else(|| {
         field_status(FieldError::new(
@@ -175,16 +183,7 @@ fn queues_of_team(router: &Router, team_id: &str) -> Result<Vec<QueueRef>, Statu
             format!("unknown team '{team_id}'"),
         ))
     })?;
-    Ok(match (team.cooperator, team.kind) {
-        (Some(c), _) => vec![QueueRef::new(&router.cooperators[c as usize].id, team_id)],
-        (None, TeamKind::Contractor) => router
-            .cooperators
-            .iter()
-            .map(|c| QueueRef::new(&c.id, team_id))
-            .chain([QueueRef::new(PLATFORM_PARTITION, team_id)])
-            .collect(),
-        (None, _) => vec![QueueRef::new(PLATFORM_PARTITION, team_id)],
-    })
+    Ok(queues_of(router, team))
 }
 
 /// The queues a caller asks for (all of its teams when none are named), limited to what it may see.

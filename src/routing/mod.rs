@@ -453,15 +453,11 @@ impl Router {
         match target {
             Target::Team(team) => (team, None),
             Target::OnCall => (cooperator.on_call_team, Some(cooperator.on_call.clone())),
-            Target::TeamOf(kind) => {
-                let team = self
-                    .team_of
-                    .get(&(coop, kind, sector))
-                    .or_else(|| self.team_of.get(&(coop, kind, None)))
-                    .copied()
-                    .unwrap_or(cooperator.default_team);
-                (team, None)
-            }
+            Target::TeamOf(kind) => (
+                self.team_of(coop, kind, sector)
+                    .unwrap_or(cooperator.default_team),
+                None,
+            ),
         }
     }
 

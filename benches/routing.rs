@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use callrouter::config;
+use callrouter::routing::Router;
 use callrouter::routing::address::AddressInput;
-use callrouter::routing::{RouteRequest, Router};
+use callrouter::routing::request::RouteRequest;
 use chrono::{DateTime, TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 

@@ -12,7 +12,7 @@ mod redis_server;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use callrouter::routing::model::Urgency;
+use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{Hold, NewTicket, QueueRef, StoreSettings, TicketStore};

@@ -14,8 +14,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::MainConfig;
-use crate::config::error::{ConfigError, Problem};
-use crate::registry::{self, BUILDING_COLUMNS, Commune, CommuneKind, TENANT_COLUMNS};
+use crate::diagnostics::{ConfigError, Problem};
+use crate::registry::{self, BUILDING_COLUMNS, TENANT_COLUMNS};
+use crate::routing::places::{Commune, CommuneKind};
 
 /// Buildings per cooperator at scale 1.
 const BUILDINGS_PER_COOPERATOR: usize = 340;

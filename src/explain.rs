@@ -12,12 +12,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::routing::address::AddressInput;
-use crate::routing::{RouteError, RouteRequest, Router};
-
-/// Longest accepted value of a short text field (ids, numbers, address parts).
-pub const MAX_FIELD_LEN: usize = 256;
-/// Longest accepted free-text description.
-pub const MAX_DESCRIPTION_LEN: usize = 4096;
+use crate::routing::request::{FieldError, RouteRequest, check_request};
+use crate::routing::{RouteError, Router};
 
 /// An address as JSON.
 #[derive(Debug, Default, Deserialize)]
@@ -42,63 +38,6 @@ pub struct RouteCallRequestJson {
     pub issue_type: String,
     pub description: String,
     pub received_at: Option<String>,
-}
-
-/// A request field that is not acceptable, named as in the contract.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
-#[error("{field}: {message}")]
-pub struct FieldError {
-    pub field: String,
-    pub message: String,
-}
-
-impl FieldError {
-    pub fn new(field: &str, message: impl Into<String>) -> FieldError {
-        FieldError {
-            field: field.to_owned(),
-            message: message.into(),
-        }
-    }
-}
-
-/// Checks the size and presence of request fields (the same limits at every edge).
-pub fn check_request(request: &RouteRequest) -> Result<(), FieldError> {
-    let fields = [
-        ("call_id", &request.call_id),
-        ("caller_number", &request.caller_number),
-        ("dialed_number", &request.dialed_number),
-        ("tenant_reference", &request.tenant_reference),
-        ("issue_type", &request.issue_type),
-        ("address.street_number", &request.address.street_number),
-        ("address.street", &request.address.street),
-        ("address.postcode", &request.address.postcode),
-        ("address.city", &request.address.city),
-        ("address.free_text", &request.address.free_text),
-    ];
-    for (name, value) in fields {
-        if value.len() > MAX_FIELD_LEN {
-            return Err(FieldError::new(
-                name,
-                format!(
-                    "is {} bytes long, at most {MAX_FIELD_LEN} are accepted",
-                    value.len()
-                ),
-            ));
-        }
-    }
-    if request.description.len() > MAX_DESCRIPTION_LEN {
-        return Err(FieldError::new(
-            "description",
-            format!(
-                "is {} bytes long, at most {MAX_DESCRIPTION_LEN} are accepted",
-                request.description.len()
-            ),
-        ));
-    }
-    if request.issue_type.trim().is_empty() {
-        return Err(FieldError::new("issue_type", "is required"));
-    }
-    Ok(())
 }
 
 impl RouteCallRequestJson {

@@ -16,6 +16,7 @@
 pub mod api;
 pub mod config;
 pub mod datagen;
+pub mod diagnostics;
 pub mod explain;
 pub mod loadgen;
 pub mod metrics;

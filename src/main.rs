@@ -210,7 +210,7 @@ fn check_config(path: &std::path::Path) -> ExitCode {
 }
 
 /// Prints configuration problems, the first hundred of them: past that, the rest is noise.
-fn report_problems(error: &config::error::ConfigError) {
+fn report_problems(error: &callrouter::diagnostics::ConfigError) {
     const SHOWN: usize = 100;
     for problem in error.problems.iter().take(SHOWN) {
         eprintln!("{problem}");

@@ -14,7 +14,7 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
-use crate::routing::model::Urgency;
+use crate::routing::urgency::Urgency;
 use crate::store::{Presence, StoreError};
 
 /// All the service's metrics and their registry.

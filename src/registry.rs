@@ -1,5 +1,6 @@
-//! The registries routing reads: communes and intercommunal groupings (public reference data),
-//! buildings and tenants (each landlord's own data, shipped as CSV).
+//! Loading the registries routing reads: communes and intercommunal groupings (public reference
+//! data, JSON), buildings and tenants (each landlord's own data, shipped as CSV), into the core's
+//! [`places`](crate::routing::places) types.
 //!
 //! Loading checks each row and reports malformed ones with their file and line; it never guesses a
 //! value a row does not hold.
@@ -8,33 +9,8 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::config::error::Problem;
-
-/// What a commune is in the official geography: a current commune, or an older one merged into a
-/// current one that callers still name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CommuneKind {
-    Current,
-    Delegated,
-    Associated,
-}
-
-/// A commune of the reference data.
-#[derive(Debug, Clone)]
-pub struct Commune {
-    /// INSEE code, e.g. `37261`.
-    pub insee: String,
-    pub name: String,
-    pub department: String,
-    pub kind: CommuneKind,
-    /// Postcodes of a current commune; empty for delegated and associated ones.
-    pub postcodes: Vec<String>,
-    /// For a delegated or associated commune, the current commune it belongs to.
-    pub chef_lieu: Option<String>,
-    pub population: u32,
-    /// INSEE codes this commune had before mergers.
-    pub former_codes: Vec<String>,
-}
+use crate::diagnostics::Problem;
+use crate::routing::places::{Building, Commune, CommuneKind, Epci, Heating, Tenant};
 
 #[derive(Deserialize)]
 struct CommuneRow {
@@ -91,59 +67,30 @@ pub fn load_communes(path: &Path) -> Result<Vec<Commune>, Problem> {
         .collect()
 }
 
-/// An intercommunal grouping (EPCI) and its member communes.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Epci {
-    pub code: String,
-    #[serde(rename = "nom")]
-    pub name: String,
-    #[serde(rename = "membres")]
-    pub members: Vec<String>,
+#[derive(Deserialize)]
+struct EpciRow {
+    code: String,
+    nom: String,
+    membres: Vec<String>,
 }
 
 /// Loads `epci.json`.
 pub fn load_epci(path: &Path) -> Result<Vec<Epci>, Problem> {
-    read_json(path)
+    let rows: Vec<EpciRow> = read_json(path)?;
+    Ok(rows
+        .into_iter()
+        .map(|row| Epci {
+            code: row.code,
+            name: row.nom,
+            members: row.membres,
+        })
+        .collect())
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, Problem> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| Problem::new(path, None, format!("cannot read: {e}")))?;
     serde_json::from_str(&text).map_err(|e| Problem::new(path, Some(e.line()), e.to_string()))
-}
-
-/// How a building is heated; collective heating failing is a building-wide incident.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Heating {
-    Collective,
-    Individual,
-}
-
-impl Heating {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Heating::Collective => "collective",
-            Heating::Individual => "individual",
-        }
-    }
-}
-
-/// A row of the building registry.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Building {
-    pub id: String,
-    pub cooperator_id: String,
-    pub sector_id: String,
-    /// As written in the registry: `12`, `12 bis`, `7 A`.
-    pub street_number: String,
-    pub street_name: String,
-    pub postcode: String,
-    pub insee_code: String,
-    pub city: String,
-    pub dwellings: u32,
-    pub has_lift: bool,
-    pub heating: Heating,
 }
 
 /// The columns `buildings.csv` starts with, in this order.
@@ -160,14 +107,6 @@ pub const BUILDING_COLUMNS: [&str; 11] = [
     "has_lift",
     "heating",
 ];
-
-/// A row of the tenant registry: lets a known caller be located without an address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Tenant {
-    pub reference: String,
-    pub phone: String,
-    pub building_id: String,
-}
 
 /// The columns `tenants.csv` starts with, in this order.
 pub const TENANT_COLUMNS: [&str; 3] = ["tenant_reference", "phone", "building_id"];

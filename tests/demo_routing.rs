@@ -4,10 +4,11 @@
 use std::sync::OnceLock;
 
 use callrouter::config;
-use callrouter::registry::Building;
 use callrouter::routing::address::{AddressInput, MatchLevel};
-use callrouter::routing::model::Urgency;
-use callrouter::routing::{RouteRequest, Router, TRIAGE_RULE};
+use callrouter::routing::places::Building;
+use callrouter::routing::request::RouteRequest;
+use callrouter::routing::urgency::Urgency;
+use callrouter::routing::{Router, TRIAGE_RULE};
 use chrono::{DateTime, TimeZone, Utc};
 
 fn demo() -> &'static Router {
@@ -541,12 +542,12 @@ fn building_wide_issues_carry_an_incident_key() {
     let individual = router
         .buildings
         .iter()
-        .find(|b| b.building.heating == callrouter::registry::Heating::Individual)
+        .find(|b| b.building.heating == callrouter::routing::places::Heating::Individual)
         .expect("individual heating");
     let collective = router
         .buildings
         .iter()
-        .find(|b| b.building.heating == callrouter::registry::Heating::Collective)
+        .find(|b| b.building.heating == callrouter::routing::places::Heating::Collective)
         .expect("collective heating");
     for (rb, grouped) in [(individual, false), (collective, true)] {
         let mut req = request("technical.heating.no_heat", AddressInput::default());

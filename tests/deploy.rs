@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use callrouter::metrics::Metrics;
-use callrouter::routing::model::Urgency;
+use callrouter::routing::urgency::Urgency;
 use callrouter::store::{Presence, StoreError};
 
 /// Every sample name the service exposes once each metric has seen one event.

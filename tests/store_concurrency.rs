@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callrouter::datagen::Rng;
-use callrouter::routing::model::Urgency;
+use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{

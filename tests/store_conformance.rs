@@ -8,7 +8,7 @@ mod support {
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrouter::routing::model::Urgency;
+use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{

@@ -7,7 +7,7 @@ mod support {
 
 use std::time::{Duration, Instant};
 
-use callrouter::routing::model::Urgency;
+use callrouter::routing::urgency::Urgency;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{
     Hold, NewTicket, QueueRef, StoreError, StoreSettings, TicketState, TicketStore,

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use callrouter::routing::model::Urgency;
+use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{

@@ -20,7 +20,7 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use tonic::Status;
 
-use crate::config::error::{ConfigError, SourceFile};
+use crate::diagnostics::{ConfigError, SourceFile};
 use crate::store::PLATFORM_PARTITION;
 
 /// What a caller is allowed to be.

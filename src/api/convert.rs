@@ -9,10 +9,10 @@ use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use super::pb;
-use crate::explain::{FieldError, check_request};
+use crate::routing::RoutingDecision;
 use crate::routing::address::{AddressInput, MatchLevel};
-use crate::routing::model::Urgency;
-use crate::routing::{RouteRequest, RoutingDecision};
+use crate::routing::request::{FieldError, RouteRequest, check_request, required_text};
+use crate::routing::urgency::Urgency;
 use crate::store::{Presence, StoreError, Ticket, TicketState};
 
 /// Shortest and longest lease an agent may ask for.
@@ -48,21 +48,7 @@ pub fn store_status(error: StoreError) -> Status {
 
 /// A required, bounded identifier field.
 pub fn required_id(field: &str, value: &str) -> Result<String, Status> {
-    let value = value.trim();
-    if value.is_empty() {
-        return Err(invalid(field, "is required"));
-    }
-    if value.len() > crate::explain::MAX_FIELD_LEN {
-        return Err(invalid(
-            field,
-            format!(
-                "is {} bytes long, at most {} are accepted",
-                value.len(),
-                crate::explain::MAX_FIELD_LEN
-            ),
-        ));
-    }
-    Ok(value.to_owned())
+    required_text(field, value).map_err(field_status)
 }
 
 /// A lease duration, within [`LEASE_RANGE`]: a lease of 0 would expire before the agent can act.

@@ -20,10 +20,10 @@ use super::convert::{
     urgency_to_pb,
 };
 use super::pb;
-use crate::config::error::ConfigError;
-use crate::explain::FieldError;
+use crate::diagnostics::ConfigError;
 use crate::metrics::Metrics;
 use crate::routing::model::{Team, TeamKind};
+use crate::routing::request::FieldError;
 use crate::routing::{RouteError, Router, calendar};
 use crate::store::instrumented::InstrumentedStore;
 use crate::store::{
@@ -126,7 +126,7 @@ impl App {
         let loaded = tokio::task::spawn_blocking(move || load_files(&settings, generation))
             .await
             .map_err(|e| {
-                ConfigError::from(crate::config::error::Problem::new(
+                ConfigError::from(crate::diagnostics::Problem::new(
                     &self.settings.config_path,
                     None,
                     format!("reload task failed: {e}"),

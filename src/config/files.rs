@@ -4,8 +4,9 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::registry::Heating;
-use crate::routing::model::{TeamKind, TimeCondition, Urgency};
+use crate::routing::model::{TeamKind, TimeCondition};
+use crate::routing::places::Heating;
+use crate::routing::urgency::Urgency;
 
 /// `callrouter.toml`: the platform, the cooperators and their teams, and where the other files are.
 #[derive(Debug, Deserialize)]

@@ -11,7 +11,6 @@
 //! - registry rows: well-formed, known cooperator and sector, a postcode that belongs to the commune,
 //!   a commune inside the cooperator's territory, no address listed twice.
 
-pub mod error;
 pub mod files;
 mod validate;
 
@@ -21,15 +20,16 @@ use std::path::{Path, PathBuf};
 use rustc_hash::FxHashMap;
 use toml::Spanned;
 
-use self::error::{ConfigError, Problem, SourceFile};
 use self::files::{IssueTypesFile, MainFile, RuleFile, RulesFile};
-use crate::registry::{self, Commune, Epci};
+use crate::diagnostics::{ConfigError, Origin, Problem, SourceFile};
+use crate::registry;
 use crate::routing::address::{AddressIndex, IndexedBuilding};
 use crate::routing::calendar::OpeningHours;
 use crate::routing::model::{
-    Condition, Cooperator, CooperatorIdx, IncidentGroup, IssueType, Origin, Platform, Rule, Sector,
+    Condition, Cooperator, CooperatorIdx, IncidentGroup, IssueType, Platform, Rule, Sector,
     SectorIdx, Target, Team, TeamIdx, TeamKind,
 };
+use crate::routing::places::{Building, Commune, Epci, Tenant};
 use crate::routing::{RegistryBuilding, Router, RouterParts};
 
 /// The path of the demo deployment's main file, relative to the repository root.
@@ -736,7 +736,7 @@ fn compile_rule(
 
 fn check_buildings(
     path: &Path,
-    rows: Vec<registry::Located<registry::Building>>,
+    rows: Vec<registry::Located<Building>>,
     model: &Model,
     address: &mut AddressIndex,
     problems: &mut Vec<Problem>,
@@ -830,10 +830,10 @@ fn check_buildings(
 
 fn check_tenants(
     path: &Path,
-    rows: Vec<registry::Located<registry::Tenant>>,
+    rows: Vec<registry::Located<Tenant>>,
     buildings: &[RegistryBuilding],
     problems: &mut Vec<Problem>,
-) -> Vec<registry::Tenant> {
+) -> Vec<Tenant> {
     let known: HashSet<&str> = buildings.iter().map(|b| b.building.id.as_str()).collect();
     let mut seen: FxHashMap<String, usize> = FxHashMap::default();
     let mut tenants = Vec::with_capacity(rows.len());

@@ -7,10 +7,11 @@
 
 use std::collections::BTreeSet;
 
-use super::error::Problem;
-use crate::registry::Heating;
+use crate::diagnostics::Problem;
 use crate::routing::calendar::TimeFacts;
-use crate::routing::model::{CooperatorIdx, SectorIdx, Target, Urgency};
+use crate::routing::model::{CooperatorIdx, SectorIdx, Target};
+use crate::routing::places::Heating;
+use crate::routing::urgency::Urgency;
 use crate::routing::{Router, RuleFacts};
 
 /// Every problem of the compiled configuration.

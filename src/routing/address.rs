@@ -14,8 +14,8 @@
 
 use rustc_hash::FxHashMap;
 
+use super::places::{Commune, CommuneKind};
 use super::text::{self, HouseNumber, edit_distance_within, is_street_type, typo_allowance};
-use crate::registry::{Commune, CommuneKind};
 
 /// How precisely an address was recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

@@ -6,6 +6,8 @@
 use chrono::{DateTime, Datelike, Duration, NaiveDate, NaiveDateTime, Timelike, Utc, Weekday};
 use chrono_tz::Tz;
 
+use super::urgency::Urgency;
+
 /// Weekly opening hours: for each day (Monday first), the open intervals in minutes since
 /// local midnight, half-open `[start, end)`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -197,12 +199,7 @@ pub fn is_working_day(date: NaiveDate) -> bool {
 
 /// When a ticket of this urgency must be handled by: `U1` within 4 hours and `U2` within 24 hours,
 /// day and night; `U3` within 5 working days (same local time, holidays and weekends skipped).
-pub fn sla_due(
-    urgency: crate::routing::model::Urgency,
-    tz: Tz,
-    at: DateTime<Utc>,
-) -> DateTime<Utc> {
-    use crate::routing::model::Urgency;
+pub fn sla_due(urgency: Urgency, tz: Tz, at: DateTime<Utc>) -> DateTime<Utc> {
     match urgency {
         Urgency::U1 => at + Duration::hours(4),
         Urgency::U2 => at + Duration::hours(24),
@@ -352,7 +349,6 @@ mod tests {
 
     #[test]
     fn sla_due_dates() {
-        use crate::routing::model::Urgency;
         let tz = chrono_tz::Europe::Paris;
         // Friday 6 November 2026, 10:00 UTC: 5 working days later skips the weekend and
         // Armistice (Wednesday 11 November) and lands on Monday 16 November.

@@ -15,7 +15,10 @@
 pub mod address;
 pub mod calendar;
 pub mod model;
+pub mod places;
+pub mod request;
 pub mod text;
+pub mod urgency;
 
 use chrono::{DateTime, Utc};
 use rustc_hash::FxHashMap;
@@ -25,21 +28,11 @@ use self::address::{AddressIndex, AddressInput, Match, MatchLevel};
 use self::calendar::{TimeFacts, time_facts};
 use self::model::{
     Cooperator, CooperatorIdx, IssueType, Platform, Rule, Sector, SectorIdx, Target, Team, TeamIdx,
-    TeamKind, TimeCondition, Urgency, issue_has_prefix,
+    TeamKind, TimeCondition, issue_has_prefix,
 };
-use crate::registry::{Building, Heating, Tenant};
-
-/// A request to route, as the domain sees it (converted from the API or the CLI at the edge).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RouteRequest {
-    pub call_id: String,
-    pub caller_number: String,
-    pub dialed_number: String,
-    pub tenant_reference: String,
-    pub address: AddressInput,
-    pub issue_type: String,
-    pub description: String,
-}
+use self::places::{Building, Heating, Tenant};
+use self::request::RouteRequest;
+use self::urgency::Urgency;
 
 /// A candidate for an ambiguous address: a building, or a commune when the commune itself is
 /// ambiguous (a name shared by communes of two départements).

@@ -2,13 +2,12 @@
 //! compiled from configuration files. Ids are resolved to indices once, at load time, so that a
 //! decision compares small integers, never strings.
 
-use std::fmt;
-use std::path::PathBuf;
-
 use serde::{Deserialize, Serialize};
 
 use super::calendar::OpeningHours;
-use crate::registry::Heating;
+use super::places::Heating;
+use super::urgency::Urgency;
+use crate::diagnostics::Origin;
 
 /// Index of a cooperator in [`super::Router::cooperators`].
 pub type CooperatorIdx = u16;
@@ -16,36 +15,6 @@ pub type CooperatorIdx = u16;
 pub type SectorIdx = u16;
 /// Index of a team in [`super::Router::teams`].
 pub type TeamIdx = u16;
-
-/// How soon a request must be answered. `U1` is the most urgent; ordering follows urgency, so
-/// `U1 < U2 < U3` and "raising" an urgency means taking the smaller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-pub enum Urgency {
-    /// Danger or total loss of a vital service: answer within 4 hours, day and night.
-    U1,
-    /// Answer within 24 hours.
-    U2,
-    /// Answer within 5 working days.
-    U3,
-}
-
-impl Urgency {
-    pub const ALL: [Urgency; 3] = [Urgency::U1, Urgency::U2, Urgency::U3];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Urgency::U1 => "U1",
-            Urgency::U2 => "U2",
-            Urgency::U3 => "U3",
-        }
-    }
-}
-
-impl fmt::Display for Urgency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
 
 /// What a team does; rules can target "the located cooperator's team of this kind".
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -76,19 +45,6 @@ impl TeamKind {
             TeamKind::Triage => "triage",
             TeamKind::Contractor => "contractor",
         }
-    }
-}
-
-/// Where a line of configuration came from, for messages about it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Origin {
-    pub file: PathBuf,
-    pub line: usize,
-}
-
-impl fmt::Display for Origin {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
     }
 }
 

@@ -11,7 +11,7 @@ use super::{
     StateCounts, StoreError, Ticket, TicketEvent, TicketStore,
 };
 use crate::metrics::Metrics;
-use crate::routing::model::Urgency;
+use crate::routing::urgency::Urgency;
 
 /// A [`TicketStore`] that reports to [`Metrics`].
 pub struct InstrumentedStore {

@@ -12,13 +12,14 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+use super::ids::new_ticket_id;
 use super::{
     AgentStatus, Created, DEFAULT_CLAIM_INTERVAL_MS, Hold, Millis, NewTicket, Presence,
     QueuePosition, QueueRef, QueueStats, ReapReport, StateCounts, StoreError, StoreSettings,
-    Ticket, TicketEvent, TicketState, TicketStore, estimate_wait_seconds, new_ticket_id,
-    partition_of, queue_score, supervisor_team,
+    Ticket, TicketEvent, TicketState, TicketStore, estimate_wait_seconds, partition_of,
+    queue_score, supervisor_team,
 };
-use crate::routing::model::Urgency;
+use crate::routing::urgency::Urgency;
 
 /// Queue order key: (score as integer milliseconds with urgency, ticket id).
 type Place = (i64, String);

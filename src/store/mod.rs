@@ -23,6 +23,7 @@
 //! call, creation time, place, attempts and history under a new id; the old id answers with
 //! `MOVED` and the new id.
 
+pub mod ids;
 pub mod instrumented;
 pub mod memory;
 pub mod redis;
@@ -32,7 +33,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
-use crate::routing::model::Urgency;
+use crate::routing::urgency::Urgency;
 
 /// The partition of tickets not located to one cooperator.
 pub const PLATFORM_PARTITION: &str = "platform";
@@ -450,24 +451,6 @@ pub fn partition_of(ticket_id: &str) -> Result<&str, StoreError> {
         Some((partition, unique)) if !partition.is_empty() && !unique.is_empty() => Ok(partition),
         _ => Err(StoreError::NotFound(ticket_id.to_owned())),
     }
-}
-
-/// A new ticket id in a partition: the partition, then 16 hex digits that are unique with
-/// overwhelming probability (time, process and a counter, mixed).
-pub fn new_ticket_id(partition: &str) -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let seed = nanos
-        ^ (u64::from(std::process::id()) << 40)
-        ^ COUNTER
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    let mut rng = crate::datagen::Rng::new(seed);
-    format!("{partition}-{:016x}", rng.next_u64())
 }
 
 /// The queue order of a ticket: urgency first, then the time it first entered a queue.

@@ -45,12 +45,13 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, RedisError, Script, Value};
 use rustc_hash::FxHashMap;
 
+use super::ids::new_ticket_id;
 use super::{
     AgentStatus, Created, DEFAULT_CLAIM_INTERVAL_MS, Hold, Millis, Presence, QueuePosition,
     QueueRef, QueueStats, ReapReport, StateCounts, StoreError, StoreSettings, Ticket, TicketEvent,
-    TicketState, TicketStore, estimate_wait_seconds, new_ticket_id, partition_of,
+    TicketState, TicketStore, estimate_wait_seconds, partition_of,
 };
-use crate::routing::model::Urgency;
+use crate::routing::urgency::Urgency;
 
 macro_rules! script {
     ($file:literal) => {

@@ -1,8 +1,22 @@
-//! Configuration errors that say where: every problem found while loading or validating the
-//! deployment names its file and, when it has one, its line.
+//! Diagnostics that say where: every problem found while loading or validating a deployment names
+//! its file and, when it has one, its line. The bottom of the crate: it imports nothing of ours, and
+//! every loader (configuration, registries, secrets) reports through it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+/// Where a line of configuration came from, for messages about it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Origin {
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.file.display(), self.line)
+    }
+}
 
 /// One thing wrong with the configuration, at a place in a file.
 #[derive(Debug, Clone, PartialEq, Eq)]

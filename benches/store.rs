@@ -12,10 +12,11 @@ mod redis_server;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
-use callrouter::store::{Hold, NewTicket, QueueRef, StoreSettings, TicketStore};
+use callrouter::store::{Hold, NewTicket, StoreSettings, TicketStore};
 
 const PARTITION: &str = "touraine-logement";
 const TICKETS: usize = 20_000;
@@ -24,7 +25,7 @@ const CONCURRENCY: usize = 64;
 fn new_ticket(i: usize, run: &str) -> NewTicket {
     NewTicket {
         call_id: format!("{run}-{i}"),
-        partition: PARTITION.to_owned(),
+        partition: Partition::parse(PARTITION),
         cooperator_id: Some(PARTITION.to_owned()),
         team_id: format!("team-{}", i % 5),
         urgency: Urgency::ALL[i % 3],

@@ -14,6 +14,7 @@
 //! - [`loadgen`]: `callrouter load`, the load generator.
 
 pub mod api;
+pub mod app;
 pub mod config;
 pub mod datagen;
 pub mod diagnostics;

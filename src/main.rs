@@ -49,7 +49,7 @@ enum Command {
     /// Exits 0 when the admin listener says the service is ready (for container health checks).
     Healthcheck {
         /// Admin address of the service.
-        #[arg(long, env = "CALLROUTER_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+        #[arg(long, env = "CALLROUTER_ADMIN_ADDR", default_value = callrouter::serve::DEFAULT_ADMIN_ADDR)]
         admin_addr: std::net::SocketAddr,
     },
     /// Prints the SHA-256 of a bearer token, as the secrets file holds it.
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
                     line.trim().to_owned()
                 }
             };
-            println!("{}", callrouter::api::auth::hash_token(&token));
+            println!("{}", callrouter::app::tokens::hash_token(&token));
             ExitCode::SUCCESS
         }
         Command::CheckConfig { config } => check_config(&config),
@@ -130,7 +130,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(options: callrouter::serve::ServeOptions) -> ExitCode {
-    callrouter::serve::init_logging(&options.log_format);
+    callrouter::serve::init_logging(options.log_format);
     block_on("serve", callrouter::serve::serve(options))
 }
 

@@ -7,84 +7,105 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Args;
+use clap::{Args, ValueEnum};
 
-use crate::api::server::{ServerSettings, run};
-use crate::api::service::{App, ServiceSettings, load_files};
+use crate::api::server::{self, ServerSettings, run};
+use crate::app::tokens::DEMO_SECRETS;
+use crate::app::{self, App, AppSettings, Snapshot};
+use crate::config::DEMO_CONFIG;
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
 use crate::store::redis::RedisStore;
-use crate::store::{StoreSettings, TicketStore};
+use crate::store::{self, StoreSettings, TicketStore};
+
+/// The default gRPC and admin listen addresses.
+pub const DEFAULT_GRPC_ADDR: &str = "127.0.0.1:50051";
+pub const DEFAULT_ADMIN_ADDR: &str = "127.0.0.1:9090";
+
+/// Whether metrics record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum MetricsMode {
+    On,
+    /// Record nothing, to measure what recording costs.
+    Off,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// For people.
+    Text,
+    /// For log collectors.
+    Json,
+}
 
 /// Options of `callrouter serve`; every one can also be set by its environment variable.
 #[derive(Debug, Clone, Args)]
 pub struct ServeOptions {
     /// Main configuration file (routing, teams, registries).
-    #[arg(long, env = "CALLROUTER_CONFIG", default_value = crate::config::DEMO_CONFIG)]
+    #[arg(long, env = "CALLROUTER_CONFIG", default_value = DEMO_CONFIG)]
     pub config: PathBuf,
     /// Secrets file: SHA-256 hashes of bearer tokens and their principals.
-    #[arg(
-        long,
-        env = "CALLROUTER_SECRETS",
-        default_value = "config/secrets.toml"
-    )]
+    #[arg(long, env = "CALLROUTER_SECRETS", default_value = DEMO_SECRETS)]
     pub secrets: PathBuf,
     /// Redis URL of the queue store (redis://host:port/db). Without it, an in-memory store that is
     /// not durable and serves one instance only.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
-    #[arg(long, env = "CALLROUTER_NAMESPACE", default_value = "callrouter")]
+    #[arg(long, env = "CALLROUTER_NAMESPACE", default_value = store::DEFAULT_NAMESPACE)]
     pub namespace: String,
     /// gRPC listen address.
-    #[arg(long, env = "CALLROUTER_GRPC_ADDR", default_value = "127.0.0.1:50051")]
+    #[arg(long, env = "CALLROUTER_GRPC_ADDR", default_value = DEFAULT_GRPC_ADDR)]
     pub grpc_addr: SocketAddr,
-    /// Admin HTTP listen address (/healthz, /readyz).
-    #[arg(long, env = "CALLROUTER_ADMIN_ADDR", default_value = "127.0.0.1:9090")]
+    /// Admin HTTP listen address (/healthz, /readyz, /metrics).
+    #[arg(long, env = "CALLROUTER_ADMIN_ADDR", default_value = DEFAULT_ADMIN_ADDR)]
     pub admin_addr: SocketAddr,
     /// Lease an accepted ticket gets when the agent's desk does not ask for one (seconds).
-    #[arg(long, env = "CALLROUTER_LEASE_SECONDS", default_value_t = 300, value_parser = clap::value_parser!(u32).range(5..=14_400))]
+    #[arg(long, env = "CALLROUTER_LEASE_SECONDS", default_value_t = app::DEFAULT_LEASE_SECONDS, value_parser = clap::value_parser!(u32).range(5..=14_400))]
     pub lease_seconds: u32,
     /// How long completed and cancelled tickets are kept before they are purged (days).
-    #[arg(long, env = "CALLROUTER_RETENTION_DAYS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(1..=3650))]
+    #[arg(long, env = "CALLROUTER_RETENTION_DAYS", default_value_t = store::DEFAULT_RETENTION_DAYS, value_parser = clap::value_parser!(u32).range(1..=3650))]
     pub retention_days: u32,
     /// Expired leases before a ticket escalates to its supervisor queue.
-    #[arg(long, env = "CALLROUTER_MAX_ATTEMPTS", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..=100))]
+    #[arg(long, env = "CALLROUTER_MAX_ATTEMPTS", default_value_t = store::DEFAULT_MAX_ATTEMPTS, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub max_attempts: u32,
     /// How long an agent stays present without a heartbeat (seconds).
-    #[arg(long, env = "CALLROUTER_PRESENCE_TTL_SECONDS", default_value_t = 30, value_parser = clap::value_parser!(u32).range(2..=3600))]
+    #[arg(long, env = "CALLROUTER_PRESENCE_TTL_SECONDS", default_value_t = store::DEFAULT_PRESENCE_TTL_SECONDS, value_parser = clap::value_parser!(u32).range(2..=3600))]
     pub presence_ttl_seconds: u32,
     /// How long RouteCall waits for the store before answering with the decision alone (ms).
-    #[arg(long, env = "CALLROUTER_STORE_DEADLINE_MS", default_value_t = 300, value_parser = clap::value_parser!(u64).range(10..=10_000))]
+    #[arg(long, env = "CALLROUTER_STORE_DEADLINE_MS", default_value_t = app::DEFAULT_STORE_DEADLINE_MS, value_parser = clap::value_parser!(u64).range(10..=10_000))]
     pub store_deadline_ms: u64,
+    /// How long any one store operation may take before it fails with a timeout (ms).
+    #[arg(long, env = "CALLROUTER_STORE_TIMEOUT_MS", default_value_t = store::DEFAULT_OPERATION_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    pub store_timeout_ms: u64,
     /// Longest a call may take before DEADLINE_EXCEEDED (ms).
-    #[arg(long, env = "CALLROUTER_REQUEST_TIMEOUT_MS", default_value_t = 5000, value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    #[arg(long, env = "CALLROUTER_REQUEST_TIMEOUT_MS", default_value_t = server::DEFAULT_REQUEST_TIMEOUT_MS, value_parser = clap::value_parser!(u64).range(100..=60_000))]
     pub request_timeout_ms: u64,
     /// Calls in flight at once; past that, UNAVAILABLE at once.
-    #[arg(long, env = "CALLROUTER_MAX_IN_FLIGHT", default_value_t = 1024, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    #[arg(long, env = "CALLROUTER_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_in_flight: u64,
     /// How long in-flight calls may take to finish at shutdown (seconds).
-    #[arg(long, env = "CALLROUTER_SHUTDOWN_GRACE_SECONDS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=300))]
+    #[arg(long, env = "CALLROUTER_SHUTDOWN_GRACE_SECONDS", default_value_t = server::DEFAULT_SHUTDOWN_GRACE_SECONDS, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_grace_seconds: u64,
     /// Metrics (`/metrics` on the admin listener): `on`, or `off` to measure what they cost.
-    #[arg(long, env = "CALLROUTER_METRICS", default_value = "on", value_parser = ["on", "off"])]
-    pub metrics: String,
-    /// Log format: `text` for people, `json` for log collectors. Level from RUST_LOG (default info).
-    #[arg(long, env = "CALLROUTER_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
-    pub log_format: String,
+    #[arg(long, env = "CALLROUTER_METRICS", value_enum, default_value_t = MetricsMode::On)]
+    pub metrics: MetricsMode,
+    /// Log format. Level from RUST_LOG (default info).
+    #[arg(long, env = "CALLROUTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Sets up logging: level from `RUST_LOG` (default `info`), JSON or text.
-pub fn init_logging(format: &str) {
+pub fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().with_current_span(false).init();
-    } else {
-        builder.init();
+    match format {
+        LogFormat::Json => builder.json().with_current_span(false).init(),
+        LogFormat::Text => builder.init(),
     }
 }
 
@@ -95,16 +116,16 @@ impl ServeOptions {
             max_attempts: self.max_attempts,
             retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
             presence_ttl: Duration::from_secs(u64::from(self.presence_ttl_seconds)),
+            operation_timeout: Duration::from_millis(self.store_timeout_ms),
             ..StoreSettings::default()
         }
     }
 
-    fn service_settings(&self) -> ServiceSettings {
-        ServiceSettings {
-            config_path: self.config.clone(),
-            secrets_path: self.secrets.clone(),
+    fn app_settings(&self) -> AppSettings {
+        AppSettings {
             default_lease: Duration::from_secs(u64::from(self.lease_seconds)),
             store_deadline: Duration::from_millis(self.store_deadline_ms),
+            ..AppSettings::new(self.config.clone(), self.secrets.clone())
         }
     }
 
@@ -144,17 +165,8 @@ fn reload_on_hangup(app: App) {
             return;
         };
         while hangups.recv().await.is_some() {
-            match app.reload().await {
-                Ok(loaded) => tracing::info!(
-                    generation = loaded.generation,
-                    "configuration reloaded (SIGHUP)"
-                ),
-                Err(e) => {
-                    for problem in &e.problems {
-                        tracing::error!(problem = %problem, "configuration reload refused");
-                    }
-                }
-            }
+            // Counted and logged by the reload itself, whatever its outcome.
+            let _ = app.reload("SIGHUP").await;
         }
     });
 }
@@ -204,11 +216,11 @@ pub async fn admin(
 
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn serve(options: ServeOptions) -> Result<(), String> {
-    let service_settings = options.service_settings();
+    let app_settings = options.app_settings();
     let started = std::time::Instant::now();
     let loaded = {
-        let settings = service_settings.clone();
-        tokio::task::spawn_blocking(move || load_files(&settings, 1))
+        let settings = app_settings.clone();
+        tokio::task::spawn_blocking(move || Snapshot::load(&settings, 1))
             .await
             .map_err(|e| format!("loading the configuration failed: {e}"))?
             .map_err(|e| e.to_string())?
@@ -226,12 +238,11 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         }
         None => Arc::new(MemoryStore::new(options.store_settings())),
     };
-    let metrics = Arc::new(if options.metrics == "off" {
-        Metrics::disabled()
-    } else {
-        Metrics::new()
+    let metrics = Arc::new(match options.metrics {
+        MetricsMode::On => Metrics::new(),
+        MetricsMode::Off => Metrics::disabled(),
     });
-    let app = App::new(loaded, store, service_settings, metrics);
+    let app = App::new(loaded, store, app_settings, metrics);
     let grpc = tokio::net::TcpListener::bind(options.grpc_addr)
         .await
         .map_err(|e| format!("cannot listen on {} (gRPC): {e}", options.grpc_addr))?;

@@ -58,9 +58,7 @@ fn field_of(status: &tonic::Status) -> String {
 
 #[tokio::test]
 async fn a_full_day_of_a_call() {
-    let Some(server) = TestServer::start().await else {
-        return;
-    };
+    let server = TestServer::start().await;
     let mut telephony = server.routing(Some("telephony-ivr"));
     let mut agent = server.desk(Some("tl-agent-1"));
     let (_, _, _, sector) = tours_building();
@@ -272,9 +270,7 @@ async fn a_full_day_of_a_call() {
 
 #[tokio::test]
 async fn each_error_has_its_code() {
-    let Some(server) = TestServer::start().await else {
-        return;
-    };
+    let server = TestServer::start().await;
     let mut telephony = server.routing(Some("telephony-ivr"));
 
     let mut no_call_id = leak_call("");
@@ -466,7 +462,7 @@ async fn each_error_has_its_code() {
 
 #[tokio::test]
 async fn without_the_store_route_call_still_answers_with_the_decision() {
-    let Some(mut server) = TestServer::start().await else {
+    let Some(mut server) = TestServer::start_redis().await else {
         return;
     };
     let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
@@ -556,10 +552,7 @@ async fn reload_swaps_the_configuration_or_refuses_a_broken_one() {
     ] {
         std::fs::copy(f, dir.join(f)).expect("copy");
     }
-    let Some(server) = TestServer::start_with(Some(dir.join("config/callrouter.toml"))).await
-    else {
-        return;
-    };
+    let server = TestServer::start_with(Some(dir.join("config/callrouter.toml"))).await;
     let mut ops = server.ops(Some("ops-1"));
     let reloaded = ops
         .reload_config(pb::ReloadConfigRequest {})
@@ -604,9 +597,7 @@ async fn reload_swaps_the_configuration_or_refuses_a_broken_one() {
 
 #[tokio::test]
 async fn triage_hands_a_call_to_a_cooperator_and_stats_follow() {
-    let Some(server) = TestServer::start().await else {
-        return;
-    };
+    let server = TestServer::start().await;
     let mut telephony = server.routing(Some("telephony-ivr"));
     let unlocated = pb::RouteCallRequest {
         call_id: "lost-1".to_owned(),
@@ -695,7 +686,7 @@ async fn triage_hands_a_call_to_a_cooperator_and_stats_follow() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_instance_loses_nothing_and_another_serves_its_work() {
-    let Some(first) = TestServer::start().await else {
+    let Some(first) = TestServer::start_redis().await else {
         return;
     };
     let second = first.another_instance().await;

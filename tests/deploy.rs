@@ -7,36 +7,32 @@ use std::process::Command;
 use std::time::Duration;
 
 use callrouter::metrics::Metrics;
+use callrouter::routing::partition::Partition;
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::{Presence, StoreError};
 
 /// Every sample name the service exposes once each metric has seen one event.
 fn exported() -> BTreeSet<String> {
     let m = Metrics::new();
-    m.prime(&["touraine-logement".to_owned(), "platform".to_owned()]);
+    let tl = Partition::parse("touraine-logement");
+    m.prime(&[tl.clone(), Partition::Platform]);
     m.rpc(
         "/callrouter.v1.CallRouting/RouteCall",
         "0",
         Duration::from_millis(1),
     );
     m.routed(
-        "touraine-logement",
+        &tl,
         "touraine-logement.rent",
         "administrative",
         "queued",
         "BUILDING",
         Duration::from_micros(2),
     );
-    m.claimed("touraine-logement", Urgency::U2, 1000);
-    m.completed("touraine-logement", Urgency::U2, 2000, true);
-    m.reaped("touraine-logement", 1, 1);
-    m.queue(
-        "touraine-logement",
-        "touraine-logement.rent",
-        Urgency::U2,
-        1,
-        Some(1000),
-    );
+    m.claimed(&tl, Urgency::U2, 1000);
+    m.completed(&tl, Urgency::U2, 2000, true);
+    m.reaped(&tl, 1, 1);
+    m.queue(&tl, "touraine-logement.rent", Urgency::U2, 1, Some(1000));
     m.agents(&[(Presence::Available, 1)]);
     m.store_operation(
         "create",

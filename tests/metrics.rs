@@ -74,9 +74,7 @@ pub fn promtool() -> Option<&'static str> {
 
 #[tokio::test]
 async fn metrics_after_a_routed_and_completed_call() {
-    let Some(server) = TestServer::start().await else {
-        return;
-    };
+    let server = TestServer::start().await;
     let (request, street) = call("metrics-1");
     let routed = server
         .routing(Some("telephony-ivr"))

@@ -87,15 +87,31 @@ fn serve_starts_reloads_and_stops_on_signals() {
             .starts_with("HTTP/1.1 404")
     );
 
+    let metrics = http_get(admin, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains("callrouter_config_generation 1\n"),
+        "{metrics}"
+    );
     signal(&child, "HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
     while !std::fs::read_to_string(&log)
         .unwrap_or_default()
-        .contains("configuration reloaded (SIGHUP)")
+        .lines()
+        .any(|l| l.contains("configuration reloaded") && l.contains("SIGHUP"))
     {
         assert!(Instant::now() < deadline, "no reload logged after SIGHUP");
         std::thread::sleep(Duration::from_millis(50));
     }
+    // SIGHUP takes the one reload path: the generation and the reload counter follow.
+    let metrics = http_get(admin, "/metrics").expect("metrics");
+    assert!(
+        metrics.contains("callrouter_config_generation 2\n"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("callrouter_config_reloads_total{result=\"ok\"} 1\n"),
+        "{metrics}"
+    );
     signal(&child, "TERM");
     let status = wait_exit(&mut child, Duration::from_secs(15));
     assert!(status.success(), "{status}");

@@ -10,12 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use callrouter::datagen::Rng;
+use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
-use callrouter::store::{
-    Hold, NewTicket, QueueRef, StoreError, StoreSettings, TicketState, TicketStore,
-};
+use callrouter::store::{Hold, NewTicket, StoreError, StoreSettings, TicketState, TicketStore};
 use support::redis_server::RedisServer;
 
 type Store = Arc<dyn TicketStore>;
@@ -33,7 +32,7 @@ fn settings() -> StoreSettings {
 fn ticket(call: String, team: String, urgency: Urgency) -> NewTicket {
     NewTicket {
         call_id: call,
-        partition: P.to_owned(),
+        partition: Partition::parse(P),
         cooperator_id: Some(P.to_owned()),
         team_id: team,
         urgency,
@@ -127,7 +126,11 @@ async fn racing_release_expiry_and_complete_never_yield_two_holders(store: Store
         tokio::spawn(async move {
             let mut expired = 0;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                expired += store.reap(P).await.expect("reap").expired;
+                expired += store
+                    .reap(&Partition::parse(P))
+                    .await
+                    .expect("reap")
+                    .expired;
                 tokio::time::sleep(Duration::from_millis(5)).await;
             }
             expired

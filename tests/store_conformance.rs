@@ -8,11 +8,12 @@ mod support {
 use std::sync::Arc;
 use std::time::Duration;
 
+use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{
-    AgentStatus, Hold, NewTicket, Presence, QueueRef, StoreError, StoreSettings, Ticket,
+    Action, AgentStatus, EventKind, Hold, NewTicket, Presence, StoreError, StoreSettings, Ticket,
     TicketState, TicketStore,
 };
 use support::redis_server::RedisServer;
@@ -32,7 +33,7 @@ fn settings() -> StoreSettings {
 fn new_ticket(call: &str, partition: &str, team: &str, urgency: Urgency) -> NewTicket {
     NewTicket {
         call_id: call.to_owned(),
-        partition: partition.to_owned(),
+        partition: Partition::parse(partition),
         cooperator_id: Some(partition.to_owned()),
         team_id: team.to_owned(),
         urgency,
@@ -177,7 +178,13 @@ async fn lifecycle_with_history_and_counts(store: Store) {
         .await
         .expect_err("already completed");
     assert!(
-        matches!(err, StoreError::WrongState { ref state, .. } if state == "COMPLETED"),
+        matches!(
+            err,
+            StoreError::WrongState {
+                state: TicketState::Completed,
+                ..
+            }
+        ),
         "{err}"
     );
 }
@@ -294,7 +301,7 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
         matches!(late, StoreError::NotHolder(_)),
         "an expired lease is stale: {late}"
     );
-    let report = store.reap(P).await.expect("reap");
+    let report = store.reap(&Partition::parse(P)).await.expect("reap");
     assert_eq!((report.expired, report.escalated), (1, 0));
     let back = store.get(&t.ticket_id).await.expect("get").expect("ticket");
     assert_eq!(
@@ -310,7 +317,7 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
         .expect("ticket");
     assert!(second.lease_token > first.lease_token);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let report = store.reap(P).await.expect("reap");
+    let report = store.reap(&Partition::parse(P)).await.expect("reap");
     assert_eq!((report.expired, report.escalated), (1, 1));
     let escalated = store.get(&t.ticket_id).await.expect("get").expect("ticket");
     assert_eq!(escalated.team_id, "touraine-logement.supervisor");
@@ -329,7 +336,11 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
         .expect("claim");
     assert_eq!(sup.map(|t| t.ticket_id), Some(t.ticket_id));
     assert_eq!(
-        store.reap(P).await.expect("reap").expired,
+        store
+            .reap(&Partition::parse(P))
+            .await
+            .expect("reap")
+            .expired,
         0,
         "nothing else expired"
     );
@@ -481,7 +492,14 @@ async fn cancel_only_while_queued(store: Store) {
         .expect("t");
     let err = store.cancel(&u.ticket_id).await.expect_err("picked up");
     assert!(
-        matches!(err, StoreError::WrongState { ref state, action: "cancel", .. } if state == "RESERVED"),
+        matches!(
+            err,
+            StoreError::WrongState {
+                state: TicketState::Reserved,
+                action: Action::Cancel,
+                ..
+            }
+        ),
         "{err}"
     );
     let (_, counts) = store.queue_stats(&[q(P, "tl.q")]).await.expect("stats");
@@ -630,7 +648,7 @@ async fn team_feeds_record_every_transition(store: Store) {
         .await
         .expect("resume");
     assert_eq!(rest.len(), 1);
-    assert_eq!(rest[0].kind, "accepted");
+    assert_eq!(rest[0].kind, EventKind::Accepted);
     // A reader waiting at the end sees the next transition as it happens.
     let waiter = {
         let store = store.clone();
@@ -671,7 +689,7 @@ async fn team_feeds_record_every_transition(store: Store) {
 async fn presence_goes_offline_without_heartbeats(store: Store) {
     let agent = AgentStatus {
         agent_id: "ana".to_owned(),
-        partition: P.to_owned(),
+        partition: Partition::parse(P),
         teams: vec!["tl.front".to_owned()],
         presence: Presence::Available,
         last_seen: 0,
@@ -816,43 +834,6 @@ async fn claims_span_partitions_by_urgency(store: Store) {
     ));
 }
 
-async fn the_reaper_loop_returns_expired_leases_by_itself(store: Store) {
-    let t = create(&store, "c1", "tl.q", Urgency::U2).await;
-    store
-        .claim_next("ana", &[q(P, "tl.q")], Duration::from_millis(50))
-        .await
-        .expect("claim")
-        .expect("t");
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let reaper = tokio::spawn(callrouter::store::run_reaper(
-        store.clone(),
-        vec![P.to_owned(), "platform".to_owned()],
-        Duration::from_millis(20),
-        |_, _| {},
-        async move {
-            let _ = stopped.await;
-        },
-    ));
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let now = store.get(&t.ticket_id).await.expect("get").expect("ticket");
-        if now.state == TicketState::Queued {
-            assert_eq!(now.attempts, 1);
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the reaper did not return the ticket"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.send(()).expect("reaper still running");
-    tokio::time::timeout(Duration::from_secs(2), reaper)
-        .await
-        .expect("the reaper stops on shutdown")
-        .expect("join");
-}
-
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -892,5 +873,4 @@ conformance!(
     closed_tickets_are_purged_after_retention,
     claims_span_partitions_by_urgency,
     joined_calls_are_forgotten_after_retention,
-    the_reaper_loop_returns_expired_leases_by_itself,
 );

@@ -7,11 +7,10 @@ mod support {
 
 use std::time::{Duration, Instant};
 
+use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::redis::RedisStore;
-use callrouter::store::{
-    Hold, NewTicket, QueueRef, StoreError, StoreSettings, TicketState, TicketStore,
-};
+use callrouter::store::{Hold, NewTicket, StoreError, StoreSettings, TicketState, TicketStore};
 use support::redis_server::RedisServer;
 
 const P: &str = "lb-habitat";
@@ -27,7 +26,7 @@ fn settings() -> StoreSettings {
 fn ticket(call: String, team: &str, urgency: Urgency) -> NewTicket {
     NewTicket {
         call_id: call,
-        partition: P.to_owned(),
+        partition: Partition::parse(P),
         cooperator_id: Some(P.to_owned()),
         team_id: team.to_owned(),
         urgency,
@@ -236,7 +235,7 @@ async fn a_move_between_partitions_leaves_no_key_without_expiry() {
     };
     let store = RedisStore::connect(&server.url(), settings()).expect("connect");
     let mut lost = ticket("lost-1".to_owned(), "platform.triage", Urgency::U2);
-    lost.partition = "platform".to_owned();
+    lost.partition = Partition::Platform;
     lost.cooperator_id = None;
     lost.incident_id = Some("unlocated/door_entry".to_owned());
     store.create(lost).await.expect("create");

@@ -10,11 +10,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{
-    Hold, NewTicket, QueueRef, StoreError, StoreSettings, Ticket, TicketState, TicketStore,
+    Hold, NewTicket, StoreError, StoreSettings, Ticket, TicketState, TicketStore,
 };
 use proptest::prelude::*;
 use support::redis_server::RedisServer;
@@ -115,7 +116,7 @@ impl Side {
             } => {
                 let new = NewTicket {
                     call_id: format!("call-{call}"),
-                    partition: P.to_owned(),
+                    partition: Partition::parse(P),
                     cooperator_id: Some(P.to_owned()),
                     team_id: TEAMS[*team].to_owned(),
                     urgency: Urgency::ALL[*urgency],

@@ -1,76 +1,23 @@
-//! Conversions at the edge: proto messages become domain types here and only here, and bad input
-//! becomes `INVALID_ARGUMENT` naming the field (with `BadRequest` details). Domain errors map to
-//! gRPC codes in [`store_status`] and [`field_status`], nowhere else.
+//! Conversions at the edge: proto messages become domain types here and only here (bad input is a
+//! [`FieldError`] naming the contract's field), and domain results become proto messages.
 
-use std::time::Duration;
+use std::collections::HashMap;
 
 use prost_types::Timestamp;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 
 use super::pb;
+use crate::app::operations::{QueueOverview, Reloaded};
+use crate::app::requests::{self, HeldAction};
+use crate::app::tickets::TransferTo;
+use crate::app::watch::WatchEvent;
 use crate::routing::RoutingDecision;
 use crate::routing::address::{AddressInput, MatchLevel};
-use crate::routing::request::{FieldError, RouteRequest, check_request, required_text};
+use crate::routing::request::{FieldError, RouteRequest, check_request};
 use crate::routing::urgency::Urgency;
-use crate::store::{Presence, StoreError, Ticket, TicketState};
+use crate::store::{AgentStatus, Presence, Ticket, TicketState};
 
-/// Shortest and longest lease an agent may ask for.
-pub const LEASE_RANGE: std::ops::RangeInclusive<u32> = 5..=4 * 3600;
-
-/// `INVALID_ARGUMENT` naming the field, with a `BadRequest` detail.
-pub fn field_status(error: FieldError) -> Status {
-    Status::with_error_details(
-        Code::InvalidArgument,
-        format!("{}: {}", error.field, error.message),
-        ErrorDetails::with_bad_request_violation(error.field, error.message),
-    )
-}
-
-fn invalid(field: &str, message: impl Into<String>) -> Status {
-    field_status(FieldError::new(field, message))
-}
-
-/// The one mapping of store errors to gRPC codes.
-pub fn store_status(error: StoreError) -> Status {
-    match error {
-        StoreError::NotFound(_) => Status::not_found("no such ticket"),
-        StoreError::NotHolder(_) => Status::failed_precondition(
-            "the ticket is not held by you under this lease token (released, expired or claimed by someone else)",
-        ),
-        e @ StoreError::WrongState { .. } => Status::failed_precondition(e.to_string()),
-        StoreError::Invalid(message) => Status::invalid_argument(message),
-        StoreError::Unavailable(_) => Status::unavailable("the queue store is unavailable"),
-        StoreError::Timeout => Status::deadline_exceeded("the queue store did not answer in time"),
-        StoreError::Corrupt(_) => Status::internal("the queue store answered unexpectedly"),
-    }
-}
-
-/// A required, bounded identifier field.
-pub fn required_id(field: &str, value: &str) -> Result<String, Status> {
-    required_text(field, value).map_err(field_status)
-}
-
-/// A lease duration, within [`LEASE_RANGE`]: a lease of 0 would expire before the agent can act.
-pub fn lease(field: &str, seconds: u32) -> Result<Duration, Status> {
-    if !LEASE_RANGE.contains(&seconds) {
-        return Err(invalid(
-            field,
-            format!(
-                "{seconds} s is out of range: from {} s to {} s",
-                LEASE_RANGE.start(),
-                LEASE_RANGE.end()
-            ),
-        ));
-    }
-    Ok(Duration::from_secs(u64::from(seconds)))
-}
-
-/// A routing request from the wire; `call_id` is required when the ticket is to be queued.
-pub fn route_request(
-    request: pb::RouteCallRequest,
-    need_call_id: bool,
-) -> Result<RouteRequest, Status> {
+/// A routing request from the wire, within the limits every edge holds it to.
+pub fn route_request(request: pb::RouteCallRequest) -> Result<RouteRequest, FieldError> {
     let address = request.address.unwrap_or_default();
     let domain = RouteRequest {
         call_id: request.call_id,
@@ -87,25 +34,22 @@ pub fn route_request(
         issue_type: request.issue_type,
         description: request.description,
     };
-    check_request(&domain).map_err(field_status)?;
-    if need_call_id && domain.call_id.trim().is_empty() {
-        return Err(invalid("call_id", "is required"));
-    }
+    check_request(&domain)?;
     Ok(domain)
 }
 
 /// A transfer's urgency: unspecified keeps the ticket's.
-pub fn optional_urgency(field: &str, value: i32) -> Result<Option<Urgency>, Status> {
+pub fn optional_urgency(field: &str, value: i32) -> Result<Option<Urgency>, FieldError> {
     match pb::Urgency::try_from(value) {
         Ok(pb::Urgency::Unspecified) => Ok(None),
         Ok(pb::Urgency::U1) => Ok(Some(Urgency::U1)),
         Ok(pb::Urgency::U2) => Ok(Some(Urgency::U2)),
         Ok(pb::Urgency::U3) => Ok(Some(Urgency::U3)),
-        Err(_) => Err(invalid(field, format!("{value} is not an urgency"))),
+        Err(_) => Err(FieldError::new(field, format!("{value} is not an urgency"))),
     }
 }
 
-pub fn presence(value: i32) -> Result<Presence, Status> {
+pub fn presence(value: i32) -> Result<Presence, FieldError> {
     Ok(match pb::Presence::try_from(value) {
         Ok(pb::Presence::Available) => Presence::Available,
         Ok(pb::Presence::Busy) => Presence::Busy,
@@ -113,7 +57,7 @@ pub fn presence(value: i32) -> Result<Presence, Status> {
         Ok(pb::Presence::Break) => Presence::Break,
         Ok(pb::Presence::Offline) => Presence::Offline,
         Ok(pb::Presence::Unspecified) | Err(_) => {
-            return Err(invalid(
+            return Err(FieldError::new(
                 "presence",
                 "must be AVAILABLE, BUSY, WRAP_UP, BREAK or OFFLINE",
             ));
@@ -222,34 +166,159 @@ pub fn decision_to_pb(d: RoutingDecision) -> pb::RoutingDecision {
     }
 }
 
+/// The time a request to explain was received at; now when it carries none.
+pub fn received_at(request: &pb::RouteCallRequest) -> chrono::DateTime<chrono::Utc> {
+    request
+        .received_at
+        .as_ref()
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .unwrap_or_else(chrono::Utc::now)
+}
+
+/// The answer to `RouteCall`.
+pub fn routed_to_pb(routed: crate::app::calls::Routed) -> pb::RouteCallResponse {
+    use crate::app::calls::CallOutcome;
+    let queued = routed.queued();
+    let position = routed.position.unwrap_or_default();
+    pb::RouteCallResponse {
+        decision: Some(decision_to_pb(routed.decision)),
+        duplicate: routed.outcome == CallOutcome::Duplicate,
+        joined_incident: routed.outcome == CallOutcome::Incident,
+        queued,
+        queue_position: position.position,
+        estimated_wait_seconds: position.estimated_wait_seconds,
+        ticket: routed.ticket.map(ticket_to_pb),
+    }
+}
+
+/// A holder's action from its ticket id and lease token.
+pub fn held_action(ticket_id: &str, lease_token: u64) -> Result<HeldAction, FieldError> {
+    HeldAction::new(ticket_id, lease_token)
+}
+
+/// A lease an agent asks for; 0 when `optional` means "the server's default".
+pub fn lease(seconds: u32, optional: bool) -> Result<Option<std::time::Duration>, FieldError> {
+    match seconds {
+        0 if optional => Ok(None),
+        seconds => requests::lease("lease_seconds", seconds).map(Some),
+    }
+}
+
+/// Where a transfer sends a ticket.
+pub fn transfer_to(request: &pb::TransferTicketRequest) -> Result<TransferTo, FieldError> {
+    Ok(TransferTo {
+        team_id: request.team_id.clone(),
+        cooperator_id: Some(request.cooperator_id.clone()).filter(|c| !c.is_empty()),
+        urgency: optional_urgency("urgency", request.urgency)?,
+    })
+}
+
+/// A watch event on the wire. A change carries its position in the queue's feed
+/// (`<partition>/<team>@<event id>`) and the ticket's state as the event recorded it.
+pub fn watch_event_to_pb(event: WatchEvent) -> pb::TicketEvent {
+    match event {
+        WatchEvent::Snapshot { queue, ticket } => pb::TicketEvent {
+            kind: "snapshot".to_owned(),
+            team_id: queue.team,
+            position: String::new(),
+            at: timestamp(ticket.enqueued_at),
+            ticket: Some(ticket_to_pb(*ticket)),
+        },
+        WatchEvent::Change { queue, event } => pb::TicketEvent {
+            kind: event.kind.as_str().to_owned(),
+            team_id: event.team_id.clone(),
+            position: format!("{}@{}", queue.feed_key(), event.event_id),
+            at: timestamp(event.at),
+            ticket: Some(pb::Ticket {
+                ticket_id: event.ticket_id,
+                state: state_to_pb(event.state) as i32,
+                team_id: event.team_id,
+                urgency: urgency_to_pb(event.urgency) as i32,
+                agent_id: event.agent_id.unwrap_or_default(),
+                ..Default::default()
+            }),
+        },
+    }
+}
+
+/// An agent's presence on the wire.
+pub fn agent_to_pb(a: AgentStatus) -> pb::AgentStatus {
+    pb::AgentStatus {
+        agent_id: a.agent_id,
+        cooperator_id: a.partition.as_str().to_owned(),
+        team_ids: a.teams,
+        presence: presence_to_pb(a.presence) as i32,
+        last_seen: timestamp(a.last_seen),
+    }
+}
+
+/// Queue statistics on the wire; the platform's queues have no cooperator id.
+pub fn overview_to_pb(overview: QueueOverview) -> pb::GetQueueStatsResponse {
+    let cooperator =
+        |p: &crate::routing::partition::Partition| p.cooperator_id().unwrap_or_default().to_owned();
+    pb::GetQueueStatsResponse {
+        queues: overview
+            .queues
+            .into_iter()
+            .map(|s| pb::QueueStats {
+                cooperator_id: cooperator(&s.queue.partition),
+                team_id: s.queue.team,
+                urgency: urgency_to_pb(s.urgency) as i32,
+                depth: s.depth,
+                oldest_wait_seconds: s.oldest_wait_ms.map_or(0, |ms| (ms.max(0) / 1000) as u64),
+            })
+            .collect(),
+        teams: overview
+            .teams
+            .into_iter()
+            .map(|t| pb::TeamCounts {
+                cooperator_id: cooperator(&t.queue.partition),
+                team_id: t.queue.team,
+                queued: t.counts.queued,
+                reserved: t.counts.reserved,
+                in_progress: t.counts.in_progress,
+                completed: t.counts.completed,
+                cancelled: t.counts.cancelled,
+                agents_by_presence: t
+                    .agents_by_presence
+                    .into_iter()
+                    .map(|(p, n)| (p.as_str().to_owned(), n))
+                    .collect::<HashMap<_, _>>(),
+            })
+            .collect(),
+    }
+}
+
+/// A reload's outcome on the wire.
+pub fn reloaded_to_pb(reloaded: Reloaded) -> pb::ReloadConfigResponse {
+    pb::ReloadConfigResponse {
+        generation: reloaded.generation,
+        summary: reloaded.summary,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn bad_fields_are_named_in_details() {
-        let status = route_request(
-            pb::RouteCallRequest {
-                issue_type: "other".into(),
-                ..Default::default()
-            },
-            true,
-        )
-        .expect_err("call_id is required");
-        assert_eq!(status.code(), Code::InvalidArgument);
-        let details = status.get_error_details();
-        let violations = details
-            .bad_request()
-            .expect("bad request details")
-            .field_violations
-            .clone();
-        assert_eq!(violations[0].field, "call_id");
-        assert!(lease("lease_seconds", 86_400).is_err());
-        assert!(lease("lease_seconds", 0).is_err());
+    fn bad_fields_are_named() {
+        let long = "x".repeat(crate::routing::request::MAX_FIELD_LEN + 1);
+        let refused = route_request(pb::RouteCallRequest {
+            issue_type: "other".into(),
+            caller_number: long,
+            ..Default::default()
+        });
         assert_eq!(
-            lease("lease_seconds", 60).ok(),
-            Some(Duration::from_secs(60))
+            refused.map_err(|e| e.field),
+            Err("caller_number".to_owned())
         );
+        assert_eq!(
+            lease(86_400, false).map_err(|e| e.field),
+            Err("lease_seconds".to_owned())
+        );
+        assert_eq!(lease(0, true), Ok(None));
+        assert!(lease(0, false).is_err());
         assert!(optional_urgency("urgency", 9).is_err());
         assert!(presence(0).is_err());
     }

@@ -1,5 +1,8 @@
-//! The gRPC service: the contract of `proto/callrouter/v1/callrouter.proto` around the routing
-//! core and the queue store.
+//! The gRPC edge: the contract of `proto/callrouter/v1/callrouter.proto` as thin adapters over the
+//! application's use-cases. Each method authenticates the bearer token, converts the request
+//! ([`convert`]), calls the use-case and converts the answer; [`status`] is the one place where
+//! application errors become gRPC codes. [`server`] serves them with health, reflection and the
+//! middleware of [`layer`].
 
 /// Code generated from the proto files.
 pub mod pb {
@@ -10,7 +13,34 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/callrouter_descriptor.bin"));
 }
 
-pub mod auth;
 pub mod convert;
+pub mod desk;
+pub mod layer;
+pub mod operations;
+pub mod routing;
 pub mod server;
-pub mod service;
+pub mod status;
+
+use tonic::{Request, Status};
+
+use crate::app::principal::Principal;
+use crate::app::{App, AppError};
+
+/// The principal of a request's `authorization: Bearer <token>` metadata.
+pub fn authenticate<T>(app: &App, request: &Request<T>) -> Result<Principal, Status> {
+    let token = match request.metadata().get("authorization") {
+        None => None,
+        Some(header) => Some(
+            header
+                .to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .ok_or(AppError::Unauthenticated(
+                    "authorization must be 'Bearer <token>'",
+                ))?,
+        ),
+    };
+    Ok(app.authenticate(token)?)
+}

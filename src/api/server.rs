@@ -7,25 +7,23 @@
 //! logged.
 
 use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use tokio::sync::{Semaphore, watch};
-use tonic::Status;
-use tonic::codegen::http;
+use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tower::{Layer, Service};
 
+use super::desk::AgentDeskService;
+use super::layer::RpcLayer;
+use super::operations::OperationsService;
 use super::pb;
 use super::pb::agent_desk_server::AgentDeskServer;
 use super::pb::call_routing_server::CallRoutingServer;
 use super::pb::operations_server::OperationsServer;
-use super::service::{AgentDeskService, App, CallRoutingService, OperationsService};
+use super::routing::CallRoutingService;
+use crate::app::App;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -46,13 +44,20 @@ pub struct ServerSettings {
     pub sample_every: Duration,
 }
 
+/// Defaults of [`ServerSettings`], shared with the command line.
+pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5000;
+pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1024;
+pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 10;
+/// Longest message accepted or sent: far above any request of the contract.
+pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
+
 impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
-            request_timeout: Duration::from_secs(5),
-            max_in_flight: 1024,
-            max_message_bytes: 256 * 1024,
-            shutdown_grace: Duration::from_secs(10),
+            request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
+            max_in_flight: DEFAULT_MAX_IN_FLIGHT as usize,
+            max_message_bytes: MAX_MESSAGE_BYTES,
+            shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECONDS),
             reaper_every: Duration::from_secs(1),
             health_every: Duration::from_secs(1),
             sample_every: Duration::from_secs(5),
@@ -147,24 +152,23 @@ pub async fn run(
         })
     };
     let reaper = {
-        let mut closing = closing.clone();
-        let metrics = app.metrics();
-        tokio::spawn(crate::store::run_reaper(
-            app.store(),
-            app.partitions(),
-            settings.reaper_every,
-            move |partition, report| metrics.reaped(partition, report.expired, report.escalated),
-            async move {
+        let (app, mut closing) = (app.clone(), closing.clone());
+        tokio::spawn(async move {
+            app.run_reaper(settings.reaper_every, async move {
                 let _ = closing.changed().await;
-            },
-        ))
+            })
+            .await;
+        })
     };
-
-    let sampler = tokio::spawn(sample_queues(
-        app.clone(),
-        settings.sample_every,
-        closing.clone(),
-    ));
+    let sampler = {
+        let (app, mut closing) = (app.clone(), closing.clone());
+        tokio::spawn(async move {
+            app.run_sampler(settings.sample_every, async move {
+                let _ = closing.changed().await;
+            })
+            .await;
+        })
+    };
 
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let stop_accepting = {
@@ -212,232 +216,4 @@ pub async fn run(
     reaper.abort();
     sampler.abort();
     outcome
-}
-
-/// Keeps the queue and agent gauges current: one pipelined read of every queue per pass, cheap
-/// for Redis, shared by nothing else.
-async fn sample_queues(app: App, every: Duration, mut closing: watch::Receiver<bool>) {
-    let metrics = app.metrics();
-    if !metrics.is_enabled() {
-        return;
-    }
-    loop {
-        let queues: Vec<crate::store::QueueRef> = {
-            let loaded = app.current();
-            let router = &loaded.router;
-            router
-                .teams
-                .iter()
-                .flat_map(|team| super::service::queues_of(router, team))
-                .collect()
-        };
-        if let Ok((stats, _)) = app.store().queue_stats(&queues).await {
-            for s in stats {
-                metrics.queue(
-                    &s.queue.partition,
-                    &s.queue.team,
-                    s.urgency,
-                    s.depth,
-                    s.oldest_wait_ms,
-                );
-            }
-        }
-        if let Ok(agents) = app.store().agents().await {
-            let counts: Vec<(crate::store::Presence, i64)> = [
-                crate::store::Presence::Available,
-                crate::store::Presence::Busy,
-                crate::store::Presence::WrapUp,
-                crate::store::Presence::Break,
-                crate::store::Presence::Offline,
-            ]
-            .into_iter()
-            .map(|p| (p, agents.iter().filter(|a| a.presence == p).count() as i64))
-            .collect();
-            metrics.agents(&counts);
-        }
-        tokio::select! {
-            _ = closing.changed() => return,
-            _ = tokio::time::sleep(every) => {}
-        }
-    }
-}
-
-/// Load shedding, per-call timeout, metrics and one log line per call, for every RPC.
-#[derive(Clone)]
-pub struct RpcLayer {
-    permits: Arc<Semaphore>,
-    timeout: Duration,
-    metrics: Arc<crate::metrics::Metrics>,
-}
-
-impl RpcLayer {
-    pub fn new(
-        max_in_flight: usize,
-        timeout: Duration,
-        metrics: Arc<crate::metrics::Metrics>,
-    ) -> RpcLayer {
-        RpcLayer {
-            permits: Arc::new(Semaphore::new(max_in_flight.max(1))),
-            timeout,
-            metrics,
-        }
-    }
-}
-
-impl<S> Layer<S> for RpcLayer {
-    type Service = RpcService<S>;
-
-    fn layer(&self, inner: S) -> RpcService<S> {
-        RpcService {
-            inner,
-            permits: self.permits.clone(),
-            timeout: self.timeout,
-            metrics: self.metrics.clone(),
-        }
-    }
-}
-
-#[derive(Clone)]
-pub struct RpcService<S> {
-    inner: S,
-    permits: Arc<Semaphore>,
-    timeout: Duration,
-    metrics: Arc<crate::metrics::Metrics>,
-}
-
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
-impl<S, B> Service<http::Request<B>> for RpcService<S>
-where
-    S: Service<http::Request<B>, Response = http::Response<tonic::body::Body>> + Send + 'static,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
-{
-    type Response = http::Response<tonic::body::Body>;
-    type Error = S::Error;
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let method = request.uri().path().to_owned();
-        let started = Instant::now();
-        let metrics = self.metrics.clone();
-        let Ok(permit) = self.permits.clone().try_acquire_owned() else {
-            tracing::warn!(method = %method, "call refused: too many calls in flight");
-            metrics.rpc(&method, "14", started.elapsed());
-            return Box::pin(async {
-                Ok(Status::unavailable(
-                    "server overloaded: too many calls in flight, retry shortly",
-                )
-                .into_http())
-            });
-        };
-        let call = self.inner.call(request);
-        let timeout = self.timeout;
-        Box::pin(async move {
-            let response = match tokio::time::timeout(timeout, call).await {
-                Ok(result) => result?,
-                Err(_) => Status::deadline_exceeded(format!(
-                    "the call took more than {} ms",
-                    timeout.as_millis()
-                ))
-                .into_http(),
-            };
-            drop(permit);
-            // Errors travel in the response headers ("trailers only"); a response without a status
-            // there carries OK in its trailers (a stream that fails later is counted as started).
-            let code = response
-                .headers()
-                .get("grpc-status")
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or("0");
-            let elapsed = started.elapsed();
-            metrics.rpc(&method, code, elapsed);
-            tracing::info!(method = %method, grpc_status = code, latency_us = elapsed.as_micros() as u64, "rpc");
-            Ok(response)
-        })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A service that answers OK after `delay`.
-    fn slow(
-        delay: Duration,
-    ) -> impl Service<
-        http::Request<()>,
-        Response = http::Response<tonic::body::Body>,
-        Error = std::convert::Infallible,
-        Future = BoxFuture<Result<http::Response<tonic::body::Body>, std::convert::Infallible>>,
-    > + Clone {
-        tower::service_fn(
-            move |_request: http::Request<()>| -> BoxFuture<
-                Result<http::Response<tonic::body::Body>, std::convert::Infallible>,
-            > {
-                Box::pin(async move {
-                    tokio::time::sleep(delay).await;
-                    Ok(http::Response::new(tonic::body::Body::empty()))
-                })
-            },
-        )
-    }
-
-    fn grpc_status(response: &http::Response<tonic::body::Body>) -> Option<&str> {
-        response
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok())
-    }
-
-    #[tokio::test]
-    async fn calls_past_the_limit_are_refused_with_unavailable_at_once() {
-        let layer = RpcLayer::new(
-            1,
-            Duration::from_secs(5),
-            Arc::new(crate::metrics::Metrics::new()),
-        );
-        let mut first = layer.layer(slow(Duration::from_millis(300)));
-        let mut second = layer.layer(slow(Duration::from_millis(300)));
-        let running = tokio::spawn(first.call(http::Request::new(())));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let started = Instant::now();
-        let refused = second
-            .call(http::Request::new(()))
-            .await
-            .expect("infallible");
-        assert_eq!(grpc_status(&refused), Some("14"), "UNAVAILABLE");
-        assert!(
-            started.elapsed() < Duration::from_millis(100),
-            "refused without queueing"
-        );
-        let served = running.await.expect("join").expect("infallible");
-        assert_eq!(grpc_status(&served), None, "the first call was served");
-        let after = second
-            .call(http::Request::new(()))
-            .await
-            .expect("infallible");
-        assert_eq!(grpc_status(&after), None, "a permit is free again");
-    }
-
-    #[tokio::test]
-    async fn calls_past_the_timeout_end_with_deadline_exceeded() {
-        let layer = RpcLayer::new(
-            8,
-            Duration::from_millis(50),
-            Arc::new(crate::metrics::Metrics::new()),
-        );
-        let mut service = layer.layer(slow(Duration::from_secs(5)));
-        let started = Instant::now();
-        let response = service
-            .call(http::Request::new(()))
-            .await
-            .expect("infallible");
-        assert_eq!(grpc_status(&response), Some("4"), "DEADLINE_EXCEEDED");
-        assert!(started.elapsed() < Duration::from_secs(1));
-    }
 }

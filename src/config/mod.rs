@@ -29,6 +29,7 @@ use crate::routing::model::{
     Condition, Cooperator, CooperatorIdx, IncidentGroup, IssueType, Platform, Rule, Sector,
     SectorIdx, Target, Team, TeamIdx, TeamKind,
 };
+use crate::routing::partition::{PLATFORM, Partition};
 use crate::routing::places::{Building, Commune, Epci, Tenant};
 use crate::routing::{RegistryBuilding, Router, RouterParts};
 
@@ -311,6 +312,12 @@ fn compile_model(
     let mut cooperator_by_id = FxHashMap::default();
     for (i, coop) in file.cooperators.iter().enumerate() {
         cooperator_ids.add(&coop.id, problems);
+        if coop.id.get_ref() == PLATFORM {
+            problems.push(source.problem_at(
+                coop.id.span(),
+                format!("'{PLATFORM}' names the platform's own partition, not a cooperator"),
+            ));
+        }
         cooperator_by_id.insert(coop.id.get_ref().clone(), i as CooperatorIdx);
         let code = coop.short_code.get_ref();
         if code.len() < 2 || code.len() > 3 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
@@ -509,13 +516,13 @@ fn compile_model(
     }
 
     // Tickets of a partition escalate to its supervisor team after too many expired leases.
-    let partitions = std::iter::once((crate::store::PLATFORM_PARTITION, None)).chain(
+    let partitions = std::iter::once((Partition::Platform, None)).chain(
         file.cooperators
             .iter()
-            .map(|c| (c.id.get_ref().as_str(), Some(c.id.span()))),
+            .map(|c| (Partition::parse(c.id.get_ref()), Some(c.id.span()))),
     );
     for (partition, span) in partitions {
-        let wanted = crate::store::supervisor_team(partition);
+        let wanted = partition.supervisor_team();
         let found = teams
             .iter()
             .any(|t| t.id == wanted && t.kind == TeamKind::Supervisor);

@@ -15,6 +15,7 @@
 pub mod address;
 pub mod calendar;
 pub mod model;
+pub mod partition;
 pub mod places;
 pub mod request;
 pub mod text;
@@ -30,6 +31,7 @@ use self::model::{
     Cooperator, CooperatorIdx, IssueType, Platform, Rule, Sector, SectorIdx, Target, Team, TeamIdx,
     TeamKind, TimeCondition, issue_has_prefix,
 };
+use self::partition::{Partition, QueueRef};
 use self::places::{Building, Heating, Tenant};
 use self::request::RouteRequest;
 use self::urgency::Urgency;
@@ -256,6 +258,39 @@ impl Router {
         self.building_by_id
             .get(id)
             .map(|&i| &self.buildings[i as usize])
+    }
+
+    /// Every partition: one per cooperator, then the platform's.
+    pub fn partitions(&self) -> Vec<Partition> {
+        self.cooperators
+            .iter()
+            .map(|c| Partition::Cooperator(c.id.clone()))
+            .chain([Partition::Platform])
+            .collect()
+    }
+
+    /// The partition of a configured cooperator.
+    pub fn partition_of(&self, cooperator: CooperatorIdx) -> Partition {
+        Partition::Cooperator(self.cooperators[cooperator as usize].id.clone())
+    }
+
+    /// The queues of a team: its cooperator's partition, or every partition for shared teams
+    /// (contractors), or the platform's for the platform's own teams.
+    pub fn queues_of(&self, team: &Team) -> Vec<QueueRef> {
+        match (team.cooperator, team.kind) {
+            (Some(c), _) => vec![QueueRef::new(self.partition_of(c), &team.id)],
+            (None, TeamKind::Contractor) => self
+                .partitions()
+                .into_iter()
+                .map(|p| QueueRef::new(p, &team.id))
+                .collect(),
+            (None, _) => vec![QueueRef::new(Partition::Platform, &team.id)],
+        }
+    }
+
+    /// Every queue of every team.
+    pub fn all_queues(&self) -> Vec<QueueRef> {
+        self.teams.iter().flat_map(|t| self.queues_of(t)).collect()
     }
 
     /// Matches an address alone, without the rest of a decision.

@@ -24,7 +24,7 @@
 //! `MOVED` and the new id.
 
 pub mod ids;
-pub mod instrumented;
+pub mod lifecycle;
 pub mod memory;
 pub mod redis;
 
@@ -33,97 +33,18 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use self::lifecycle::{Action, EventKind, TicketState};
+use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
-
-/// The partition of tickets not located to one cooperator.
-pub const PLATFORM_PARTITION: &str = "platform";
 
 /// Milliseconds since the Unix epoch, by the store's clock.
 pub type Millis = i64;
-
-/// A team's queue within a partition.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct QueueRef {
-    pub partition: String,
-    pub team: String,
-}
-
-impl QueueRef {
-    pub fn new(partition: &str, team: &str) -> QueueRef {
-        QueueRef {
-            partition: partition.to_owned(),
-            team: team.to_owned(),
-        }
-    }
-}
-
-/// Where a ticket is in its lifecycle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum TicketState {
-    Queued,
-    Reserved,
-    InProgress,
-    Completed,
-    Cancelled,
-    /// Being moved to another partition (not claimable; finished by the mover or the reaper).
-    Moving,
-    /// Moved to another partition: `moved_to` names the ticket there.
-    Moved,
-}
-
-impl TicketState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TicketState::Queued => "QUEUED",
-            TicketState::Reserved => "RESERVED",
-            TicketState::InProgress => "IN_PROGRESS",
-            TicketState::Completed => "COMPLETED",
-            TicketState::Cancelled => "CANCELLED",
-            TicketState::Moving => "MOVING",
-            TicketState::Moved => "MOVED",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<TicketState> {
-        Some(match text {
-            "QUEUED" => TicketState::Queued,
-            "RESERVED" => TicketState::Reserved,
-            "IN_PROGRESS" => TicketState::InProgress,
-            "COMPLETED" => TicketState::Completed,
-            "CANCELLED" => TicketState::Cancelled,
-            "MOVING" => TicketState::Moving,
-            "MOVED" => TicketState::Moved,
-            _ => return None,
-        })
-    }
-
-    /// States counted per team in queue statistics.
-    pub const COUNTED: [TicketState; 5] = [
-        TicketState::Queued,
-        TicketState::Reserved,
-        TicketState::InProgress,
-        TicketState::Completed,
-        TicketState::Cancelled,
-    ];
-
-    pub fn is_held(self) -> bool {
-        matches!(self, TicketState::Reserved | TicketState::InProgress)
-    }
-
-    pub fn is_closed(self) -> bool {
-        matches!(
-            self,
-            TicketState::Completed | TicketState::Cancelled | TicketState::Moved
-        )
-    }
-}
 
 /// What the routing decision gives the store to create a ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NewTicket {
     pub call_id: String,
-    pub partition: String,
+    pub partition: Partition,
     pub cooperator_id: Option<String>,
     pub team_id: String,
     pub urgency: Urgency,
@@ -144,7 +65,7 @@ pub struct NewTicket {
 pub struct Ticket {
     pub ticket_id: String,
     pub call_id: String,
-    pub partition: String,
+    pub partition: Partition,
     pub state: TicketState,
     pub cooperator_id: Option<String>,
     pub team_id: String,
@@ -192,7 +113,7 @@ pub struct Created {
 }
 
 /// A ticket's place in its queue, for announcements.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct QueuePosition {
     /// 1 for the next ticket to be claimed.
     pub position: u64,
@@ -248,17 +169,17 @@ pub struct ReapReport {
 pub struct TicketEvent {
     /// Position in the team's feed; read from here to resume.
     pub event_id: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub ticket_id: String,
     pub team_id: String,
-    pub state: String,
-    pub urgency: String,
+    pub state: TicketState,
+    pub urgency: Urgency,
     pub agent_id: Option<String>,
     pub at: Millis,
 }
 
 /// An agent's presence as its desk reports it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Presence {
     Available,
@@ -269,6 +190,14 @@ pub enum Presence {
 }
 
 impl Presence {
+    pub const ALL: [Presence; 5] = [
+        Presence::Available,
+        Presence::Busy,
+        Presence::WrapUp,
+        Presence::Break,
+        Presence::Offline,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Presence::Available => "AVAILABLE",
@@ -296,7 +225,7 @@ impl Presence {
 pub struct AgentStatus {
     pub agent_id: String,
     /// The cooperator the agent works for, or the platform.
-    pub partition: String,
+    pub partition: Partition,
     pub teams: Vec<String>,
     /// `Offline` once the desk stopped sending heartbeats for longer than the TTL.
     pub presence: Presence,
@@ -320,15 +249,23 @@ pub struct StoreSettings {
     pub operation_timeout: Duration,
 }
 
+/// Defaults of [`StoreSettings`], shared with the command line.
+pub const DEFAULT_NAMESPACE: &str = "callrouter";
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+pub const DEFAULT_RETENTION_DAYS: u32 = 30;
+pub const DEFAULT_FEED_LENGTH: u64 = 10_000;
+pub const DEFAULT_PRESENCE_TTL_SECONDS: u32 = 30;
+pub const DEFAULT_OPERATION_TIMEOUT_MS: u64 = 2000;
+
 impl Default for StoreSettings {
     fn default() -> Self {
         StoreSettings {
-            namespace: "callrouter".to_owned(),
-            max_attempts: 3,
-            retention: Duration::from_secs(30 * 24 * 3600),
-            feed_length: 10_000,
-            presence_ttl: Duration::from_secs(30),
-            operation_timeout: Duration::from_secs(2),
+            namespace: DEFAULT_NAMESPACE.to_owned(),
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            retention: Duration::from_secs(u64::from(DEFAULT_RETENTION_DAYS) * 86_400),
+            feed_length: DEFAULT_FEED_LENGTH,
+            presence_ttl: Duration::from_secs(u64::from(DEFAULT_PRESENCE_TTL_SECONDS)),
+            operation_timeout: Duration::from_millis(DEFAULT_OPERATION_TIMEOUT_MS),
         }
     }
 }
@@ -343,8 +280,8 @@ pub enum StoreError {
     #[error("ticket {ticket_id} is {state}: cannot {action}")]
     WrongState {
         ticket_id: String,
-        state: String,
-        action: &'static str,
+        state: TicketState,
+        action: Action,
     },
     #[error("invalid store request: {0}")]
     Invalid(String),
@@ -426,7 +363,7 @@ pub trait TicketStore: Send + Sync + 'static {
     ) -> Result<(Vec<QueueStats>, Vec<(QueueRef, StateCounts)>), StoreError>;
 
     /// Returns expired leases of a partition to their queues and finishes interrupted moves.
-    async fn reap(&self, partition: &str) -> Result<ReapReport, StoreError>;
+    async fn reap(&self, partition: &Partition) -> Result<ReapReport, StoreError>;
 
     /// Events of a team's feed after `after` (from the start when `None`), waiting up to `wait`
     /// for one when there are none yet.
@@ -446,21 +383,18 @@ pub trait TicketStore: Send + Sync + 'static {
 }
 
 /// The partition a ticket id belongs to (ids are `<partition>-<unique>`).
-pub fn partition_of(ticket_id: &str) -> Result<&str, StoreError> {
+pub fn partition_of(ticket_id: &str) -> Result<Partition, StoreError> {
     match ticket_id.rsplit_once('-') {
-        Some((partition, unique)) if !partition.is_empty() && !unique.is_empty() => Ok(partition),
+        Some((partition, unique)) if !partition.is_empty() && !unique.is_empty() => {
+            Ok(Partition::parse(partition))
+        }
         _ => Err(StoreError::NotFound(ticket_id.to_owned())),
     }
 }
 
 /// The queue order of a ticket: urgency first, then the time it first entered a queue.
 pub fn queue_score(urgency: Urgency, enqueued_at: Millis) -> f64 {
-    let rank = match urgency {
-        Urgency::U1 => 1.0,
-        Urgency::U2 => 2.0,
-        Urgency::U3 => 3.0,
-    };
-    rank * 1e13 + enqueued_at as f64
+    f64::from(urgency.rank()) * 1e13 + enqueued_at as f64
 }
 
 /// Estimated wait for a position, from the team's recent interval between claims.
@@ -470,57 +404,3 @@ pub fn estimate_wait_seconds(position: u64, claim_interval_ms: f64) -> u64 {
 
 /// The claim interval assumed for a queue that has not been claimed from yet.
 pub const DEFAULT_CLAIM_INTERVAL_MS: f64 = 120_000.0;
-
-/// The team a partition's tickets escalate to after too many expired leases.
-pub fn supervisor_team(partition: &str) -> String {
-    format!("{partition}.supervisor")
-}
-
-/// Runs the reaper until `shutdown` resolves: every `every`, each partition's expired leases go
-/// back to their queues and interrupted moves are finished. Errors (Redis away) are logged and the
-/// next pass tries again; several instances may reap at once, since each pass is atomic.
-pub async fn run_reaper(
-    store: std::sync::Arc<dyn TicketStore>,
-    partitions: Vec<String>,
-    every: Duration,
-    on_report: impl Fn(&str, &ReapReport),
-    shutdown: impl std::future::Future<Output = ()>,
-) {
-    let mut ticks = tokio::time::interval(every);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    // Failures are reported once per outage, not once per pass and partition.
-    let mut failing = false;
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => return,
-            _ = ticks.tick() => {}
-        }
-        for partition in &partitions {
-            match store.reap(partition).await {
-                Ok(report) => {
-                    on_report(partition, &report);
-                    if failing {
-                        tracing::info!("reaper passes succeed again");
-                        failing = false;
-                    }
-                    if report.expired > 0 || report.moves_finished > 0 {
-                        tracing::info!(
-                            partition = %partition,
-                            expired = report.expired,
-                            escalated = report.escalated,
-                            moves_finished = report.moves_finished,
-                            "reaper returned expired leases"
-                        );
-                    }
-                }
-                Err(e) => {
-                    if !failing {
-                        tracing::warn!(partition = %partition, error = %e, "reaper passes fail; retrying every pass");
-                        failing = true;
-                    }
-                }
-            }
-        }
-    }
-}

@@ -1,5 +1,7 @@
-//! A real callrouter server for a test: its own `redis-server`, the demo configuration, the
-//! development tokens, listening on `127.0.0.1:0`, with real tonic clients.
+//! A real callrouter server for a test: the demo configuration, the development tokens, listening
+//! on `127.0.0.1:0`, with real tonic clients. Over the in-memory store by default (it holds Redis's
+//! semantics, and needs no process), or over a `redis-server` of its own for what only Redis does
+//! (outages, several instances).
 
 #![allow(dead_code)]
 
@@ -13,9 +15,10 @@ use callrouter::api::pb::agent_desk_client::AgentDeskClient;
 use callrouter::api::pb::call_routing_client::CallRoutingClient;
 use callrouter::api::pb::operations_client::OperationsClient;
 use callrouter::api::server::{ServerSettings, run};
-use callrouter::api::service::{App, ServiceSettings, load_files};
-use callrouter::store::StoreSettings;
+use callrouter::app::{App, AppSettings, Snapshot};
+use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::RedisStore;
+use callrouter::store::{StoreSettings, TicketStore};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
@@ -108,7 +111,8 @@ pub struct TestServer {
     pub admin: SocketAddr,
     /// The server's Redis, when this server started it (a second instance shares the first's).
     pub redis: Option<RedisServer>,
-    pub redis_url: String,
+    /// The Redis it serves over; `None` for the in-memory store.
+    pub redis_url: Option<String>,
     pub channel: Channel,
     pub tokens: HashMap<String, String>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -116,18 +120,33 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Starts a server on the demo configuration (or `config` when given), over its own Redis.
-    pub async fn start_with(config: Option<PathBuf>) -> Option<TestServer> {
+    /// A server on the demo configuration over the in-memory store.
+    pub async fn start() -> TestServer {
+        TestServer::start_with(None).await
+    }
+
+    /// A server on `config` (the demo's when `None`) over the in-memory store.
+    pub async fn start_with(config: Option<PathBuf>) -> TestServer {
+        let store = MemoryStore::new(StoreSettings::default());
+        TestServer::launch(config, Arc::new(store), None).await
+    }
+
+    /// A server over a `redis-server` of its own (`None` outside CI when none can start).
+    pub async fn start_redis() -> Option<TestServer> {
         let redis = RedisServer::start()?;
         let url = redis.url();
-        let mut server = TestServer::launch(config, url).await;
+        let mut server = TestServer::launch(None, redis_store(&url), Some(url)).await;
         server.redis = Some(redis);
         Some(server)
     }
 
     /// Another instance over the same Redis, as a deployment runs several.
     pub async fn another_instance(&self) -> TestServer {
-        TestServer::launch(None, self.redis_url.clone()).await
+        let url = self
+            .redis_url
+            .clone()
+            .expect("a second instance shares the first one's Redis");
+        TestServer::launch(None, redis_store(&url), Some(url)).await
     }
 
     /// The Redis this server or the first instance started.
@@ -137,32 +156,28 @@ impl TestServer {
             .expect("this instance started the Redis")
     }
 
-    async fn launch(config: Option<PathBuf>, redis_url: String) -> TestServer {
-        let store = RedisStore::connect(
-            &redis_url,
-            StoreSettings {
-                namespace: "api".to_owned(),
-                operation_timeout: Duration::from_millis(500),
-                ..StoreSettings::default()
-            },
-        )
-        .expect("connect");
-        let settings = ServiceSettings {
-            config_path: config.unwrap_or_else(|| PathBuf::from("config/callrouter.toml")),
-            secrets_path: PathBuf::from("config/secrets.toml"),
+    async fn launch(
+        config: Option<PathBuf>,
+        store: Arc<dyn TicketStore>,
+        redis_url: Option<String>,
+    ) -> TestServer {
+        let settings = AppSettings {
             default_lease: Duration::from_secs(60),
-            store_deadline: Duration::from_millis(300),
+            ..AppSettings::new(
+                config.unwrap_or_else(|| PathBuf::from("config/callrouter.toml")),
+                PathBuf::from("config/secrets.toml"),
+            )
         };
-        let loaded = {
+        let snapshot = {
             let settings = settings.clone();
-            tokio::task::spawn_blocking(move || load_files(&settings, 1))
+            tokio::task::spawn_blocking(move || Snapshot::load(&settings, 1))
                 .await
                 .expect("join")
                 .expect("the demo configuration loads")
         };
         let app = App::new(
-            loaded,
-            Arc::new(store),
+            snapshot,
+            store,
             settings,
             Arc::new(callrouter::metrics::Metrics::new()),
         );
@@ -209,10 +224,6 @@ impl TestServer {
             stop: Some(stop),
             handle: Some(handle),
         }
-    }
-
-    pub async fn start() -> Option<TestServer> {
-        TestServer::start_with(None).await
     }
 
     fn bearer(&self, agent: Option<&str>) -> Bearer {
@@ -282,6 +293,16 @@ impl TestServer {
                 .expect("the server stops cleanly");
         }
     }
+}
+
+/// A Redis store under the tests' namespace, quick to report an outage.
+fn redis_store(url: &str) -> Arc<dyn TicketStore> {
+    let settings = StoreSettings {
+        namespace: "api".to_owned(),
+        operation_timeout: Duration::from_millis(500),
+        ..StoreSettings::default()
+    };
+    Arc::new(RedisStore::connect(url, settings).expect("connect"))
 }
 
 impl Drop for TestServer {

@@ -5,54 +5,24 @@
 //! Every operation takes the lock once, so each transition is atomic like a Redis script, and the
 //! clock is this process's wall clock.
 
-use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::sync::Notify;
 
+mod state;
+
+use self::state::{State, now_ms, place};
 use super::ids::new_ticket_id;
+use super::lifecycle::{Action, EventKind};
 use super::{
-    AgentStatus, Created, DEFAULT_CLAIM_INTERVAL_MS, Hold, Millis, NewTicket, Presence,
-    QueuePosition, QueueRef, QueueStats, ReapReport, StateCounts, StoreError, StoreSettings,
-    Ticket, TicketEvent, TicketState, TicketStore, estimate_wait_seconds, partition_of,
-    queue_score, supervisor_team,
+    AgentStatus, Created, Hold, Millis, NewTicket, Presence, QueuePosition, QueueStats, ReapReport,
+    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketState, TicketStore,
+    partition_of,
 };
+use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
-
-/// Queue order key: (score as integer milliseconds with urgency, ticket id).
-type Place = (i64, String);
-
-#[derive(Default)]
-struct QueueStatsState {
-    counts: HashMap<&'static str, i64>,
-    last_claim_at: Option<Millis>,
-    claim_interval: Option<f64>,
-}
-
-#[derive(Default)]
-struct Feed {
-    next_seq: u64,
-    events: VecDeque<TicketEvent>,
-}
-
-#[derive(Default)]
-struct State {
-    tickets: HashMap<String, Ticket>,
-    history: HashMap<String, Vec<String>>,
-    calls: HashMap<(String, String), String>,
-    incidents: HashMap<(String, String), String>,
-    queues: HashMap<QueueRef, BTreeSet<Place>>,
-    leases: BTreeSet<(Millis, String)>,
-    fence: u64,
-    stats: HashMap<QueueRef, QueueStatsState>,
-    feeds: HashMap<QueueRef, Feed>,
-    expiries: BTreeSet<(Millis, String)>,
-    /// Call keys of calls that joined an incident: (expiry, partition, call id).
-    call_expiries: BTreeSet<(Millis, String, String)>,
-    agents: HashMap<String, AgentStatus>,
-}
 
 /// The in-memory store. Cheap to clone: clones share the state.
 #[derive(Clone)]
@@ -60,20 +30,6 @@ pub struct MemoryStore {
     state: Arc<std::sync::Mutex<State>>,
     feed_changed: Arc<Notify>,
     settings: Arc<StoreSettings>,
-}
-
-fn now_ms() -> Millis {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as Millis)
-        .unwrap_or(0)
-}
-
-fn place(t: &Ticket) -> Place {
-    (
-        queue_score(t.urgency, t.enqueued_at) as i64,
-        t.ticket_id.clone(),
-    )
 }
 
 impl MemoryStore {
@@ -94,134 +50,6 @@ impl MemoryStore {
         self.state
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-impl State {
-    fn remember(&mut self, id: &str, t: Millis, line: String) {
-        self.history
-            .entry(id.to_owned())
-            .or_default()
-            .push(format!("{t} {line}"));
-    }
-
-    fn count(&mut self, queue: &QueueRef, state: TicketState, delta: i64) {
-        *self
-            .stats
-            .entry(queue.clone())
-            .or_default()
-            .counts
-            .entry(state.as_str())
-            .or_default() += delta;
-    }
-
-    fn emit(&mut self, queue: &QueueRef, kind: &str, id: &str, t: Millis, feed_length: u64) {
-        let Some(ticket) = self.tickets.get(id) else {
-            return;
-        };
-        let feed = self.feeds.entry(queue.clone()).or_default();
-        feed.next_seq += 1;
-        feed.events.push_back(TicketEvent {
-            event_id: format!("{t}-{}", feed.next_seq),
-            kind: kind.to_owned(),
-            ticket_id: id.to_owned(),
-            team_id: queue.team.clone(),
-            state: ticket.state.as_str().to_owned(),
-            urgency: ticket.urgency.as_str().to_owned(),
-            agent_id: ticket.agent_id.clone(),
-            at: t,
-        });
-        while feed.events.len() as u64 > feed_length {
-            feed.events.pop_front();
-        }
-    }
-
-    fn purge_expired(&mut self, t: Millis) {
-        while let Some((at, partition, call)) = self.call_expiries.first().cloned() {
-            if at > t {
-                break;
-            }
-            self.call_expiries.pop_first();
-            self.calls.remove(&(partition, call));
-        }
-        while let Some((at, id)) = self.expiries.first().cloned() {
-            if at > t {
-                break;
-            }
-            self.expiries.pop_first();
-            if let Some(ticket) = self.tickets.remove(&id) {
-                let key = (ticket.partition.clone(), ticket.call_id.clone());
-                if self.calls.get(&key) == Some(&id) {
-                    self.calls.remove(&key);
-                }
-            }
-            self.history.remove(&id);
-        }
-    }
-
-    fn expire_closed(&mut self, id: &str, t: Millis, retention: Duration) {
-        self.expiries
-            .insert((t + retention.as_millis() as Millis, id.to_owned()));
-    }
-
-    fn position(&self, id: &str) -> Option<QueuePosition> {
-        let t = self.tickets.get(id)?;
-        if t.state != TicketState::Queued {
-            return None;
-        }
-        let queue = QueueRef::new(&t.partition, &t.team_id);
-        let rank = self.queues.get(&queue)?.range(..place(t)).count() as u64;
-        let interval = self
-            .stats
-            .get(&queue)
-            .and_then(|s| s.claim_interval)
-            .unwrap_or(DEFAULT_CLAIM_INTERVAL_MS);
-        Some(QueuePosition {
-            position: rank + 1,
-            estimated_wait_seconds: estimate_wait_seconds(rank + 1, interval),
-        })
-    }
-
-    /// The held ticket, if `hold` is its current, unexpired hold.
-    fn held(
-        &mut self,
-        id: &str,
-        hold: &Hold,
-        action: &'static str,
-        t: Millis,
-    ) -> Result<&mut Ticket, StoreError> {
-        let ticket = self
-            .tickets
-            .get_mut(id)
-            .ok_or_else(|| StoreError::NotFound(id.to_owned()))?;
-        if !ticket.state.is_held() {
-            return Err(StoreError::WrongState {
-                ticket_id: id.to_owned(),
-                state: ticket.state.as_str().to_owned(),
-                action,
-            });
-        }
-        let current = ticket.agent_id.as_deref() == Some(hold.agent_id.as_str())
-            && ticket.lease_token == hold.lease_token
-            && ticket.lease_expires_at.is_some_and(|e| e > t);
-        if !current {
-            return Err(StoreError::NotHolder(id.to_owned()));
-        }
-        Ok(ticket)
-    }
-
-    fn drop_hold(ticket: &mut Ticket) {
-        ticket.agent_id = None;
-        ticket.lease_token = 0;
-        ticket.lease_expires_at = None;
-    }
-
-    fn enqueue(&mut self, id: &str) {
-        if let Some(t) = self.tickets.get(id) {
-            let queue = QueueRef::new(&t.partition, &t.team_id);
-            let p = place(t);
-            self.queues.entry(queue).or_default().insert(p);
-        }
     }
 }
 
@@ -268,7 +96,13 @@ impl TicketStore for MemoryStore {
                     .insert((expires, call_key.0.clone(), call_key.1.clone()));
                 s.calls.insert(call_key, open.clone());
                 s.remember(&open, t, format!("incident call {}", new.call_id));
-                s.emit(&team, "incident_call", &open, t, self.settings.feed_length);
+                s.emit(
+                    &team,
+                    EventKind::IncidentCall,
+                    &open,
+                    t,
+                    self.settings.feed_length,
+                );
                 let ticket = s.tickets[&open].clone();
                 return Ok(Created {
                     position: s.position(&open),
@@ -278,7 +112,7 @@ impl TicketStore for MemoryStore {
                 });
             }
         }
-        let id = new_ticket_id(&new.partition);
+        let id = new_ticket_id(new.partition.as_str());
         let ticket = Ticket {
             ticket_id: id.clone(),
             call_id: new.call_id.clone(),
@@ -317,7 +151,13 @@ impl TicketStore for MemoryStore {
         }
         s.remember(&id, t, format!("created in {}", new.team_id));
         s.count(&queue, TicketState::Queued, 1);
-        s.emit(&queue, "created", &id, t, self.settings.feed_length);
+        s.emit(
+            &queue,
+            EventKind::Created,
+            &id,
+            t,
+            self.settings.feed_length,
+        );
         drop(s);
         self.feed_changed.notify_waiters();
         let s = self.lock();
@@ -381,7 +221,13 @@ impl TicketStore for MemoryStore {
         s.count(&queue, TicketState::Queued, -1);
         s.count(&queue, TicketState::Reserved, 1);
         s.remember(&id, t, format!("claimed by {agent_id} lease {token}"));
-        s.emit(&queue, "claimed", &id, t, self.settings.feed_length);
+        s.emit(
+            &queue,
+            EventKind::Claimed,
+            &id,
+            t,
+            self.settings.feed_length,
+        );
         let ticket = s.tickets[&id].clone();
         drop(s);
         self.feed_changed.notify_waiters();
@@ -397,7 +243,7 @@ impl TicketStore for MemoryStore {
         let t = now_ms();
         let mut s = self.lock();
         let expires = t + lease.as_millis() as Millis;
-        let ticket = s.held(ticket_id, hold, "accept", t)?;
+        let ticket = s.held(ticket_id, hold, Action::Accept, t)?;
         let was = ticket.state;
         let previous_expiry = ticket.lease_expires_at;
         ticket.state = TicketState::InProgress;
@@ -411,7 +257,13 @@ impl TicketStore for MemoryStore {
             s.count(&queue, TicketState::Reserved, -1);
             s.count(&queue, TicketState::InProgress, 1);
             s.remember(ticket_id, t, format!("accepted by {}", hold.agent_id));
-            s.emit(&queue, "accepted", ticket_id, t, self.settings.feed_length);
+            s.emit(
+                &queue,
+                EventKind::Accepted,
+                ticket_id,
+                t,
+                self.settings.feed_length,
+            );
         }
         let ticket = s.tickets[ticket_id].clone();
         drop(s);
@@ -427,7 +279,7 @@ impl TicketStore for MemoryStore {
     ) -> Result<Ticket, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
-        let ticket = s.held(ticket_id, hold, "complete", t)?;
+        let ticket = s.held(ticket_id, hold, Action::Complete, t)?;
         let was = ticket.state;
         let expiry = ticket.lease_expires_at;
         ticket.state = TicketState::Completed;
@@ -454,7 +306,13 @@ impl TicketStore for MemoryStore {
             t,
             format!("completed by {}: {resolution}", hold.agent_id),
         );
-        s.emit(&queue, "completed", ticket_id, t, self.settings.feed_length);
+        s.emit(
+            &queue,
+            EventKind::Completed,
+            ticket_id,
+            t,
+            self.settings.feed_length,
+        );
         s.expire_closed(ticket_id, t, self.settings.retention);
         let ticket = s.tickets[ticket_id].clone();
         drop(s);
@@ -465,7 +323,7 @@ impl TicketStore for MemoryStore {
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
-        let ticket = s.held(ticket_id, hold, "release", t)?;
+        let ticket = s.held(ticket_id, hold, Action::Release, t)?;
         let was = ticket.state;
         let expiry = ticket.lease_expires_at;
         ticket.state = TicketState::Queued;
@@ -478,7 +336,13 @@ impl TicketStore for MemoryStore {
         s.count(&queue, was, -1);
         s.count(&queue, TicketState::Queued, 1);
         s.remember(ticket_id, t, format!("released by {}", hold.agent_id));
-        s.emit(&queue, "released", ticket_id, t, self.settings.feed_length);
+        s.emit(
+            &queue,
+            EventKind::Released,
+            ticket_id,
+            t,
+            self.settings.feed_length,
+        );
         let ticket = s.tickets[ticket_id].clone();
         drop(s);
         self.feed_changed.notify_waiters();
@@ -494,7 +358,7 @@ impl TicketStore for MemoryStore {
     ) -> Result<Ticket, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
-        let ticket = s.held(ticket_id, hold, "transfer", t)?;
+        let ticket = s.held(ticket_id, hold, Action::Transfer, t)?;
         let was = ticket.state;
         let expiry = ticket.lease_expires_at;
         let from = QueueRef::new(&ticket.partition, &ticket.team_id);
@@ -525,14 +389,14 @@ impl TicketStore for MemoryStore {
             );
             s.emit(
                 &from,
-                "transferred_out",
+                EventKind::TransferredOut,
                 ticket_id,
                 t,
                 self.settings.feed_length,
             );
             s.emit(
                 to,
-                "transferred_in",
+                EventKind::TransferredIn,
                 ticket_id,
                 t,
                 self.settings.feed_length,
@@ -543,52 +407,7 @@ impl TicketStore for MemoryStore {
             return Ok(ticket);
         }
         // Another partition: a new ticket there, a MOVED stub here — in one step, under the lock.
-        let new_id = new_ticket_id(&to.partition);
-        let mut moved = s.tickets[ticket_id].clone();
-        moved.ticket_id = new_id.clone();
-        moved.partition = to.partition.clone();
-        moved.cooperator_id =
-            (to.partition != super::PLATFORM_PARTITION).then(|| to.partition.clone());
-        moved.team_id = to.team.clone();
-        moved.state = TicketState::Queued;
-        moved.incident_id = None;
-        moved.escalation_team = supervisor_team(&to.partition);
-        moved.transferred_from = Some(ticket_id.to_owned());
-        State::drop_hold(&mut moved);
-        let mut history = s.history.get(ticket_id).cloned().unwrap_or_default();
-        history.push(format!(
-            "{t} transfer by {} to {}/{}",
-            hold.agent_id, to.partition, to.team
-        ));
-        s.history.insert(new_id.clone(), history);
-        s.remember(&new_id, t, format!("moved in from {ticket_id}"));
-        s.tickets.insert(new_id.clone(), moved);
-        s.enqueue(&new_id);
-        let call_id = s.tickets[&new_id].call_id.clone();
-        s.calls
-            .entry((to.partition.clone(), call_id))
-            .or_insert_with(|| new_id.clone());
-        s.count(to, TicketState::Queued, 1);
-        s.emit(to, "transferred_in", &new_id, t, self.settings.feed_length);
-        {
-            let stub = s
-                .tickets
-                .get_mut(ticket_id)
-                .ok_or_else(|| StoreError::NotFound(ticket_id.to_owned()))?;
-            stub.state = TicketState::Moved;
-            stub.moved_to = Some(new_id.clone());
-            stub.closed_at = Some(t);
-            State::drop_hold(stub);
-        }
-        s.remember(ticket_id, t, format!("moved to {new_id}"));
-        s.emit(
-            &from,
-            "transferred_out",
-            ticket_id,
-            t,
-            self.settings.feed_length,
-        );
-        s.expire_closed(ticket_id, t, self.settings.retention);
+        let new_id = s.move_to(ticket_id, hold, to, t, &self.settings);
         let ticket = s.tickets[&new_id].clone();
         drop(s);
         self.feed_changed.notify_waiters();
@@ -608,8 +427,8 @@ impl TicketStore for MemoryStore {
             other => {
                 return Err(StoreError::WrongState {
                     ticket_id: ticket_id.to_owned(),
-                    state: other.as_str().to_owned(),
-                    action: "cancel",
+                    state: other,
+                    action: Action::Cancel,
                 });
             }
         }
@@ -632,7 +451,13 @@ impl TicketStore for MemoryStore {
         s.count(&queue, TicketState::Queued, -1);
         s.count(&queue, TicketState::Cancelled, 1);
         s.remember(ticket_id, t, "cancelled".to_owned());
-        s.emit(&queue, "cancelled", ticket_id, t, self.settings.feed_length);
+        s.emit(
+            &queue,
+            EventKind::Cancelled,
+            ticket_id,
+            t,
+            self.settings.feed_length,
+        );
         s.expire_closed(ticket_id, t, self.settings.retention);
         let ticket = s.tickets[ticket_id].clone();
         drop(s);
@@ -717,7 +542,7 @@ impl TicketStore for MemoryStore {
         Ok((stats, counts))
     }
 
-    async fn reap(&self, partition: &str) -> Result<ReapReport, StoreError> {
+    async fn reap(&self, partition: &Partition) -> Result<ReapReport, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
         s.purge_expired(t);
@@ -725,7 +550,7 @@ impl TicketStore for MemoryStore {
             .leases
             .iter()
             .take_while(|(at, _)| *at <= t)
-            .filter(|(_, id)| s.tickets.get(id).is_some_and(|x| x.partition == partition))
+            .filter(|(_, id)| s.tickets.get(id).is_some_and(|x| &x.partition == partition))
             .cloned()
             .collect();
         let mut report = ReapReport::default();
@@ -760,10 +585,16 @@ impl TicketStore for MemoryStore {
                 t,
                 format!("lease of {holder} expired, attempt {attempts}"),
             );
-            s.emit(&from, "lease_expired", &id, t, self.settings.feed_length);
+            s.emit(
+                &from,
+                EventKind::LeaseExpired,
+                &id,
+                t,
+                self.settings.feed_length,
+            );
             if escalate {
                 s.remember(&id, t, format!("escalated to {}", to.team));
-                s.emit(&to, "escalated", &id, t, self.settings.feed_length);
+                s.emit(&to, EventKind::Escalated, &id, t, self.settings.feed_length);
                 report.escalated += 1;
             }
             report.expired += 1;

@@ -14,6 +14,9 @@ use prometheus::{
     IntGaugeVec, Opts, Registry, TextEncoder, exponential_buckets,
 };
 
+pub mod instrumented;
+
+use crate::routing::partition::Partition;
 use crate::routing::urgency::Urgency;
 use crate::store::{Presence, StoreError};
 
@@ -323,11 +326,12 @@ impl Metrics {
 
     /// Creates zero-valued series for every partition (cooperators and `platform`), so that rates
     /// and alerts have data before the first event.
-    pub fn prime(&self, partitions: &[String]) {
+    pub fn prime(&self, partitions: &[Partition]) {
         if !self.enabled {
             return;
         }
         for partition in partitions {
+            let partition = partition.as_str();
             self.lease_expiries
                 .with_label_values(&[partition])
                 .inc_by(0);
@@ -346,13 +350,7 @@ impl Metrics {
                 .with_label_values(&["create", kind])
                 .inc_by(0);
         }
-        for presence in [
-            Presence::Available,
-            Presence::Busy,
-            Presence::WrapUp,
-            Presence::Break,
-            Presence::Offline,
-        ] {
+        for presence in Presence::ALL {
             self.agents.with_label_values(&[presence.as_str()]).set(0);
         }
     }
@@ -376,7 +374,7 @@ impl Metrics {
 
     pub fn routed(
         &self,
-        partition: &str,
+        partition: &Partition,
         team: &str,
         category: &str,
         outcome: &str,
@@ -387,48 +385,54 @@ impl Metrics {
             return;
         }
         self.calls_routed
-            .with_label_values(&[partition, team, category, outcome])
+            .with_label_values(&[partition.as_str(), team, category, outcome])
             .inc();
         self.decision.observe(decision.as_secs_f64());
         self.address_matches.with_label_values(&[level]).inc();
     }
 
-    pub fn claimed(&self, partition: &str, urgency: Urgency, waited_ms: i64) {
+    pub fn claimed(&self, partition: &Partition, urgency: Urgency, waited_ms: i64) {
         if self.enabled {
             self.ticket_wait
-                .with_label_values(&[partition, urgency.as_str()])
+                .with_label_values(&[partition.as_str(), urgency.as_str()])
                 .observe(waited_ms.max(0) as f64 / 1000.0);
         }
     }
 
-    pub fn completed(&self, partition: &str, urgency: Urgency, handled_ms: i64, breached: bool) {
+    pub fn completed(
+        &self,
+        partition: &Partition,
+        urgency: Urgency,
+        handled_ms: i64,
+        breached: bool,
+    ) {
         if !self.enabled {
             return;
         }
         self.ticket_handle
-            .with_label_values(&[partition, urgency.as_str()])
+            .with_label_values(&[partition.as_str(), urgency.as_str()])
             .observe(handled_ms.max(0) as f64 / 1000.0);
         if breached {
             self.sla_breaches
-                .with_label_values(&[partition, urgency.as_str()])
+                .with_label_values(&[partition.as_str(), urgency.as_str()])
                 .inc();
         }
     }
 
-    pub fn reaped(&self, partition: &str, expired: u64, escalated: u64) {
+    pub fn reaped(&self, partition: &Partition, expired: u64, escalated: u64) {
         if self.enabled {
             self.lease_expiries
-                .with_label_values(&[partition])
+                .with_label_values(&[partition.as_str()])
                 .inc_by(expired);
             self.escalations
-                .with_label_values(&[partition])
+                .with_label_values(&[partition.as_str()])
                 .inc_by(escalated);
         }
     }
 
     pub fn queue(
         &self,
-        partition: &str,
+        partition: &Partition,
         team: &str,
         urgency: Urgency,
         depth: u64,
@@ -437,7 +441,7 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        let labels = [partition, team, urgency.as_str()];
+        let labels = [partition.as_str(), team, urgency.as_str()];
         self.queue_depth
             .with_label_values(&labels)
             .set(depth as i64);
@@ -515,14 +519,14 @@ mod tests {
     #[test]
     fn every_metric_registers_and_names_follow_prometheus_conventions() {
         let m = Metrics::new();
-        m.prime(&["touraine-logement".to_owned()]);
+        m.prime(&[Partition::parse("touraine-logement")]);
         m.rpc(
             "/callrouter.v1.CallRouting/RouteCall",
             "0",
             Duration::from_millis(2),
         );
         m.routed(
-            "touraine-logement",
+            &Partition::parse("touraine-logement"),
             "touraine-logement.rent",
             "administrative",
             "queued",
@@ -530,7 +534,7 @@ mod tests {
             Duration::from_micros(3),
         );
         m.queue(
-            "touraine-logement",
+            &Partition::parse("touraine-logement"),
             "touraine-logement.rent",
             Urgency::U3,
             2,

@@ -6,12 +6,13 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{
-    AgentStatus, Created, Hold, NewTicket, QueuePosition, QueueRef, QueueStats, ReapReport,
-    StateCounts, StoreError, Ticket, TicketEvent, TicketStore,
-};
 use crate::metrics::Metrics;
+use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
+use crate::store::{
+    AgentStatus, Created, Hold, NewTicket, QueuePosition, QueueStats, ReapReport, StateCounts,
+    StoreError, Ticket, TicketEvent, TicketStore,
+};
 
 /// A [`TicketStore`] that reports to [`Metrics`].
 pub struct InstrumentedStore {
@@ -124,7 +125,7 @@ impl TicketStore for InstrumentedStore {
         self.timed("stats", self.inner.queue_stats(queues)).await
     }
 
-    async fn reap(&self, partition: &str) -> Result<ReapReport, StoreError> {
+    async fn reap(&self, partition: &Partition) -> Result<ReapReport, StoreError> {
         self.timed("reap", self.inner.reap(partition)).await
     }
 

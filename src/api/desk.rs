@@ -1,0 +1,150 @@
+//! `AgentDesk`: the agents' service. Ticket actions carry the claim's lease token.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use tonic::codegen::tokio_stream::Stream;
+use tonic::{Request, Response, Status};
+
+use super::convert::{self, agent_to_pb, held_action, ticket_to_pb, watch_event_to_pb};
+use super::{authenticate, pb};
+use crate::app::App;
+use crate::app::requests::list_limit;
+use crate::app::watch::Watch;
+
+/// The gRPC `AgentDesk` service.
+#[derive(Clone)]
+pub struct AgentDeskService {
+    pub app: App,
+}
+
+/// A watch as a server stream; dropping it (the client left) stops the watch's readers.
+pub struct WatchStream(Watch);
+
+impl Stream for WatchStream {
+    type Item = Result<pb::TicketEvent, Status>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0
+            .poll_next(cx)
+            .map(|event| event.map(|e| e.map(watch_event_to_pb).map_err(Status::from)))
+    }
+}
+
+#[tonic::async_trait]
+impl pb::agent_desk_server::AgentDesk for AgentDeskService {
+    type WatchTicketsStream = WatchStream;
+
+    async fn claim_next_ticket(
+        &self,
+        request: Request<pb::ClaimNextTicketRequest>,
+    ) -> Result<Response<pb::ClaimNextTicketResponse>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let message = request.into_inner();
+        let lease = convert::lease(message.lease_seconds, false)?.unwrap_or_default();
+        let ticket = self
+            .app
+            .claim_next_ticket(&principal, &message.team_ids, lease)
+            .await?;
+        Ok(Response::new(pb::ClaimNextTicketResponse {
+            ticket: ticket.map(ticket_to_pb),
+        }))
+    }
+
+    async fn accept_ticket(
+        &self,
+        request: Request<pb::TicketActionRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let message = request.into_inner();
+        let lease = convert::lease(message.lease_seconds, true)?;
+        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let ticket = self.app.accept_ticket(&principal, &action, lease).await?;
+        Ok(Response::new(ticket_to_pb(ticket)))
+    }
+
+    async fn complete_ticket(
+        &self,
+        request: Request<pb::CompleteTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let message = request.into_inner();
+        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let ticket = self
+            .app
+            .complete_ticket(&principal, &action, &message.resolution)
+            .await?;
+        Ok(Response::new(ticket_to_pb(ticket)))
+    }
+
+    async fn release_ticket(
+        &self,
+        request: Request<pb::TicketActionRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let message = request.into_inner();
+        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let ticket = self.app.release_ticket(&principal, &action).await?;
+        Ok(Response::new(ticket_to_pb(ticket)))
+    }
+
+    async fn transfer_ticket(
+        &self,
+        request: Request<pb::TransferTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let message = request.into_inner();
+        let to = convert::transfer_to(&message)?;
+        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let ticket = self.app.transfer_ticket(&principal, &action, &to).await?;
+        Ok(Response::new(ticket_to_pb(ticket)))
+    }
+
+    async fn get_ticket(
+        &self,
+        request: Request<pb::GetTicketRequest>,
+    ) -> Result<Response<pb::Ticket>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let ticket_id = &request.get_ref().ticket_id;
+        let ticket = self.app.get_ticket(&principal, ticket_id).await?;
+        Ok(Response::new(ticket_to_pb(ticket)))
+    }
+
+    async fn list_tickets(
+        &self,
+        request: Request<pb::ListTicketsRequest>,
+    ) -> Result<Response<pb::ListTicketsResponse>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let message = request.into_inner();
+        let limit = list_limit("limit", message.limit)?;
+        let tickets = self
+            .app
+            .list_tickets(&principal, &message.team_id, limit)
+            .await?;
+        Ok(Response::new(pb::ListTicketsResponse {
+            tickets: tickets.into_iter().map(ticket_to_pb).collect(),
+        }))
+    }
+
+    async fn watch_tickets(
+        &self,
+        request: Request<pb::WatchTicketsRequest>,
+    ) -> Result<Response<Self::WatchTicketsStream>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let message = request.into_inner();
+        let watch = self
+            .app
+            .watch_tickets(&principal, &message.team_ids, &message.resume_from)?;
+        Ok(Response::new(WatchStream(watch)))
+    }
+
+    async fn set_agent_status(
+        &self,
+        request: Request<pb::SetAgentStatusRequest>,
+    ) -> Result<Response<pb::AgentStatus>, Status> {
+        let principal = authenticate(&self.app, &request)?;
+        let presence = convert::presence(request.get_ref().presence)?;
+        let status = self.app.set_agent_status(&principal, presence).await?;
+        Ok(Response::new(agent_to_pb(status)))
+    }
+}

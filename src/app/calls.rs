@@ -1,0 +1,178 @@
+//! The telephony platform's use-cases: route a call (decide, then queue its ticket within the store
+//! deadline), explain a route (the same decision, nothing queued), cancel a call whose caller hung
+//! up before pickup.
+//!
+//! A caller waits on the line while `route_call` runs, so the store gets a deadline: past it the
+//! answer is the decision alone with `queued = false`, and the platform transfers the call.
+
+use chrono::{DateTime, Utc};
+
+use super::policy::UseCase;
+use super::principal::Principal;
+use super::{App, AppError, allow};
+use crate::routing::calendar;
+use crate::routing::partition::Partition;
+use crate::routing::request::{RouteRequest, required_text};
+use crate::routing::{Router, RoutingDecision};
+use crate::store::{NewTicket, QueuePosition, Ticket};
+
+/// What became of a routed call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallOutcome {
+    /// A new ticket waits in its team's queue.
+    Queued,
+    /// A retry: the ticket created for this call before.
+    Duplicate,
+    /// The call joined the open ticket of the same building-wide incident.
+    Incident,
+    /// The store did not answer in time: the decision alone, nothing queued.
+    Degraded,
+}
+
+impl CallOutcome {
+    /// The metrics label of the outcome.
+    pub fn label(self) -> &'static str {
+        match self {
+            CallOutcome::Queued => "queued",
+            CallOutcome::Duplicate => "duplicate",
+            CallOutcome::Incident => "incident",
+            CallOutcome::Degraded => "degraded",
+        }
+    }
+}
+
+/// The answer to a routed call.
+#[derive(Debug, Clone)]
+pub struct Routed {
+    pub decision: RoutingDecision,
+    pub outcome: CallOutcome,
+    /// The call's ticket (where it went, if it moved since); `None` when degraded.
+    pub ticket: Option<Ticket>,
+    pub position: Option<QueuePosition>,
+}
+
+impl Routed {
+    /// Whether the call's ticket is in the store.
+    pub fn queued(&self) -> bool {
+        self.outcome != CallOutcome::Degraded
+    }
+}
+
+impl App {
+    /// Decides where a call goes and queues its ticket, idempotently by `call_id`.
+    pub async fn route_call(
+        &self,
+        principal: &Principal,
+        request: RouteRequest,
+    ) -> Result<Routed, AppError> {
+        allow(principal, UseCase::RouteCall)?;
+        required_text("call_id", &request.call_id)?;
+        let snapshot = self.current();
+        let now = Utc::now();
+        let deciding = std::time::Instant::now();
+        let decision = snapshot.router.decide(&request, now)?;
+        let decision_time = deciding.elapsed();
+        let new = new_ticket(&snapshot.router, &request, &decision, now);
+        let partition = new.partition.clone();
+        let stored =
+            tokio::time::timeout(self.settings.store_deadline, self.store.create(new)).await;
+        let (outcome, created) = match stored {
+            Ok(Ok(created)) if created.duplicate => (CallOutcome::Duplicate, Some(created)),
+            Ok(Ok(created)) if created.joined_incident => (CallOutcome::Incident, Some(created)),
+            Ok(Ok(created)) => (CallOutcome::Queued, Some(created)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "RouteCall answered without queueing: store error");
+                (CallOutcome::Degraded, None)
+            }
+            Err(_) => {
+                tracing::warn!("RouteCall answered without queueing: store deadline passed");
+                (CallOutcome::Degraded, None)
+            }
+        };
+        self.metrics.routed(
+            &partition,
+            &decision.team_id,
+            &decision.issue_category,
+            outcome.label(),
+            decision.address_match.level.as_str(),
+            decision_time,
+        );
+        let (ticket, position) = match created {
+            Some(created) => (
+                Some(self.follow_move(created.ticket).await),
+                created.position,
+            ),
+            None => (None, None),
+        };
+        Ok(Routed {
+            decision,
+            outcome,
+            ticket,
+            position,
+        })
+    }
+
+    /// The ticket a moved one became, when it can be read; else the ticket as it is.
+    async fn follow_move(&self, ticket: Ticket) -> Ticket {
+        match &ticket.moved_to {
+            Some(moved_to) => match self.store.get(moved_to).await {
+                Ok(Some(moved)) => moved,
+                _ => ticket,
+            },
+            None => ticket,
+        }
+    }
+
+    /// The decision for a request at `at`, nothing queued.
+    pub fn explain_route(
+        &self,
+        principal: &Principal,
+        request: &RouteRequest,
+        at: DateTime<Utc>,
+    ) -> Result<RoutingDecision, AppError> {
+        allow(principal, UseCase::ExplainRoute)?;
+        Ok(self.current().router.decide(request, at)?)
+    }
+
+    /// Cancels a waiting call's ticket (the caller hung up before pickup). The ticket id is the
+    /// one `RouteCall` answered; a call id, when given, must be the ticket's.
+    pub async fn cancel_call(
+        &self,
+        principal: &Principal,
+        ticket_id: &str,
+        call_id: Option<&str>,
+    ) -> Result<Ticket, AppError> {
+        allow(principal, UseCase::CancelCall)?;
+        let ticket_id = required_text("ticket_id", ticket_id)?;
+        match self.store.get(&ticket_id).await? {
+            Some(t) if call_id.is_none_or(|c| c == t.call_id) => {}
+            _ => return Err(AppError::NotFound),
+        }
+        Ok(self.store.cancel(&ticket_id).await?)
+    }
+}
+
+/// The ticket a decision makes: in the decided cooperator's partition (or the platform's), with
+/// its due time from the urgency and the calendar, and the decision kept with it as JSON.
+fn new_ticket(
+    router: &Router,
+    request: &RouteRequest,
+    decision: &RoutingDecision,
+    now: DateTime<Utc>,
+) -> NewTicket {
+    let partition = Partition::of_cooperator(decision.cooperator_id.as_deref());
+    NewTicket {
+        call_id: request.call_id.clone(),
+        escalation_team: partition.supervisor_team(),
+        partition,
+        cooperator_id: decision.cooperator_id.clone(),
+        team_id: decision.team_id.clone(),
+        urgency: decision.urgency,
+        issue_type: request.issue_type.clone(),
+        building_id: decision.address_match.building_id.clone(),
+        incident_id: decision.incident_id.clone(),
+        sla_due_at: calendar::sla_due(decision.urgency, router.platform.timezone, now)
+            .timestamp_millis(),
+        details: serde_json::to_string(decision).unwrap_or_default(),
+    }
+}

@@ -1,0 +1,195 @@
+//! The agents' use-cases on tickets: claim the next one across their teams, then, as its holder
+//! (the claim's lease token fences stale holders out), accept, complete, release or transfer it;
+//! read one ticket or a queue's waiting tickets.
+
+use std::time::Duration;
+
+use super::policy::{self, UseCase};
+use super::principal::Principal;
+use super::requests::HeldAction;
+use super::{App, AppError, allow, teams_named};
+use crate::routing::model::TeamKind;
+use crate::routing::partition::{Partition, QueueRef};
+use crate::routing::request::{FieldError, required_text};
+use crate::routing::urgency::Urgency;
+use crate::store::{Hold, Ticket, partition_of};
+
+/// Where a transfer sends a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TransferTo {
+    pub team_id: String,
+    /// For a shared contractor: which cooperator's queue (the ticket's own when `None`).
+    pub cooperator_id: Option<String>,
+    /// Raises the ticket's urgency; `None` keeps it.
+    pub urgency: Option<Urgency>,
+}
+
+impl App {
+    /// Claims the most urgent, longest-waiting ticket across the caller's teams (all of them
+    /// when none are named), under a lease.
+    pub async fn claim_next_ticket(
+        &self,
+        principal: &Principal,
+        team_ids: &[String],
+        lease: Duration,
+    ) -> Result<Option<Ticket>, AppError> {
+        allow(principal, UseCase::ClaimNextTicket)?;
+        if let Some(team) = team_ids.iter().find(|t| !principal.has_team(t)) {
+            return Err(policy::Refusal::NotYourTeam(team.clone()).into());
+        }
+        let queues = {
+            let snapshot = self.current();
+            let router = &snapshot.router;
+            let teams = teams_named(router, "team_ids", team_ids, &principal.teams)?;
+            policy::claimable_queues(router, principal, &teams)?
+        };
+        let ticket = self
+            .store
+            .claim_next(&principal.agent_id, &queues, lease)
+            .await?;
+        if let Some(t) = &ticket {
+            let waited = t.claimed_at.unwrap_or(t.enqueued_at) - t.enqueued_at;
+            self.metrics.claimed(&t.partition, t.urgency, waited);
+        }
+        Ok(ticket)
+    }
+
+    /// `RESERVED → IN_PROGRESS`, renewing the lease (the default lease when none is asked for).
+    pub async fn accept_ticket(
+        &self,
+        principal: &Principal,
+        action: &HeldAction,
+        lease: Option<Duration>,
+    ) -> Result<Ticket, AppError> {
+        allow(principal, UseCase::AcceptTicket)?;
+        let hold = holder(principal, action)?;
+        let lease = lease.unwrap_or(self.settings.default_lease);
+        Ok(self.store.accept(&action.ticket_id, &hold, lease).await?)
+    }
+
+    /// Completes a held ticket with a resolution.
+    pub async fn complete_ticket(
+        &self,
+        principal: &Principal,
+        action: &HeldAction,
+        resolution: &str,
+    ) -> Result<Ticket, AppError> {
+        allow(principal, UseCase::CompleteTicket)?;
+        let resolution = required_text("resolution", resolution)?;
+        let hold = holder(principal, action)?;
+        let ticket = self
+            .store
+            .complete(&action.ticket_id, &hold, &resolution)
+            .await?;
+        if let (Some(closed), Some(claimed)) = (ticket.closed_at, ticket.claimed_at) {
+            let breached = ticket.sla_due_at > 0 && closed > ticket.sla_due_at;
+            self.metrics.completed(
+                &ticket.partition,
+                ticket.urgency,
+                closed - claimed,
+                breached,
+            );
+        }
+        Ok(ticket)
+    }
+
+    /// Puts a held ticket back in its queue, at its original place.
+    pub async fn release_ticket(
+        &self,
+        principal: &Principal,
+        action: &HeldAction,
+    ) -> Result<Ticket, AppError> {
+        allow(principal, UseCase::ReleaseTicket)?;
+        let hold = holder(principal, action)?;
+        Ok(self.store.release(&action.ticket_id, &hold).await?)
+    }
+
+    /// Sends a held ticket to another team's queue (another partition's, when the policy allows).
+    pub async fn transfer_ticket(
+        &self,
+        principal: &Principal,
+        action: &HeldAction,
+        to: &TransferTo,
+    ) -> Result<Ticket, AppError> {
+        allow(principal, UseCase::TransferTicket)?;
+        let team_id = required_text("team_id", &to.team_id)?;
+        let hold = holder(principal, action)?;
+        let source = partition_of(&action.ticket_id)?;
+        let target = {
+            let snapshot = self.current();
+            let router = &snapshot.router;
+            let team = router
+                .team(&team_id)
+                .ok_or_else(|| FieldError::new("team_id", format!("unknown team '{team_id}'")))?;
+            let partition = match (team.cooperator, team.kind, &to.cooperator_id) {
+                (Some(c), _, _) => router.partition_of(c),
+                (None, TeamKind::Contractor, Some(coop)) => {
+                    if router.cooperator(coop).is_none() {
+                        return Err(FieldError::new(
+                            "cooperator_id",
+                            format!("unknown cooperator '{coop}'"),
+                        )
+                        .into());
+                    }
+                    Partition::Cooperator(coop.clone())
+                }
+                (None, TeamKind::Contractor, None) => source.clone(),
+                (None, _, _) => Partition::Platform,
+            };
+            policy::may_transfer(router, principal, &source, &partition, team)?;
+            QueueRef::new(partition, &team_id)
+        };
+        Ok(self
+            .store
+            .transfer(&action.ticket_id, &hold, &target, to.urgency)
+            .await?)
+    }
+
+    /// A ticket the caller may see.
+    pub async fn get_ticket(
+        &self,
+        principal: &Principal,
+        ticket_id: &str,
+    ) -> Result<Ticket, AppError> {
+        allow(principal, UseCase::GetTicket)?;
+        let ticket_id = required_text("ticket_id", ticket_id)?;
+        policy::may_act_in(principal, &partition_of(&ticket_id)?)?;
+        match self.store.get(&ticket_id).await? {
+            Some(t) if policy::may_see(principal, &t.partition, &t.team_id) => Ok(t),
+            _ => Err(AppError::NotFound),
+        }
+    }
+
+    /// The waiting tickets of a team the caller may see, most urgent and oldest first.
+    pub async fn list_tickets(
+        &self,
+        principal: &Principal,
+        team_id: &str,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, AppError> {
+        allow(principal, UseCase::ListTickets)?;
+        let team_id = required_text("team_id", team_id)?;
+        let queues = {
+            let snapshot = self.current();
+            let router = &snapshot.router;
+            let teams = teams_named(router, "team_ids", &[team_id], &[])?;
+            policy::visible_queues(router, principal, &teams)?
+        };
+        let mut tickets = Vec::new();
+        for q in &queues {
+            tickets.extend(self.store.list_queued(q, limit).await?);
+        }
+        tickets.sort_by_key(|t| (t.urgency, t.enqueued_at));
+        tickets.truncate(limit);
+        Ok(tickets)
+    }
+}
+
+/// The caller's hold on the ticket an action names, in a partition it works in.
+fn holder(principal: &Principal, action: &HeldAction) -> Result<Hold, AppError> {
+    policy::may_act_in(principal, &partition_of(&action.ticket_id)?)?;
+    Ok(Hold {
+        agent_id: principal.agent_id.clone(),
+        lease_token: action.lease_token,
+    })
+}

@@ -1,0 +1,478 @@
+//! The production store: Redis, one Lua script per transition (one round trip, atomic, timed by
+//! Redis's own `TIME`), scripts loaded by SHA and reloaded transparently when Redis has forgotten
+//! them (after a restart). The connection reconnects by itself.
+//!
+//! **Key layout.** Every key of a partition starts with `<namespace>:{<partition>}:`, so the hash
+//! tag `{<partition>}` puts all of a partition's keys in one Redis Cluster slot and every script
+//! touches one slot. With `P` that prefix:
+//!
+//! | key | type | holds |
+//! |---|---|---|
+//! | `P t:<ticket>` | hash | the ticket |
+//! | `P h:<ticket>` | list | its history, one line per transition |
+//! | `P call:<call id>` | string | the ticket created for a call (idempotency) |
+//! | `P q:<team>` | sorted set | waiting tickets; score `urgency × 10¹³ + first enqueued (ms)` |
+//! | `P leases` | sorted set | held tickets; score = lease expiry (ms) |
+//! | `P fence` | counter | fencing tokens of claims |
+//! | `P inc:<incident>` | string | the open ticket of a building-wide incident |
+//! | `P s:<team>` | hash | counts by state, interval between claims (for wait estimates) |
+//! | `P ev:<team>` | stream | the team's feed of transitions, capped |
+//! | `P outbox` | sorted set | tickets being moved to another partition |
+//! | `P moved:<ticket>` | string | the ticket a moved-in ticket came from (idempotency) |
+//! | `<namespace>:{agents}:seen`, `…:status` | sorted set, hash | agent presence |
+//!
+//! Scripts build the keys they touch from the prefix in `ARGV[1]`; all of them carry the same hash
+//! tag, which is what Redis Cluster requires of a script's keys. Key names live in [`keys`], reply
+//! parsing in [`reply`], the move protocol in [`moves`], reads that are not transitions in [`reads`].
+//!
+//! **Claiming across partitions.** An agent serving a shared team (a contractor) has one queue per
+//! partition. Claiming peeks the head of each queue (one pipelined round trip of reads), then runs
+//! the claim script in the partition with the best head, over all of the agent's queues there. If
+//! another agent emptied them meanwhile the claim returns nothing and the next partition is tried.
+//! Safety (one holder, no loss) never depends on the peek; only the order across partitions is
+//! best-effort under races.
+//!
+//! **Moving to another partition** (platform triage hands a call to a cooperator) is a transactional
+//! outbox: `move_out` takes the ticket from its holder into the source's outbox (claimable by no
+//! one), `move_in` creates it in the target (idempotent by source id), `move_done` leaves a `MOVED`
+//! stub naming the new id. A crash between steps leaves the ticket in the outbox, and the reaper
+//! finishes the move: never lost, never twice in a queue.
+
+mod keys;
+mod moves;
+mod reads;
+mod reply;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::{Client, Script, Value};
+use rustc_hash::FxHashMap;
+
+pub use self::keys::valid_partition;
+use self::keys::{Keys, PartitionKeys};
+use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
+use super::ids::new_ticket_id;
+use super::{
+    AgentStatus, Created, Hold, NewTicket, QueuePosition, QueueStats, ReapReport, StateCounts,
+    StoreError, StoreSettings, Ticket, TicketEvent, TicketStore,
+};
+use crate::routing::partition::{Partition, QueueRef};
+use crate::routing::urgency::Urgency;
+
+macro_rules! script {
+    ($file:literal) => {
+        Script::new(concat!(
+            include_str!("scripts/common.lua"),
+            include_str!(concat!("scripts/", $file))
+        ))
+    };
+}
+
+/// The transition scripts, each named after the transition it performs.
+struct Scripts {
+    create: Script,
+    claim: Script,
+    accept: Script,
+    complete: Script,
+    release: Script,
+    transfer: Script,
+    cancel: Script,
+    reap: Script,
+    move_out: Script,
+    move_in: Script,
+    move_done: Script,
+    position: Script,
+    list: Script,
+    heartbeat: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            create: script!("create.lua"),
+            claim: script!("claim.lua"),
+            accept: script!("accept.lua"),
+            complete: script!("complete.lua"),
+            release: script!("release.lua"),
+            transfer: script!("transfer.lua"),
+            cancel: script!("cancel.lua"),
+            reap: script!("reap.lua"),
+            move_out: script!("move_out.lua"),
+            move_in: script!("move_in.lua"),
+            move_done: script!("move_done.lua"),
+            position: script!("position.lua"),
+            list: script!("list.lua"),
+            heartbeat: script!("heartbeat.lua"),
+        }
+    }
+}
+
+/// The Redis store. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    client: Client,
+    conn: ConnectionManager,
+    settings: Arc<StoreSettings>,
+    keys: Arc<Keys>,
+    scripts: Arc<Scripts>,
+    /// Connections for blocking feed reads, which hold a connection for their whole wait and so
+    /// never use the shared one; kept and reused rather than opened for every read.
+    blocking: Arc<Mutex<Vec<MultiplexedConnection>>>,
+}
+
+/// How many expired leases one reaper pass handles per partition.
+const REAP_BATCH: u32 = 500;
+
+impl RedisStore {
+    /// Connects lazily: the store is created even when Redis is down, and every operation fails
+    /// with `Unavailable` until it answers.
+    pub fn connect(url: &str, settings: StoreSettings) -> Result<RedisStore, StoreError> {
+        let client =
+            Client::open(url).map_err(|e| StoreError::Invalid(format!("Redis URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.operation_timeout))
+            .set_response_timeout(Some(settings.operation_timeout))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_millis(500));
+        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(RedisStore {
+            client,
+            conn,
+            keys: Arc::new(Keys::new(&settings.namespace)),
+            settings: Arc::new(settings),
+            scripts: Arc::new(Scripts::new()),
+            blocking: Arc::default(),
+        })
+    }
+
+    /// Runs a script in a partition with the common arguments (prefix, feed length, retention)
+    /// first, bounded by the operation timeout.
+    async fn run(
+        &self,
+        script: &Script,
+        at: &PartitionKeys,
+        keys: &[String],
+        args: &[String],
+        ticket_id: &str,
+    ) -> Result<Value, StoreError> {
+        let mut invocation = script.prepare_invoke();
+        for key in keys {
+            invocation.key(key);
+        }
+        invocation
+            .arg(&at.prefix)
+            .arg(self.settings.feed_length)
+            .arg(self.settings.retention.as_millis() as u64);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        let mut conn = self.conn.clone();
+        let call = invocation.invoke_async::<Value>(&mut conn);
+        match tokio::time::timeout(self.settings.operation_timeout, call).await {
+            Ok(result) => result.map_err(|e| store_error(e, ticket_id)),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.settings.operation_timeout, cmd.query_async(&mut conn))
+            .await
+        {
+            Ok(result) => result.map_err(|e| store_error(e, "")),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>, StoreError> {
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(self.settings.operation_timeout, pipe.query_async(&mut conn))
+            .await
+        {
+            Ok(result) => result.map_err(|e| store_error(e, "")),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    /// A transition by the holder of a ticket: the ticket id and the hold, then `extra` arguments.
+    async fn held_step<const N: usize>(
+        &self,
+        script: &Script,
+        ticket_id: &str,
+        hold: &Hold,
+        extra: [String; N],
+    ) -> Result<Ticket, StoreError> {
+        let at = self.keys.of_ticket(ticket_id)?;
+        let mut args = vec![
+            ticket_id.to_owned(),
+            hold.agent_id.clone(),
+            hold.lease_token.to_string(),
+        ];
+        args.extend(extra);
+        let reply = self
+            .run(script, &at, &[at.ticket(ticket_id)], &args, ticket_id)
+            .await?;
+        parse_ticket(&reply)
+    }
+
+    /// Claims in one partition, over the agent's queues there.
+    async fn claim_in(
+        &self,
+        at: &PartitionKeys,
+        teams: &[&str],
+        agent_id: &str,
+        lease: Duration,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let keys: Vec<String> = teams.iter().map(|t| at.queue(t)).collect();
+        let args = [agent_id.to_owned(), lease.as_millis().to_string()];
+        match self.run(&self.scripts.claim, at, &keys, &args, "").await? {
+            Value::Nil => Ok(None),
+            other => Ok(Some(parse_ticket(&other)?)),
+        }
+    }
+
+    /// The partition whose best queue head comes first, best first: one pipelined round trip of
+    /// reads over every queue (a hint for the order of claims, never needed for their safety).
+    async fn rank_partitions<'a>(
+        &self,
+        by_partition: &'a BTreeMap<&'a Partition, (PartitionKeys, Vec<&'a str>)>,
+    ) -> Result<Vec<&'a Partition>, StoreError> {
+        let mut pipe = redis::pipe();
+        let mut order = Vec::new();
+        for (partition, (at, teams)) in by_partition {
+            for team in teams {
+                pipe.cmd("ZRANGE")
+                    .arg(at.queue(team))
+                    .arg(0)
+                    .arg(0)
+                    .arg("WITHSCORES");
+                order.push(*partition);
+            }
+        }
+        let heads = self.pipeline(&pipe).await?;
+        let mut best: FxHashMap<&Partition, f64> = FxHashMap::default();
+        for (partition, head) in order.iter().zip(&heads) {
+            if let Some(score) = array(head)?.get(1).map(text).transpose()? {
+                let score: f64 = score
+                    .parse()
+                    .map_err(|_| StoreError::Corrupt("queue score".to_owned()))?;
+                let entry = best.entry(partition).or_insert(f64::MAX);
+                *entry = entry.min(score);
+            }
+        }
+        let mut ranked: Vec<(&Partition, f64)> = best.into_iter().collect();
+        ranked.sort_by(|a, b| a.1.total_cmp(&b.1).then(a.0.cmp(b.0)));
+        Ok(ranked.into_iter().map(|(p, _)| p).collect())
+    }
+}
+
+#[async_trait]
+impl TicketStore for RedisStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        let pong: String = self.query(&redis::cmd("PING")).await?;
+        if pong == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Corrupt(format!("PING answered {pong}")))
+        }
+    }
+
+    async fn create(&self, new: NewTicket) -> Result<Created, StoreError> {
+        let at = self.keys.partition(&new.partition)?;
+        let ticket_id = new_ticket_id(new.partition.as_str());
+        let call_key = at.call(&new.call_id);
+        let incident_key = match &new.incident_id {
+            Some(incident) => at.incident(incident),
+            None => call_key.clone(),
+        };
+        let keys = [
+            call_key,
+            at.queue(&new.team_id),
+            at.ticket(&ticket_id),
+            incident_key,
+        ];
+        let args = [
+            ticket_id.clone(),
+            new.call_id.clone(),
+            new.partition.as_str().to_owned(),
+            new.cooperator_id.clone().unwrap_or_default(),
+            new.team_id.clone(),
+            new.urgency.rank().to_string(),
+            new.issue_type.clone(),
+            new.building_id.clone().unwrap_or_default(),
+            new.incident_id.clone().unwrap_or_default(),
+            new.sla_due_at.to_string(),
+            new.escalation_team.clone(),
+            new.details.clone(),
+        ];
+        let reply = self
+            .run(&self.scripts.create, &at, &keys, &args, &ticket_id)
+            .await?;
+        let [duplicate, incident, position, ticket] = array(&reply)? else {
+            return Err(StoreError::Corrupt("create reply".to_owned()));
+        };
+        Ok(Created {
+            ticket: parse_ticket(ticket)?,
+            duplicate: int(duplicate)? == 1,
+            joined_incident: int(incident)? == 1,
+            position: parse_position(position)?,
+        })
+    }
+
+    async fn claim_next(
+        &self,
+        agent_id: &str,
+        queues: &[QueueRef],
+        lease: Duration,
+    ) -> Result<Option<Ticket>, StoreError> {
+        let mut by_partition: BTreeMap<&Partition, (PartitionKeys, Vec<&str>)> = BTreeMap::new();
+        for q in queues {
+            if let Some((_, teams)) = by_partition.get_mut(&q.partition) {
+                teams.push(&q.team);
+            } else {
+                let at = self.keys.of_queue(q)?;
+                by_partition.insert(&q.partition, (at, vec![q.team.as_str()]));
+            }
+        }
+        if by_partition.len() <= 1 {
+            return match by_partition.values().next() {
+                Some((at, teams)) => self.claim_in(at, teams, agent_id, lease).await,
+                None => Ok(None),
+            };
+        }
+        // If another agent empties the best partition's queues meanwhile, the next one is tried.
+        for partition in self.rank_partitions(&by_partition).await? {
+            let (at, teams) = &by_partition[partition];
+            if let Some(ticket) = self.claim_in(at, teams, agent_id, lease).await? {
+                return Ok(Some(ticket));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn accept(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        lease: Duration,
+    ) -> Result<Ticket, StoreError> {
+        let lease = lease.as_millis().to_string();
+        self.held_step(&self.scripts.accept, ticket_id, hold, [lease])
+            .await
+    }
+
+    async fn complete(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+    ) -> Result<Ticket, StoreError> {
+        let resolution = resolution.to_owned();
+        self.held_step(&self.scripts.complete, ticket_id, hold, [resolution])
+            .await
+    }
+
+    async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {
+        self.held_step(&self.scripts.release, ticket_id, hold, [])
+            .await
+    }
+
+    async fn transfer(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        to: &QueueRef,
+        urgency: Option<Urgency>,
+    ) -> Result<Ticket, StoreError> {
+        let at = self.keys.of_ticket(ticket_id)?;
+        let rank = urgency.map(|u| u.rank().to_string()).unwrap_or_default();
+        if to.partition == at.partition {
+            let args = [to.team.clone(), rank];
+            return self
+                .held_step(&self.scripts.transfer, ticket_id, hold, args)
+                .await;
+        }
+        self.move_to(&at, ticket_id, hold, to, rank).await
+    }
+
+    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError> {
+        let at = self.keys.of_ticket(ticket_id)?;
+        let keys = [at.ticket(ticket_id)];
+        let args = [ticket_id.to_owned()];
+        let reply = self
+            .run(&self.scripts.cancel, &at, &keys, &args, ticket_id)
+            .await?;
+        parse_ticket(&reply)
+    }
+
+    async fn get(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError> {
+        self.get_ticket(ticket_id).await
+    }
+
+    async fn history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
+        self.ticket_history(ticket_id).await
+    }
+
+    async fn list_queued(&self, queue: &QueueRef, limit: usize) -> Result<Vec<Ticket>, StoreError> {
+        self.list(queue, limit).await
+    }
+
+    async fn position(&self, ticket_id: &str) -> Result<Option<QueuePosition>, StoreError> {
+        self.ticket_position(ticket_id).await
+    }
+
+    async fn queue_stats(
+        &self,
+        queues: &[QueueRef],
+    ) -> Result<(Vec<QueueStats>, Vec<(QueueRef, StateCounts)>), StoreError> {
+        self.stats(queues).await
+    }
+
+    async fn reap(&self, partition: &Partition) -> Result<ReapReport, StoreError> {
+        let at = self.keys.partition(partition)?;
+        let args = [
+            self.settings.max_attempts.to_string(),
+            REAP_BATCH.to_string(),
+        ];
+        let reply = self
+            .run(&self.scripts.reap, &at, &[at.leases()], &args, "")
+            .await?;
+        let [expired, escalated, stuck] = array(&reply)? else {
+            return Err(StoreError::Corrupt("reap reply".to_owned()));
+        };
+        let mut report = ReapReport {
+            expired: int(expired)? as u64,
+            escalated: int(escalated)? as u64,
+            moves_finished: 0,
+        };
+        for id in array(stuck)? {
+            if self.finish_stuck_move(&text(id)?).await? {
+                report.moves_finished += 1;
+            }
+        }
+        Ok(report)
+    }
+
+    async fn read_events(
+        &self,
+        queue: &QueueRef,
+        after: Option<&str>,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        self.feed(queue, after, limit, wait).await
+    }
+
+    async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError> {
+        self.record_presence(agent).await
+    }
+
+    async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
+        self.presence().await
+    }
+}

@@ -1,0 +1,334 @@
+//! Reads that change no ticket: a ticket and its history, a queue's waiting tickets and a ticket's
+//! place, queue statistics (one pipelined round trip over every queue), team feeds (with blocking
+//! waits on connections of their own) and agent presence.
+
+use std::time::Duration;
+
+use redis::Value;
+use redis::aio::MultiplexedConnection;
+
+use super::RedisStore;
+use super::keys::valid_stream_id;
+use super::reply::{
+    array, field_map, int, parse_events, parse_position, parse_ticket, redis_time, store_error,
+    text, ticket_from_fields,
+};
+use crate::routing::partition::{Partition, QueueRef};
+use crate::routing::urgency::Urgency;
+use crate::store::lifecycle::TicketState;
+use crate::store::{
+    AgentStatus, Millis, Presence, QueuePosition, QueueStats, StateCounts, StoreError, Ticket,
+    TicketEvent,
+};
+
+/// Idle blocking-read connections kept for reuse.
+const BLOCKING_POOL: usize = 64;
+
+/// Replies per queue in a statistics pipeline: count and head per urgency, then the counts hash.
+const STATS_REPLIES: usize = 2 * Urgency::ALL.len() + 1;
+
+impl RedisStore {
+    /// A ticket; an id that names no valid partition is a ticket that does not exist.
+    pub(super) async fn get_ticket(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError> {
+        let Ok(at) = self.keys.of_ticket(ticket_id) else {
+            return Ok(None);
+        };
+        let value: Value = self
+            .query(redis::cmd("HGETALL").arg(at.ticket(ticket_id)))
+            .await?;
+        let fields = field_map(&value)?;
+        if fields.is_empty() {
+            return Ok(None);
+        }
+        ticket_from_fields(&fields).map(Some)
+    }
+
+    pub(super) async fn ticket_history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
+        let at = self.keys.of_ticket(ticket_id)?;
+        self.query(
+            redis::cmd("LRANGE")
+                .arg(at.history(ticket_id))
+                .arg(0)
+                .arg(-1),
+        )
+        .await
+    }
+
+    pub(super) async fn list(
+        &self,
+        queue: &QueueRef,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let at = self.keys.of_queue(queue)?;
+        let reply = self
+            .run(
+                &self.scripts.list,
+                &at,
+                &[at.queue(&queue.team)],
+                &[limit.max(1).to_string()],
+                "",
+            )
+            .await?;
+        array(&reply)?.iter().map(parse_ticket).collect()
+    }
+
+    pub(super) async fn ticket_position(
+        &self,
+        ticket_id: &str,
+    ) -> Result<Option<QueuePosition>, StoreError> {
+        let at = self.keys.of_ticket(ticket_id)?;
+        let reply = self
+            .run(
+                &self.scripts.position,
+                &at,
+                &[at.ticket(ticket_id)],
+                &[ticket_id.to_owned()],
+                ticket_id,
+            )
+            .await?;
+        parse_position(&reply)
+    }
+
+    /// Depth and oldest wait per queue and urgency, and counts by state: one pipeline, timed by
+    /// Redis's clock.
+    pub(super) async fn stats(
+        &self,
+        queues: &[QueueRef],
+    ) -> Result<(Vec<QueueStats>, Vec<(QueueRef, StateCounts)>), StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        for q in queues {
+            let at = self.keys.of_queue(q)?;
+            let key = at.queue(&q.team);
+            for urgency in Urgency::ALL {
+                let low = f64::from(urgency.rank()) * 1e13;
+                let high = format!("({}", low + 1e13);
+                pipe.cmd("ZCOUNT").arg(&key).arg(low).arg(&high);
+                pipe.cmd("ZRANGEBYSCORE")
+                    .arg(&key)
+                    .arg(low)
+                    .arg(&high)
+                    .arg("WITHSCORES")
+                    .arg("LIMIT")
+                    .arg(0)
+                    .arg(1);
+            }
+            pipe.cmd("HGETALL").arg(at.stats(&q.team));
+        }
+        let replies = self.pipeline(&pipe).await?;
+        let (time, per_queue) = replies
+            .split_first()
+            .ok_or_else(|| StoreError::Corrupt("TIME".to_owned()))?;
+        let now = redis_time(time)?;
+        let mut stats = Vec::new();
+        let mut counts = Vec::new();
+        let mut chunks = per_queue.chunks(STATS_REPLIES);
+        for q in queues {
+            let chunk = chunks
+                .next()
+                .filter(|c| c.len() == STATS_REPLIES)
+                .ok_or_else(|| StoreError::Corrupt("stats reply".to_owned()))?;
+            for (i, urgency) in Urgency::ALL.into_iter().enumerate() {
+                let base = f64::from(urgency.rank()) * 1e13;
+                let oldest = array(&chunk[2 * i + 1])?
+                    .get(1)
+                    .map(text)
+                    .transpose()?
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .map(|score| now - (score - base) as Millis);
+                stats.push(QueueStats {
+                    queue: q.clone(),
+                    urgency,
+                    depth: int(&chunk[2 * i])? as u64,
+                    oldest_wait_ms: oldest,
+                });
+            }
+            let fields = field_map(&chunk[STATS_REPLIES - 1])?;
+            let n = |state: TicketState| {
+                fields
+                    .get(state.as_str())
+                    .and_then(|v| v.parse::<i64>().ok())
+                    .unwrap_or(0)
+                    .max(0) as u64
+            };
+            counts.push((q.clone(), StateCounts::from_fn(n)));
+        }
+        Ok((stats, counts))
+    }
+
+    /// Events of a team's feed after `after`; when there are none and `wait` is given, one blocking
+    /// read on a connection of its own waits for the next.
+    pub(super) async fn feed(
+        &self,
+        queue: &QueueRef,
+        after: Option<&str>,
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        let at = self.keys.of_queue(queue)?;
+        if let Some(after) = after
+            && !valid_stream_id(after)
+        {
+            return Err(StoreError::Invalid(format!("feed position '{after}'")));
+        }
+        let key = at.feed(&queue.team);
+        let limit = limit.clamp(1, 1000);
+        let start = after.map_or_else(|| "-".to_owned(), |a| format!("({a}"));
+        let entries: Value = self
+            .query(
+                redis::cmd("XRANGE")
+                    .arg(&key)
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit),
+            )
+            .await?;
+        let events = parse_events(&entries)?;
+        let Some(wait) = wait.filter(|_| events.is_empty()) else {
+            return Ok(events);
+        };
+        // A blocking read holds its connection: it gets its own, never the shared one. The client's
+        // default response timeout (500 ms) would cut the wait short, so the bound is ours.
+        let mut conn = self.blocking_connection().await?;
+        let mut xread = redis::cmd("XREAD");
+        xread
+            .arg("COUNT")
+            .arg(limit)
+            .arg("BLOCK")
+            .arg(wait.as_millis().max(1) as u64)
+            .arg("STREAMS")
+            .arg(&key)
+            .arg(after.unwrap_or("0-0"));
+        let read = xread.query_async::<Value>(&mut conn);
+        let reply = match tokio::time::timeout(wait + self.settings.operation_timeout, read).await {
+            Ok(Ok(reply)) => reply,
+            Ok(Err(e)) => return Err(store_error(e, "")),
+            Err(_) => return Err(StoreError::Timeout),
+        };
+        self.return_blocking_connection(conn);
+        match reply {
+            Value::Nil => Ok(Vec::new()),
+            reply => match array(&reply)?.first() {
+                Some(stream) => parse_events(array(stream)?.get(1).unwrap_or(&Value::Nil)),
+                None => Ok(Vec::new()),
+            },
+        }
+    }
+
+    /// A connection for a blocking read: an idle one from the pool, or a new one without the
+    /// client's response timeout.
+    async fn blocking_connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        let idle = self
+            .blocking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .pop();
+        if let Some(conn) = idle {
+            return Ok(conn);
+        }
+        let config = redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.settings.operation_timeout))
+            .set_response_timeout(None);
+        self.client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| store_error(e, ""))
+    }
+
+    /// Puts a connection that answered back in the pool (a failed one is dropped instead).
+    fn return_blocking_connection(&self, conn: MultiplexedConnection) {
+        let mut pool = self
+            .blocking
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if pool.len() < BLOCKING_POOL {
+            pool.push(conn);
+        }
+    }
+
+    pub(super) async fn record_presence(&self, agent: &AgentStatus) -> Result<(), StoreError> {
+        let status = serde_json::json!({
+            "partition": agent.partition.as_str(),
+            "teams": agent.teams,
+            "presence": agent.presence.as_str(),
+        })
+        .to_string();
+        let keys = [self.keys.agents("seen"), self.keys.agents("status")];
+        let mut invocation = self.scripts.heartbeat.prepare_invoke();
+        invocation
+            .key(&keys[0])
+            .key(&keys[1])
+            .arg("")
+            .arg(0)
+            .arg(0)
+            .arg(&agent.agent_id)
+            .arg(status);
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(
+            self.settings.operation_timeout,
+            invocation.invoke_async::<Value>(&mut conn),
+        )
+        .await
+        {
+            Ok(result) => result.map(|_| ()).map_err(|e| store_error(e, "")),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    /// Every agent seen, offline once its last heartbeat is older than the presence TTL (by
+    /// Redis's clock).
+    pub(super) async fn presence(&self) -> Result<Vec<AgentStatus>, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("TIME");
+        pipe.cmd("ZRANGE")
+            .arg(self.keys.agents("seen"))
+            .arg(0)
+            .arg(-1)
+            .arg("WITHSCORES");
+        pipe.cmd("HGETALL").arg(self.keys.agents("status"));
+        let replies = self.pipeline(&pipe).await?;
+        let [now, seen, statuses] = replies.as_slice() else {
+            return Err(StoreError::Corrupt("agents reply".to_owned()));
+        };
+        let now = redis_time(now)?;
+        let statuses = field_map(statuses)?;
+        let ttl = self.settings.presence_ttl.as_millis() as Millis;
+        let mut agents = Vec::new();
+        for pair in array(seen)?.chunks(2) {
+            let [id, score] = pair else { continue };
+            let agent_id = text(id)?;
+            let last_seen: Millis = text(score)?
+                .parse::<f64>()
+                .map(|s| s as Millis)
+                .unwrap_or(0);
+            let status: serde_json::Value = statuses
+                .get(&agent_id)
+                .and_then(|s| serde_json::from_str(s).ok())
+                .unwrap_or_default();
+            let reported = status["presence"]
+                .as_str()
+                .and_then(Presence::parse)
+                .unwrap_or(Presence::Offline);
+            agents.push(AgentStatus {
+                presence: if now - last_seen > ttl {
+                    Presence::Offline
+                } else {
+                    reported
+                },
+                partition: Partition::parse(status["partition"].as_str().unwrap_or_default()),
+                teams: status["teams"]
+                    .as_array()
+                    .map(|t| {
+                        t.iter()
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                agent_id,
+                last_seen,
+            });
+        }
+        Ok(agents)
+    }
+}

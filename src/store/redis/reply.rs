@@ -1,0 +1,192 @@
+//! Reading Redis replies: the scripts' refusals become typed [`StoreError`]s, ticket hashes become
+//! [`Ticket`]s, feed entries become [`TicketEvent`]s. A reply of the wrong shape is `Corrupt`, never
+//! a panic.
+
+use redis::{RedisError, Value};
+use rustc_hash::FxHashMap;
+
+use crate::routing::partition::Partition;
+use crate::routing::urgency::Urgency;
+use crate::store::lifecycle::{Action, EventKind, Refusal, TicketState};
+use crate::store::{
+    DEFAULT_CLAIM_INTERVAL_MS, Millis, QueuePosition, StoreError, Ticket, TicketEvent,
+    estimate_wait_seconds,
+};
+
+/// A Redis error as a store error: a script's refusal by its code, a timeout, else unavailable.
+pub fn store_error(e: RedisError, ticket_id: &str) -> StoreError {
+    let refusal = e.code().and_then(Refusal::parse);
+    match refusal {
+        Some(Refusal::NotFound) => StoreError::NotFound(ticket_id.to_owned()),
+        Some(Refusal::NotHolder) => StoreError::NotHolder(ticket_id.to_owned()),
+        Some(Refusal::WrongState) => {
+            // `CR_WRONG_STATE <state> <action>`
+            let detail = e.detail().unwrap_or_default();
+            let mut words = detail.split_whitespace();
+            match (
+                words.next().and_then(TicketState::parse),
+                words.next().and_then(Action::parse),
+            ) {
+                (Some(state), Some(action)) => StoreError::WrongState {
+                    ticket_id: ticket_id.to_owned(),
+                    state,
+                    action,
+                },
+                _ => StoreError::Corrupt(format!("refusal '{detail}'")),
+            }
+        }
+        None if e.is_timeout() => StoreError::Timeout,
+        None => StoreError::Unavailable(e.to_string()),
+    }
+}
+
+pub fn array(value: &Value) -> Result<&[Value], StoreError> {
+    match value {
+        Value::Array(items) | Value::Set(items) => Ok(items),
+        Value::Nil => Ok(&[]),
+        other => Err(StoreError::Corrupt(format!(
+            "expected an array, got {other:?}"
+        ))),
+    }
+}
+
+pub fn text(value: &Value) -> Result<String, StoreError> {
+    match value {
+        Value::BulkString(bytes) => String::from_utf8(bytes.clone())
+            .map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned())),
+        Value::SimpleString(s) => Ok(s.clone()),
+        Value::Int(i) => Ok(i.to_string()),
+        Value::Okay => Ok("OK".to_owned()),
+        other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
+    }
+}
+
+pub fn int(value: &Value) -> Result<i64, StoreError> {
+    match value {
+        Value::Int(i) => Ok(*i),
+        other => text(other)?
+            .parse()
+            .map_err(|_| StoreError::Corrupt(format!("expected an integer, got {other:?}"))),
+    }
+}
+
+pub fn redis_time(value: &Value) -> Result<Millis, StoreError> {
+    let parts = array(value)?;
+    let [secs, micros] = parts else {
+        return Err(StoreError::Corrupt("TIME reply".to_owned()));
+    };
+    Ok(int(secs)? * 1000 + int(micros)? / 1000)
+}
+
+pub fn field_map(value: &Value) -> Result<FxHashMap<String, String>, StoreError> {
+    match value {
+        Value::Map(pairs) => pairs
+            .iter()
+            .map(|(k, v)| Ok((text(k)?, text(v)?)))
+            .collect(),
+        other => array(other)?
+            .chunks(2)
+            .map(|pair| match pair {
+                [k, v] => Ok((text(k)?, text(v)?)),
+                _ => Err(StoreError::Corrupt("odd field list".to_owned())),
+            })
+            .collect(),
+    }
+}
+
+pub fn parse_ticket(value: &Value) -> Result<Ticket, StoreError> {
+    ticket_from_fields(&field_map(value)?)
+}
+
+pub fn parse_position(value: &Value) -> Result<Option<QueuePosition>, StoreError> {
+    let items = array(value)?;
+    let [position, interval] = items else {
+        return Err(StoreError::Corrupt("position reply".to_owned()));
+    };
+    let position = int(position)?;
+    if position <= 0 {
+        return Ok(None);
+    }
+    let interval = int(interval)?;
+    let interval = if interval < 0 {
+        DEFAULT_CLAIM_INTERVAL_MS
+    } else {
+        interval as f64
+    };
+    Ok(Some(QueuePosition {
+        position: position as u64,
+        estimated_wait_seconds: estimate_wait_seconds(position as u64, interval),
+    }))
+}
+
+pub fn ticket_from_fields(f: &FxHashMap<String, String>) -> Result<Ticket, StoreError> {
+    let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
+    let opt = |name: &str| Some(get(name)).filter(|v| !v.is_empty()).map(str::to_owned);
+    let num = |name: &str| get(name).parse::<i64>().ok();
+    let ticket_id = get("ticket_id").to_owned();
+    let state = TicketState::parse(get("state")).ok_or_else(|| {
+        StoreError::Corrupt(format!("ticket {ticket_id} has state '{}'", get("state")))
+    })?;
+    let urgency = Urgency::from_rank(get("urgency")).ok_or_else(|| {
+        StoreError::Corrupt(format!(
+            "ticket {ticket_id} has urgency '{}'",
+            get("urgency")
+        ))
+    })?;
+    Ok(Ticket {
+        call_id: get("call_id").to_owned(),
+        partition: Partition::parse(get("partition")),
+        state,
+        cooperator_id: opt("cooperator_id"),
+        team_id: get("team_id").to_owned(),
+        urgency,
+        issue_type: get("issue_type").to_owned(),
+        building_id: opt("building_id"),
+        incident_id: opt("incident_id"),
+        incident_calls: num("incident_calls").unwrap_or(1) as u32,
+        agent_id: opt("agent_id"),
+        lease_token: num("lease_token").unwrap_or(0) as u64,
+        lease_expires_at: num("lease_expires_at"),
+        attempts: num("attempts").unwrap_or(0) as u32,
+        created_at: num("created_at").unwrap_or(0),
+        enqueued_at: num("enqueued_at").unwrap_or(0),
+        sla_due_at: num("sla_due_at").unwrap_or(0),
+        claimed_at: num("claimed_at"),
+        closed_at: num("closed_at"),
+        resolution: opt("resolution"),
+        escalation_team: get("escalation_team").to_owned(),
+        escalated: get("escalated") == "1",
+        transferred_from: opt("transferred_from"),
+        moved_to: opt("moved_to"),
+        details: get("details").to_owned(),
+        ticket_id,
+    })
+}
+
+pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
+    array(entries)?
+        .iter()
+        .map(|entry| {
+            let parts = array(entry)?;
+            let [id, fields] = parts else {
+                return Err(StoreError::Corrupt("stream entry".to_owned()));
+            };
+            let f = field_map(fields)?;
+            let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
+            let corrupt =
+                |what: &str| StoreError::Corrupt(format!("feed entry {what} '{}'", get(what)));
+            Ok(TicketEvent {
+                event_id: text(id)?,
+                kind: EventKind::parse(get("kind")).ok_or_else(|| corrupt("kind"))?,
+                ticket_id: get("ticket_id").to_owned(),
+                team_id: get("team_id").to_owned(),
+                state: TicketState::parse(get("state")).ok_or_else(|| corrupt("state"))?,
+                urgency: Urgency::from_rank(get("urgency")).ok_or_else(|| corrupt("urgency"))?,
+                agent_id: Some(get("agent_id"))
+                    .filter(|a| !a.is_empty())
+                    .map(str::to_owned),
+                at: get("at").parse().unwrap_or(0),
+            })
+        })
+        .collect()
+}

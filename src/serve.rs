@@ -242,7 +242,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         MetricsMode::On => Metrics::new(),
         MetricsMode::Off => Metrics::disabled(),
     });
-    let app = App::new(loaded, store, app_settings, metrics);
+    let app = App::new(Arc::new(loaded), store, app_settings, metrics);
     let grpc = tokio::net::TcpListener::bind(options.grpc_addr)
         .await
         .map_err(|e| format!("cannot listen on {} (gRPC): {e}", options.grpc_addr))?;

@@ -1,30 +1,20 @@
-//! The access-control matrix: every principal of the demo deployment — each role, of the ticket's
-//! own cooperator and of another, the platform's staff, and no token at all — against every RPC,
-//! on a Touraine Logement ticket held by a Touraine Logement agent.
+//! The access-control matrix end to end: every principal of the demo deployment — each role, of
+//! the ticket's own cooperator and of another, the platform's staff, and no token at all — against
+//! every RPC over gRPC, held to the table of `support/access.rs` (which `tests/app_policy.rs` holds
+//! the use-cases to, without a server).
 
 mod support {
+    pub mod access;
     pub mod api;
+    pub mod app;
     pub mod redis_server;
 }
 
 use callrouter::api::pb;
+use support::access::{Expect, cells, needs_held_ticket};
 use support::api::TestServer;
+use support::app::TL_TECH;
 use tonic::Code;
-
-const TL_TECH: &str = "touraine-logement.technical.tl-tours";
-
-const PRINCIPALS: [Option<&str>; 10] = [
-    None,
-    Some("telephony-ivr"),
-    Some("ops-1"),
-    Some("tl-agent-1"),
-    Some("tl-sup-1"),
-    Some("lb-agent-1"),
-    Some("lb-sup-1"),
-    Some("triage-1"),
-    Some("platform-sup-1"),
-    Some("lifts-1"),
-];
 
 fn call(id: &str) -> pb::RouteCallRequest {
     let f = support::api::tours_building();
@@ -110,229 +100,136 @@ fn code<T>(result: Result<tonic::Response<T>, tonic::Status>) -> Code {
     }
 }
 
-/// What each principal should get from an RPC, by the remit of its role.
-fn expected(rpc: &str, who: Option<&str>) -> Code {
-    let Some(who) = who else {
-        return Code::Unauthenticated;
-    };
-    let desk = !matches!(who, "telephony-ivr" | "ops-1");
-    let pd = Code::PermissionDenied;
-    match rpc {
-        "RouteCall" | "CancelCall" => {
-            if who == "telephony-ivr" {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        "ExplainRoute" => {
-            if matches!(who, "telephony-ivr" | "ops-1") {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        "ClaimAny" | "SetAgentStatus" => {
-            if desk {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        "ClaimTeam" => {
-            if who == "tl-agent-1" {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        "GetTicket" => match who {
-            "tl-agent-1" | "tl-sup-1" => Code::Ok,
-            _ if desk => Code::NotFound,
-            _ => pd,
-        },
-        "Accept" | "Complete" | "Release" | "Transfer" => match who {
-            "tl-agent-1" => Code::Ok,
-            "tl-sup-1" | "triage-1" | "platform-sup-1" | "lifts-1" => Code::FailedPrecondition,
-            _ if desk => Code::NotFound,
-            _ => pd,
-        },
-        "ListTickets" | "WatchTickets" => {
-            if matches!(who, "tl-agent-1" | "tl-sup-1") {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        "GetQueueStats" => {
-            if matches!(who, "ops-1" | "tl-sup-1") {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        "ListAgents" => {
-            if matches!(who, "ops-1" | "tl-sup-1" | "lb-sup-1" | "platform-sup-1") {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        "ReloadConfig" => {
-            if who == "ops-1" {
-                Code::Ok
-            } else {
-                pd
-            }
-        }
-        other => panic!("unknown rpc {other}"),
+/// The gRPC code of an expected outcome.
+fn code_of(expect: Expect) -> Code {
+    match expect {
+        Expect::Ok => Code::Ok,
+        Expect::Unauthenticated => Code::Unauthenticated,
+        Expect::Denied => Code::PermissionDenied,
+        Expect::NotFound => Code::NotFound,
+        Expect::NotHeld => Code::FailedPrecondition,
     }
 }
-
-/// Every RPC of the contract; ClaimNextTicket twice: for all the caller's teams, and for one team.
-const RPCS: [&str; 16] = [
-    "RouteCall",
-    "ExplainRoute",
-    "CancelCall",
-    "ClaimAny",
-    "ClaimTeam",
-    "Accept",
-    "Complete",
-    "Release",
-    "Transfer",
-    "GetTicket",
-    "ListTickets",
-    "WatchTickets",
-    "SetAgentStatus",
-    "GetQueueStats",
-    "ListAgents",
-    "ReloadConfig",
-];
 
 #[tokio::test]
 async fn every_role_against_every_rpc() {
     let server = TestServer::start().await;
     let mut n = 0;
     let mut mismatches = Vec::new();
-    let mut cells = 0;
-    for rpc in &RPCS {
-        for who in PRINCIPALS {
-            let held = matches!(
-                *rpc,
-                "Accept" | "Complete" | "Release" | "Transfer" | "GetTicket"
-            );
-            let (id, token) = if matches!(*rpc, "CancelCall") || held {
-                ticket(&server, &mut n, held).await
-            } else {
-                (String::new(), 0)
-            };
-            let (mut routing, mut desk, mut ops) =
-                (server.routing(who), server.desk(who), server.ops(who));
-            n += 1;
-            let got = match *rpc {
-                "RouteCall" => code(routing.route_call(call(&format!("r-{n}"))).await),
-                "ExplainRoute" => code(routing.explain_route(call("x")).await),
-                "CancelCall" => code(
-                    routing
-                        .cancel_call(pb::CancelCallRequest {
-                            call_id: String::new(),
-                            ticket_id: id.clone(),
-                        })
-                        .await,
-                ),
-                "ClaimAny" => claim_and_release(&mut desk, vec![]).await,
-                "ClaimTeam" => claim_and_release(&mut desk, vec![TL_TECH.to_owned()]).await,
-                "Accept" => code(
-                    desk.accept_ticket(pb::TicketActionRequest {
-                        ticket_id: id.clone(),
-                        lease_token: token,
-                        lease_seconds: 0,
-                    })
-                    .await,
-                ),
-                "Complete" => code(
-                    desk.complete_ticket(pb::CompleteTicketRequest {
-                        ticket_id: id.clone(),
-                        lease_token: token,
-                        resolution: "done".to_owned(),
-                    })
-                    .await,
-                ),
-                "Release" => code(
-                    desk.release_ticket(pb::TicketActionRequest {
-                        ticket_id: id.clone(),
-                        lease_token: token,
-                        lease_seconds: 0,
-                    })
-                    .await,
-                ),
-                "Transfer" => code(
-                    desk.transfer_ticket(pb::TransferTicketRequest {
-                        ticket_id: id.clone(),
-                        lease_token: token,
-                        team_id: "touraine-logement.front-desk".to_owned(),
-                        ..Default::default()
-                    })
-                    .await,
-                ),
-                "GetTicket" => code(
-                    desk.get_ticket(pb::GetTicketRequest {
+    let mut done = 0;
+    for (rpc, who, expect) in cells() {
+        let held = needs_held_ticket(rpc);
+        let (id, token) = if rpc == "CancelCall" || held {
+            ticket(&server, &mut n, held).await
+        } else {
+            (String::new(), 0)
+        };
+        let (mut routing, mut desk, mut ops) =
+            (server.routing(who), server.desk(who), server.ops(who));
+        n += 1;
+        let got = match rpc {
+            "RouteCall" => code(routing.route_call(call(&format!("r-{n}"))).await),
+            "ExplainRoute" => code(routing.explain_route(call("x")).await),
+            "CancelCall" => code(
+                routing
+                    .cancel_call(pb::CancelCallRequest {
+                        call_id: String::new(),
                         ticket_id: id.clone(),
                     })
                     .await,
-                ),
-                "ListTickets" => code(
-                    desk.list_tickets(pb::ListTicketsRequest {
-                        team_id: TL_TECH.to_owned(),
-                        limit: 10,
-                    })
-                    .await,
-                ),
-                "WatchTickets" => code(
-                    desk.watch_tickets(pb::WatchTicketsRequest {
-                        team_ids: vec![TL_TECH.to_owned()],
-                        ..Default::default()
-                    })
-                    .await,
-                ),
-                "SetAgentStatus" => code(
-                    desk.set_agent_status(pb::SetAgentStatusRequest {
-                        presence: pb::Presence::Available as i32,
-                    })
-                    .await,
-                ),
-                "GetQueueStats" => code(
-                    ops.get_queue_stats(pb::GetQueueStatsRequest {
-                        team_ids: vec![TL_TECH.to_owned()],
-                    })
-                    .await,
-                ),
-                "ListAgents" => code(ops.list_agents(pb::ListAgentsRequest {}).await),
-                "ReloadConfig" => code(ops.reload_config(pb::ReloadConfigRequest {}).await),
-                other => panic!("unknown rpc {other}"),
-            };
-            cells += 1;
-            let want = expected(rpc, who);
-            if got != want {
-                mismatches.push(format!(
-                    "{rpc:<14} {:<16} got {got:?}, expected {want:?}",
-                    who.unwrap_or("(no token)")
-                ));
-            }
-            if held && got != Code::Ok && token != 0 {
-                // Leave no held ticket behind: its holder completes it.
-                let _ = server
-                    .desk(Some("tl-agent-1"))
-                    .complete_ticket(pb::CompleteTicketRequest {
-                        ticket_id: id.clone(),
-                        lease_token: token,
-                        resolution: "cleanup".to_owned(),
-                    })
-                    .await;
-            }
+            ),
+            "ClaimAny" => claim_and_release(&mut desk, vec![]).await,
+            "ClaimTeam" => claim_and_release(&mut desk, vec![TL_TECH.to_owned()]).await,
+            "Accept" => code(
+                desk.accept_ticket(pb::TicketActionRequest {
+                    ticket_id: id.clone(),
+                    lease_token: token,
+                    lease_seconds: 0,
+                })
+                .await,
+            ),
+            "Complete" => code(
+                desk.complete_ticket(pb::CompleteTicketRequest {
+                    ticket_id: id.clone(),
+                    lease_token: token,
+                    resolution: "done".to_owned(),
+                })
+                .await,
+            ),
+            "Release" => code(
+                desk.release_ticket(pb::TicketActionRequest {
+                    ticket_id: id.clone(),
+                    lease_token: token,
+                    lease_seconds: 0,
+                })
+                .await,
+            ),
+            "Transfer" => code(
+                desk.transfer_ticket(pb::TransferTicketRequest {
+                    ticket_id: id.clone(),
+                    lease_token: token,
+                    team_id: "touraine-logement.front-desk".to_owned(),
+                    ..Default::default()
+                })
+                .await,
+            ),
+            "GetTicket" => code(
+                desk.get_ticket(pb::GetTicketRequest {
+                    ticket_id: id.clone(),
+                })
+                .await,
+            ),
+            "ListTickets" => code(
+                desk.list_tickets(pb::ListTicketsRequest {
+                    team_id: TL_TECH.to_owned(),
+                    limit: 10,
+                })
+                .await,
+            ),
+            "WatchTickets" => code(
+                desk.watch_tickets(pb::WatchTicketsRequest {
+                    team_ids: vec![TL_TECH.to_owned()],
+                    ..Default::default()
+                })
+                .await,
+            ),
+            "SetAgentStatus" => code(
+                desk.set_agent_status(pb::SetAgentStatusRequest {
+                    presence: pb::Presence::Available as i32,
+                })
+                .await,
+            ),
+            "GetQueueStats" => code(
+                ops.get_queue_stats(pb::GetQueueStatsRequest {
+                    team_ids: vec![TL_TECH.to_owned()],
+                })
+                .await,
+            ),
+            "ListAgents" => code(ops.list_agents(pb::ListAgentsRequest {}).await),
+            "ReloadConfig" => code(ops.reload_config(pb::ReloadConfigRequest {}).await),
+            other => panic!("unknown rpc {other}"),
+        };
+        done += 1;
+        let want = code_of(expect);
+        if got != want {
+            mismatches.push(format!(
+                "{rpc:<14} {:<16} got {got:?}, expected {want:?}",
+                who.unwrap_or("(no token)")
+            ));
+        }
+        if held && got != Code::Ok && token != 0 {
+            // Leave no held ticket behind: its holder completes it.
+            let _ = server
+                .desk(Some("tl-agent-1"))
+                .complete_ticket(pb::CompleteTicketRequest {
+                    ticket_id: id.clone(),
+                    lease_token: token,
+                    resolution: "cleanup".to_owned(),
+                })
+                .await;
         }
     }
-    assert_eq!(cells, RPCS.len() * PRINCIPALS.len());
+    assert_eq!(done, 160);
     assert!(
         mismatches.is_empty(),
         "access matrix mismatches:\n{}",

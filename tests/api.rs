@@ -3,6 +3,7 @@
 
 mod support {
     pub mod api;
+    pub mod app;
     pub mod redis_server;
 }
 

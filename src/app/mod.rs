@@ -107,7 +107,7 @@ pub struct App {
 impl App {
     /// The state over a store; when metrics record, store operations are timed too.
     pub fn new(
-        snapshot: Snapshot,
+        snapshot: Arc<Snapshot>,
         store: Arc<dyn TicketStore>,
         settings: AppSettings,
         metrics: Arc<Metrics>,
@@ -120,7 +120,7 @@ impl App {
             store
         };
         App {
-            snapshot: Arc::new(RwLock::new(Arc::new(snapshot))),
+            snapshot: Arc::new(RwLock::new(snapshot)),
             store,
             settings: Arc::new(settings),
             metrics,

@@ -24,6 +24,7 @@ use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Channel;
 
+pub use super::app::{dev_tokens, tours_building};
 use super::redis_server::RedisServer;
 
 /// Adds `authorization: Bearer <token>` to every request.
@@ -47,17 +48,6 @@ impl Interceptor for Bearer {
 pub type Routing = CallRoutingClient<InterceptedService<Channel, Bearer>>;
 pub type Desk = AgentDeskClient<InterceptedService<Channel, Bearer>>;
 pub type Ops = OperationsClient<InterceptedService<Channel, Bearer>>;
-
-/// The fields of the first Touraine Logement building in Tours in the demo registry (columns of
-/// `buildings.csv`: id, cooperator, sector, number, street, postcode, INSEE code, city, …).
-pub fn tours_building() -> Vec<String> {
-    let text = std::fs::read_to_string("data/buildings.csv").expect("registry");
-    let row = text
-        .lines()
-        .find(|l| l.contains(",touraine-logement,tl-tours,"))
-        .expect("a building in Tours");
-    row.split(',').map(str::to_owned).collect()
-}
 
 /// Claims the next ticket of the caller's teams, which must exist.
 pub async fn claim(desk: &mut Desk, team_ids: Vec<String>) -> callrouter::api::pb::Ticket {
@@ -86,23 +76,6 @@ pub async fn complete(
     .await
     .expect("complete")
     .into_inner()
-}
-
-/// The development tokens, by agent id (`telephony-ivr`, `tl-agent-1`, …).
-pub fn dev_tokens() -> HashMap<String, String> {
-    let text = std::fs::read_to_string("config/dev-tokens.toml").expect("dev tokens");
-    let value: toml::Value = toml::from_str(&text).expect("dev tokens parse");
-    value["tokens"]
-        .as_array()
-        .expect("tokens array")
-        .iter()
-        .map(|t| {
-            (
-                t["agent_id"].as_str().expect("agent_id").to_owned(),
-                t["token"].as_str().expect("token").to_owned(),
-            )
-        })
-        .collect()
 }
 
 pub struct TestServer {
@@ -176,7 +149,7 @@ impl TestServer {
                 .expect("the demo configuration loads")
         };
         let app = App::new(
-            snapshot,
+            Arc::new(snapshot),
             store,
             settings,
             Arc::new(callrouter::metrics::Metrics::new()),

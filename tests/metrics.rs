@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use callrouter::api::pb;
 use support::api::TestServer;
+use support::app::sample;
 
 const PHONE: &str = "+33 2 47 12 34 56";
 
@@ -32,29 +33,6 @@ fn call(id: &str) -> (pb::RouteCallRequest, String) {
         ..Default::default()
     };
     (request, f[4].to_owned())
-}
-
-/// The value of the sample of this name with exactly these labels, in any order.
-fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
-    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
-    wanted.sort();
-    body.lines().find_map(|line| {
-        let (series, value) = line.rsplit_once(' ')?;
-        let (series_name, mut found) = match series.split_once('{') {
-            Some((n, rest)) => (
-                n,
-                rest.trim_end_matches('}')
-                    .split(',')
-                    .map(str::to_owned)
-                    .collect::<Vec<_>>(),
-            ),
-            None => (series, Vec::new()),
-        };
-        found.sort();
-        (series_name == name && found == wanted)
-            .then(|| value.parse().ok())
-            .flatten()
-    })
 }
 
 /// promtool, which CI installs (Debian's `prometheus` package); outside CI its absence skips.

@@ -9,7 +9,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tonic::transport::Server;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::ServingStatus;
@@ -104,83 +103,34 @@ pub async fn run(
     };
     let reflection_v1 = reflection().build_v1()?;
     let reflection_v1alpha = reflection().build_v1alpha()?;
-
-    let (closing_tx, closing) = watch::channel(false);
-    let app = app.with_closing(closing.clone());
-    let limit = settings.max_message_bytes;
-    let routing = CallRoutingServer::new(CallRoutingService { app: app.clone() })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let desk = AgentDeskServer::new(AgentDeskService { app: app.clone() })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-    let operations = OperationsServer::new(OperationsService { app: app.clone() })
-        .max_decoding_message_size(limit)
-        .max_encoding_message_size(limit);
-
-    // Health follows the store: SERVING only while the configuration is loaded (it is, or we would
-    // not be here) and the store answers.
-    let health_task = {
-        let app = app.clone();
-        let reporter = reporter.clone();
-        let mut closing = closing.clone();
-        let every = settings.health_every;
-        tokio::spawn(async move {
-            let mut serving = None;
-            loop {
-                let up = app.store().ping().await.is_ok();
-                app.metrics().store_up(up);
-                if serving != Some(up) {
-                    if up {
-                        tracing::info!("queue store answers: SERVING");
-                    } else {
-                        tracing::warn!("queue store does not answer: NOT_SERVING");
-                    }
-                    let status = if up {
-                        ServingStatus::Serving
-                    } else {
-                        ServingStatus::NotServing
-                    };
-                    set_health(&reporter, status).await;
-                    serving = Some(up);
-                }
-                tokio::select! {
-                    _ = closing.changed() => return,
-                    _ = tokio::time::sleep(every) => {}
-                }
-            }
-        })
-    };
-    let reaper = {
-        let (app, mut closing) = (app.clone(), closing.clone());
-        tokio::spawn(async move {
-            app.run_reaper(settings.reaper_every, async move {
-                let _ = closing.changed().await;
-            })
-            .await;
-        })
-    };
-    let sampler = {
-        let (app, mut closing) = (app.clone(), closing.clone());
-        tokio::spawn(async move {
-            app.run_sampler(settings.sample_every, async move {
-                let _ = closing.changed().await;
-            })
-            .await;
-        })
-    };
+    let background = [
+        tokio::spawn(track_health(
+            app.clone(),
+            reporter.clone(),
+            settings.health_every,
+        )),
+        tokio::spawn({
+            let app = app.clone();
+            async move { app.run_reaper(settings.reaper_every, app.closed()).await }
+        }),
+        tokio::spawn({
+            let app = app.clone();
+            async move { app.run_sampler(settings.sample_every, app.closed()).await }
+        }),
+    ];
 
     let (drained_tx, drained_rx) = tokio::sync::oneshot::channel::<()>();
     let stop_accepting = {
-        let reporter = reporter.clone();
+        let (app, reporter) = (app.clone(), reporter.clone());
         async move {
             shutdown.await;
             tracing::info!("shutting down: NOT_SERVING, draining in-flight calls");
             set_health(&reporter, ServingStatus::NotServing).await;
-            let _ = closing_tx.send(true);
+            app.close();
             let _ = drained_tx.send(());
         }
     };
+    let limit = settings.max_message_bytes;
     let router = Server::builder()
         // Refuse at once past the in-flight limit, bound each call's time, count and log each call.
         .layer(RpcLayer::new(
@@ -191,9 +141,21 @@ pub async fn run(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(routing)
-        .add_service(desk)
-        .add_service(operations);
+        .add_service(
+            CallRoutingServer::new(CallRoutingService { app: app.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            AgentDeskServer::new(AgentDeskService { app: app.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            OperationsServer::new(OperationsService { app: app.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        );
     // Small replies must leave at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
     // hold them for ~40 ms. Keepalive finds dead peers (desks that vanished with a stream open).
     let incoming = TcpIncoming::from(listener)
@@ -212,8 +174,37 @@ pub async fn run(
             Ok(())
         }
     };
-    health_task.abort();
-    reaper.abort();
-    sampler.abort();
+    app.close();
+    for task in background {
+        task.abort();
+    }
     outcome
+}
+
+/// Health follows the store: `SERVING` only while the configuration is loaded (it is, or the
+/// server would not run) and the store answers; checked every `every` until the app closes.
+async fn track_health(app: App, reporter: HealthReporter, every: Duration) {
+    let mut serving = None;
+    loop {
+        let up = app.store().ping().await.is_ok();
+        app.metrics().store_up(up);
+        if serving != Some(up) {
+            if up {
+                tracing::info!("queue store answers: SERVING");
+            } else {
+                tracing::warn!("queue store does not answer: NOT_SERVING");
+            }
+            let status = if up {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            set_health(&reporter, status).await;
+            serving = Some(up);
+        }
+        tokio::select! {
+            () = app.closed() => return,
+            _ = tokio::time::sleep(every) => {}
+        }
+    }
 }

@@ -98,8 +98,8 @@ pub struct App {
     store: Arc<dyn TicketStore>,
     settings: Arc<AppSettings>,
     metrics: Arc<Metrics>,
-    /// Turns true when the service shuts down: watches end.
-    closing: signal::Receiver<bool>,
+    /// Turns true when the service shuts down: watches and background passes end.
+    closing: Arc<signal::Sender<bool>>,
     /// Reloads one at a time, so that generations count up by one.
     reloading: Arc<tokio::sync::Mutex<()>>,
 }
@@ -124,15 +124,21 @@ impl App {
             store,
             settings: Arc::new(settings),
             metrics,
-            closing: signal::channel(false).1,
+            closing: Arc::new(signal::channel(false).0),
             reloading: Arc::default(),
         }
     }
 
-    /// The same state, with watches ending when `closing` turns true.
-    pub fn with_closing(mut self, closing: signal::Receiver<bool>) -> App {
-        self.closing = closing;
-        self
+    /// Starts the shutdown: watches end, and so do background passes waiting on [`App::closed`].
+    pub fn close(&self) {
+        self.closing.send_replace(true);
+    }
+
+    /// Resolves once [`App::close`] was called.
+    pub async fn closed(&self) {
+        let mut closing = self.closing.subscribe();
+        // The sender lives as long as this handle, so the wait cannot fail while it is awaited.
+        let _ = closing.wait_for(|closing| *closing).await;
     }
 
     /// The configuration in force.

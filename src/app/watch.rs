@@ -96,10 +96,10 @@ impl App {
                     store: self.store.clone(),
                     sender: sender.clone(),
                 };
-                let mut closing = self.closing.clone();
+                let app = self.clone();
                 tokio::spawn(async move {
                     tokio::select! {
-                        _ = closing.wait_for(|closing| *closing) => {}
+                        () = app.closed() => {}
                         () = reader.run() => {}
                     }
                 })

@@ -119,3 +119,119 @@ pub async fn routed(app: &App, call_id: &str) -> Ticket {
 pub fn hold_of(ticket: &Ticket) -> HeldAction {
     HeldAction::new(&ticket.ticket_id, ticket.lease_token).expect("a held ticket")
 }
+
+/// A copy of the demo deployment (configuration and data) in a fresh temporary directory, to
+/// change and reload; the path of its main file. The directory is named after `name`.
+pub fn demo_copy(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("callrouter-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    for sub in ["config", "data"] {
+        std::fs::create_dir_all(dir.join(sub)).expect("dirs");
+    }
+    for f in [
+        "config/callrouter.toml",
+        "config/issue-types.toml",
+        "config/rules.toml",
+        "config/secrets.toml",
+        "data/communes.json",
+        "data/epci.json",
+        "data/buildings.csv",
+        "data/tenants.csv",
+    ] {
+        std::fs::copy(f, dir.join(f)).expect("copy");
+    }
+    dir.join("config/callrouter.toml")
+}
+
+/// An application over a fresh in-memory store, on the deployment whose main file is `config`.
+pub fn app_on(config: &std::path::Path, store: StoreSettings) -> App {
+    let settings = AppSettings {
+        default_lease: Duration::from_secs(60),
+        ..AppSettings::new(config.to_path_buf(), PathBuf::from(DEMO_SECRETS))
+    };
+    let snapshot = Snapshot::load(&settings, 1).expect("the copy loads");
+    App::new(
+        Arc::new(snapshot),
+        Arc::new(MemoryStore::new(store)),
+        settings,
+        Arc::new(Metrics::new()),
+    )
+}
+
+/// A seventh cooperator, as an operator adds one: its territory, one sector and its teams.
+pub const NEW_COOPERATOR: &str = r#"
+[[cooperators]]
+id = "loire-habitat"
+name = "Loire Habitat"
+short_code = "LH"
+hours = ["mon-fri 09:00-17:00"]
+on_call = "+33 2 61 91 00 77"
+default_team = "loire-habitat.front-desk"
+territory = { communes = ["37261"] }
+
+[[cooperators.sectors]]
+id = "lh-tours"
+name = "Tours"
+communes = []
+rest = true
+
+[[teams]]
+id = "loire-habitat.front-desk"
+name = "Loire Habitat — Accueil"
+kind = "front_desk"
+cooperator = "loire-habitat"
+
+[[teams]]
+id = "loire-habitat.technical"
+name = "Loire Habitat — Technique"
+kind = "technical"
+cooperator = "loire-habitat"
+sector = "lh-tours"
+
+[[teams]]
+id = "loire-habitat.rent"
+name = "Loire Habitat — Loyers"
+kind = "rent"
+cooperator = "loire-habitat"
+
+[[teams]]
+id = "loire-habitat.social"
+name = "Loire Habitat — Social"
+kind = "social"
+cooperator = "loire-habitat"
+
+[[teams]]
+id = "loire-habitat.on-call"
+name = "Loire Habitat — Astreinte"
+kind = "on_call"
+cooperator = "loire-habitat"
+
+[[teams]]
+id = "loire-habitat.supervisor"
+name = "Loire Habitat — Encadrement"
+kind = "supervisor"
+cooperator = "loire-habitat"
+"#;
+
+/// The value of the sample of this name with exactly these labels, in any order.
+pub fn sample(body: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    let mut wanted: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{v}\"")).collect();
+    wanted.sort();
+    body.lines().find_map(|line| {
+        let (series, value) = line.rsplit_once(' ')?;
+        let (series_name, mut found) = match series.split_once('{') {
+            Some((n, rest)) => (
+                n,
+                rest.trim_end_matches('}')
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>(),
+            ),
+            None => (series, Vec::new()),
+        };
+        found.sort();
+        (series_name == name && found == wanted)
+            .then(|| value.parse().ok())
+            .flatten()
+    })
+}

@@ -49,6 +49,44 @@ pub type Routing = CallRoutingClient<InterceptedService<Channel, Bearer>>;
 pub type Desk = AgentDeskClient<InterceptedService<Channel, Bearer>>;
 pub type Ops = OperationsClient<InterceptedService<Channel, Bearer>>;
 
+/// A call about a leak in the demo building in Tours, on the wire.
+pub fn leak_call(call_id: &str) -> callrouter::api::pb::RouteCallRequest {
+    let f = tours_building();
+    callrouter::api::pb::RouteCallRequest {
+        call_id: call_id.to_owned(),
+        caller_number: "+33 2 47 00 00 00".to_owned(),
+        address: Some(callrouter::api::pb::Address {
+            street_number: f[3].clone(),
+            street: f[4].clone(),
+            postcode: f[5].clone(),
+            ..Default::default()
+        }),
+        issue_type: "technical.plumbing.leak".to_owned(),
+        ..Default::default()
+    }
+}
+
+/// The next event of a watch, within 10 s.
+pub async fn next_event(
+    stream: &mut tonic::Streaming<callrouter::api::pb::TicketEvent>,
+) -> callrouter::api::pb::TicketEvent {
+    tokio::time::timeout(Duration::from_secs(10), stream.message())
+        .await
+        .expect("an event within 10 s")
+        .expect("stream ok")
+        .expect("stream open")
+}
+
+/// The field a status names in its `BadRequest` details.
+pub fn field_of(status: &tonic::Status) -> String {
+    use tonic_types::StatusExt;
+    status
+        .get_error_details()
+        .bad_request()
+        .and_then(|b| b.field_violations.first().map(|v| v.field.clone()))
+        .unwrap_or_default()
+}
+
 /// Claims the next ticket of the caller's teams, which must exist.
 pub async fn claim(desk: &mut Desk, team_ids: Vec<String>) -> callrouter::api::pb::Ticket {
     desk.claim_next_ticket(callrouter::api::pb::ClaimNextTicketRequest {

@@ -1,0 +1,194 @@
+//! What only Redis does, end to end over gRPC: a store that goes away and comes back, and several
+//! instances over one Redis (one of them killed). Each test starts its own `redis-server`; when none
+//! can start the tests fail under `CI` and are skipped otherwise.
+
+mod support {
+    pub mod api;
+    pub mod app;
+    pub mod redis_server;
+}
+
+use std::time::{Duration, Instant};
+
+use callrouter::api::pb;
+use support::api::{TestServer, leak_call, next_event};
+
+#[tokio::test]
+async fn without_the_store_route_call_still_answers_with_the_decision() {
+    let Some(mut server) = TestServer::start_redis().await else {
+        return;
+    };
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    let serving = |r: tonic_health::pb::HealthCheckResponse| {
+        r.status == tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    };
+    let check = tonic_health::pb::HealthCheckRequest {
+        service: String::new(),
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !serving(
+        health
+            .check(check.clone())
+            .await
+            .expect("health")
+            .into_inner(),
+    ) {
+        assert!(Instant::now() < deadline, "SERVING once the store answers");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    server.redis_mut().kill();
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    let started = Instant::now();
+    let answer = telephony
+        .route_call(leak_call("outage-1"))
+        .await
+        .expect("an answer all the same")
+        .into_inner();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "within the deadline: {:?}",
+        started.elapsed()
+    );
+    assert!(!answer.queued);
+    assert!(answer.ticket.is_none());
+    assert_eq!(
+        answer.decision.map(|d| d.cooperator_id),
+        Some("touraine-logement".to_owned())
+    );
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while serving(
+        health
+            .check(check.clone())
+            .await
+            .expect("health")
+            .into_inner(),
+    ) {
+        assert!(
+            Instant::now() < deadline,
+            "NOT_SERVING while the store is away"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    server.redis_mut().restart();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let answer = telephony
+            .route_call(leak_call("outage-2"))
+            .await
+            .expect("answer")
+            .into_inner();
+        if answer.queued {
+            break;
+        }
+        assert!(Instant::now() < deadline, "queued again once Redis is back");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_killed_instance_loses_nothing_and_another_serves_its_work() {
+    let Some(first) = TestServer::start_redis().await else {
+        return;
+    };
+    let second = first.another_instance().await;
+    let mut watch = second
+        .desk(Some("tl-agent-1"))
+        .watch_tickets(pb::WatchTicketsRequest {
+            team_ids: vec![],
+            ..Default::default()
+        })
+        .await
+        .expect("watch on the second instance")
+        .into_inner();
+    let mut routed = std::collections::BTreeSet::new();
+    for i in 0..30 {
+        let ticket = first
+            .routing(Some("telephony-ivr"))
+            .route_call(leak_call(&format!("kill-{i}")))
+            .await
+            .expect("route")
+            .into_inner()
+            .ticket
+            .expect("ticket");
+        routed.insert(ticket.ticket_id);
+    }
+    // Depending on when the watch's reader started, a ticket shows as part of the snapshot or as
+    // created: either way the second instance reports the first one's tickets.
+    let event = next_event(&mut watch).await;
+    assert!(
+        matches!(event.kind.as_str(), "snapshot" | "created"),
+        "{}",
+        event.kind
+    );
+    assert!(routed.contains(&event.ticket.expect("ticket").ticket_id));
+
+    // Ten tickets held through the first instance, which then dies with them.
+    let mut on_first = first.desk(Some("tl-agent-1"));
+    for _ in 0..10 {
+        on_first
+            .claim_next_ticket(pb::ClaimNextTicketRequest {
+                team_ids: vec![],
+                lease_seconds: 5,
+            })
+            .await
+            .expect("claim")
+            .into_inner()
+            .ticket
+            .expect("ticket");
+    }
+    kill_first_then_finish_on_second(first, second, routed).await;
+}
+
+/// Kills the first instance; the second completes every ticket exactly once, the held ones after
+/// their leases expire and its own reaper returns them.
+async fn kill_first_then_finish_on_second(
+    first: TestServer,
+    second: TestServer,
+    routed: std::collections::BTreeSet<String>,
+) {
+    let redis = {
+        let mut first = first;
+        let redis = first.redis.take();
+        first.kill();
+        redis
+    };
+    let mut desk = second.desk(Some("tl-agent-1"));
+    let mut completed = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while completed.len() < routed.len() {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {} completed",
+            completed.len(),
+            routed.len()
+        );
+        let claimed = desk
+            .claim_next_ticket(pb::ClaimNextTicketRequest {
+                team_ids: vec![],
+                lease_seconds: 60,
+            })
+            .await
+            .expect("claim")
+            .into_inner()
+            .ticket;
+        let Some(ticket) = claimed else {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            continue;
+        };
+        support::api::complete(&mut desk, &ticket, "done").await;
+        assert!(
+            completed.insert(ticket.ticket_id.clone()),
+            "{} completed twice",
+            ticket.ticket_id
+        );
+    }
+    assert_eq!(
+        completed, routed,
+        "every routed ticket completed once, none lost"
+    );
+    second.stop().await;
+    drop(redis);
+}

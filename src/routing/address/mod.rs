@@ -14,8 +14,12 @@
 
 use rustc_hash::FxHashMap;
 
+mod candidates;
+mod parse;
+
+use self::parse::{Parsed, split_street};
 use super::places::{Commune, CommuneKind};
-use super::text::{self, HouseNumber, edit_distance_within, is_street_type, typo_allowance};
+use super::text::{self, HouseNumber};
 
 /// How precisely an address was recognised.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -319,44 +323,16 @@ impl AddressIndex {
     fn find_parsed(&self, parsed: &Parsed) -> Match {
         let normalized = parsed.normalized();
         let communes = self.candidate_communes(parsed);
-        let mut confidence: f32 = 1.0;
-        if communes.fuzzy {
-            confidence -= 0.1;
-        }
-        if communes.ids.is_empty() {
-            confidence -= 0.1;
-        }
-        if communes.conflict {
-            confidence -= 0.2;
-        }
         let streets = self.candidate_streets(parsed, &communes.ids);
-        if streets.fuzzy {
-            confidence -= 0.1;
-        }
-        let single_commune = match communes.ids.as_slice() {
-            [one] => Some(*one),
-            _ => None,
-        };
-
+        // Each uncertainty on the way lowers the confidence.
+        let confidence: f32 = 1.0
+            - if communes.fuzzy { 0.1 } else { 0.0 }
+            - if communes.ids.is_empty() { 0.1 } else { 0.0 }
+            - if communes.conflict { 0.2 } else { 0.0 }
+            - if streets.fuzzy { 0.1 } else { 0.0 };
         if streets.ids.is_empty() {
-            if communes.ids.is_empty() {
-                return Match::none(normalized);
-            }
-            return Match {
-                level: MatchLevel::Commune,
-                confidence: (confidence * 0.4).max(0.05),
-                building: None,
-                commune: single_commune,
-                candidate_buildings: Vec::new(),
-                candidate_communes: if single_commune.is_some() {
-                    Vec::new()
-                } else {
-                    communes.ids.iter().copied().take(MAX_CANDIDATES).collect()
-                },
-                normalized,
-            };
+            return commune_match(&communes.ids, confidence, normalized);
         }
-
         let street_commune = {
             let first = self.streets[streets.ids[0] as usize].commune;
             streets
@@ -365,43 +341,15 @@ impl AddressIndex {
                 .all(|&s| self.streets[s as usize].commune == first)
                 .then_some(first)
         };
-        if let Some(number) = parsed.number {
-            let hits: Vec<u32> = streets
-                .ids
-                .iter()
-                .filter_map(|&s| {
-                    self.streets[s as usize]
-                        .buildings
-                        .iter()
-                        .find(|(n, _)| *n == number)
-                        .map(|&(_, b)| b)
-                })
-                .collect();
-            if let [building] = hits.as_slice() {
-                if streets.ids.len() > 1 {
-                    confidence -= 0.1;
-                }
-                return Match {
-                    level: MatchLevel::Building,
-                    confidence: confidence.max(0.1),
-                    building: Some(*building),
-                    commune: street_commune,
-                    candidate_buildings: Vec::new(),
-                    candidate_communes: Vec::new(),
-                    normalized,
-                };
-            }
-            if hits.len() > 1 {
-                return Match {
-                    level: MatchLevel::Street,
-                    confidence: (confidence * 0.5).max(0.05),
-                    building: None,
-                    commune: street_commune,
-                    candidate_buildings: hits.into_iter().take(MAX_CANDIDATES).collect(),
-                    candidate_communes: Vec::new(),
-                    normalized,
-                };
-            }
+        let found = Match {
+            commune: street_commune,
+            normalized,
+            ..Match::none(String::new())
+        };
+        if let Some(number) = parsed.number
+            && let Some(at_number) = self.at_number(&streets.ids, number, confidence, &found)
+        {
+            return at_number;
         }
         let mut on_street: Vec<u32> = streets
             .ids
@@ -412,353 +360,66 @@ impl AddressIndex {
         Match {
             level: MatchLevel::Street,
             confidence: (confidence * 0.6).max(0.05),
-            building: None,
-            commune: street_commune,
             candidate_buildings: on_street,
-            candidate_communes: Vec::new(),
-            normalized,
+            ..found
         }
     }
 
-    fn parse(&self, input: &AddressInput) -> Parsed {
-        let mut parsed = Parsed::default();
-        let structured = !(input.street.trim().is_empty()
-            && input.postcode.trim().is_empty()
-            && input.city.trim().is_empty()
-            && input.street_number.trim().is_empty());
-        if structured {
-            parsed.number = HouseNumber::parse(&input.street_number);
-            let mut street = text::tokens(&input.street);
-            if parsed.number.is_none()
-                && let Some((n, used)) = HouseNumber::from_words(&street)
-            {
-                parsed.number = Some(n);
-                street.drain(..used);
-            }
-            parsed.street = street;
-            let code: String = input
-                .postcode
-                .chars()
-                .filter(|c| !c.is_whitespace())
-                .collect();
-            if !code.is_empty() {
-                parsed.code = Some(code);
-            }
-            parsed.city = text::tokens(&input.city);
-            if parsed.street.is_empty() && !input.free_text.trim().is_empty() {
-                let free = self.parse_free_text(&input.free_text);
-                parsed.street = free.street;
-                parsed.number = parsed.number.or(free.number);
-                parsed.code = parsed.code.or(free.code);
-                if parsed.city.is_empty() {
-                    parsed.city = free.city;
-                }
-            }
-            return parsed;
-        }
-        self.parse_free_text(&input.free_text)
-    }
-
-    /// Splits free text into number, street, code and commune words.
-    fn parse_free_text(&self, free_text: &str) -> Parsed {
-        let mut words = text::tokens(free_text);
-        let mut parsed = Parsed::default();
-        // A five-digit word is a postcode or an INSEE code.
-        let code_at = words
+    /// The building at this number on the candidate streets, or the buildings when several
+    /// streets have one; `None` when none has the number.
+    fn at_number(
+        &self,
+        streets: &[u32],
+        number: HouseNumber,
+        confidence: f32,
+        found: &Match,
+    ) -> Option<Match> {
+        let hits: Vec<u32> = streets
             .iter()
-            .position(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()));
-        let mut after_code: Vec<String> = Vec::new();
-        if let Some(at) = code_at {
-            parsed.code = Some(words[at].clone());
-            after_code = words.split_off(at + 1);
-            words.pop();
-        }
-        let code_communes = parsed
-            .code
-            .as_deref()
-            .map(|code| self.communes_of_code(code))
-            .unwrap_or_default();
-        // The commune name: right after the code, else at the end or the start of the rest.
-        if !after_code.is_empty()
-            && after_code
-                .iter()
-                .any(|w| !w.bytes().all(|b| b.is_ascii_digit()))
-        {
-            parsed.city = after_code;
-        } else if let Some((start, end)) = self.find_commune_words(&words, &code_communes) {
-            if parsed.code.is_some() {
-                let mut alternative = Parsed {
-                    code: parsed.code.clone(),
-                    ..Parsed::default()
-                };
-                Self::read_number_and_street(words.clone(), &mut alternative);
-                parsed.alternative = Some(Box::new(alternative));
-            }
-            parsed.city = words.drain(start..end).collect();
-        }
-        Self::read_number_and_street(words, &mut parsed);
-        parsed
-    }
-
-    /// Reads the house number and the street from the words left once code and commune are out.
-    fn read_number_and_street(mut words: Vec<String>, parsed: &mut Parsed) {
-        // The house number: the first number that stands before a street type, else the first one.
-        let numbers: Vec<(usize, HouseNumber, usize)> = (0..words.len())
-            .filter_map(|i| HouseNumber::from_words(&words[i..]).map(|(n, used)| (i, n, used)))
+            .filter_map(|&s| {
+                self.streets[s as usize]
+                    .buildings
+                    .iter()
+                    .find(|(n, _)| *n == number)
+                    .map(|&(_, b)| b)
+            })
             .collect();
-        let before_type = numbers
-            .iter()
-            .find(|(i, _, used)| words.get(i + used).is_some_and(|w| is_street_type(w)));
-        if let Some(&(at, number, used)) = before_type.or(numbers.first()) {
-            parsed.number = Some(number);
-            words.drain(at..at + used);
-            // Words before the number and its street type are not the street ("logement au 12 rue …").
-            if at > 0 && words.get(at).is_some_and(|w| is_street_type(w)) {
-                words.drain(..at);
-            }
+        match hits.as_slice() {
+            [] => None,
+            [building] => Some(Match {
+                level: MatchLevel::Building,
+                confidence: (confidence - if streets.len() > 1 { 0.1 } else { 0.0 }).max(0.1),
+                building: Some(*building),
+                ..found.clone()
+            }),
+            _ => Some(Match {
+                level: MatchLevel::Street,
+                confidence: (confidence * 0.5).max(0.05),
+                candidate_buildings: hits.into_iter().take(MAX_CANDIDATES).collect(),
+                ..found.clone()
+            }),
         }
-        parsed.street = words;
     }
+}
 
-    fn communes_of_code(&self, code: &str) -> Vec<u32> {
-        if let Some(ids) = self.by_postcode.get(code) {
-            return ids.clone();
-        }
-        self.current_commune(code).into_iter().collect()
-    }
-
-    /// A run of words naming a commune (among `within` when it is not empty): the longest at the
-    /// end, else the longest at the start.
-    fn find_commune_words(&self, words: &[String], within: &[u32]) -> Option<(usize, usize)> {
-        let fits = |start: usize, end: usize| -> bool {
-            let key = text::key(&words[start..end]);
-            if key.is_empty() {
-                return false;
-            }
-            self.by_name
-                .get(&key)
-                .is_some_and(|ids| within.is_empty() || ids.iter().any(|i| within.contains(i)))
-        };
-        let n = words.len();
-        let longest = 6.min(n);
-        for len in (1..=longest).rev() {
-            if fits(n - len, n) {
-                return Some((n - len, n));
-            }
-        }
-        if let Some(len) = (1..longest.min(n.saturating_sub(1)) + 1)
-            .rev()
-            .find(|&len| fits(0, len))
-        {
-            return Some((0, len));
-        }
-        // A misspelt commune name at the end ("Binic-Etable-sur-Mer").
-        (1..=longest.min(4)).rev().find_map(|len| {
-            let key = text::key(&words[n - len..]);
-            (!self.fuzzy_commune(&key, within).is_empty()).then_some((n - len, n))
-        })
-    }
-
-    fn candidate_communes(&self, parsed: &Parsed) -> CommuneCandidates {
-        let from_code = parsed
-            .code
-            .as_deref()
-            .map(|code| self.communes_of_code(code))
-            .unwrap_or_default();
-        let city_key = text::key(&parsed.city);
-        let mut fuzzy = false;
-        let mut from_name: Vec<u32> = if city_key.is_empty() {
+/// No street recognised: the commune alone when there is one, its candidates when several.
+fn commune_match(communes: &[u32], confidence: f32, normalized: String) -> Match {
+    let single = match communes {
+        [] => return Match::none(normalized),
+        [one] => Some(*one),
+        _ => None,
+    };
+    Match {
+        level: MatchLevel::Commune,
+        confidence: (confidence * 0.4).max(0.05),
+        commune: single,
+        candidate_communes: if single.is_some() {
             Vec::new()
         } else {
-            self.by_name.get(&city_key).cloned().unwrap_or_default()
-        };
-        if from_name.is_empty() && !city_key.is_empty() {
-            from_name = self.fuzzy_commune(&city_key, &from_code);
-            fuzzy = !from_name.is_empty();
-        }
-        let (ids, conflict) = match (from_code.is_empty(), from_name.is_empty()) {
-            (true, _) => (from_name, false),
-            (false, true) => (from_code, !city_key.is_empty()),
-            (false, false) => {
-                let both: Vec<u32> = from_code
-                    .iter()
-                    .copied()
-                    .filter(|c| from_name.contains(c))
-                    .collect();
-                if both.is_empty() {
-                    (from_code, true)
-                } else {
-                    (both, false)
-                }
-            }
-        };
-        CommuneCandidates {
-            ids,
-            fuzzy,
-            conflict,
-        }
+            communes.iter().copied().take(MAX_CANDIDATES).collect()
+        },
+        ..Match::none(normalized)
     }
-
-    /// Commune names one typo away from `key`, among `within` when it is not empty.
-    fn fuzzy_commune(&self, key: &str, within: &[u32]) -> Vec<u32> {
-        let limit = typo_allowance(key);
-        if limit == 0 {
-            return Vec::new();
-        }
-        let mut found: Vec<u32> = Vec::new();
-        for (name, ids) in &self.name_keys {
-            if edit_distance_within(name, key, limit).is_some() {
-                for &id in ids {
-                    if (within.is_empty() || within.contains(&id)) && !found.contains(&id) {
-                        found.push(id);
-                    }
-                }
-            }
-        }
-        found
-    }
-
-    fn candidate_streets(&self, parsed: &Parsed, communes: &[u32]) -> StreetCandidates {
-        let (street_type, core) = split_street(&parsed.street);
-        if core.is_empty() {
-            return StreetCandidates::default();
-        }
-        let core_key = core.join(" ");
-        let exact: Vec<u32> = if communes.is_empty() {
-            self.street_by_key_anywhere
-                .get(&core_key)
-                .cloned()
-                .unwrap_or_default()
-        } else {
-            communes
-                .iter()
-                .filter_map(|&c| self.street_by_key.get(&(c, core_key.clone())))
-                .flatten()
-                .copied()
-                .collect()
-        };
-        if !exact.is_empty() {
-            return StreetCandidates {
-                ids: self.prefer_type(exact, street_type.as_deref()),
-                fuzzy: false,
-            };
-        }
-        // Typos and extra words: score every street of the candidate communes.
-        let pool: Vec<u32> = communes
-            .iter()
-            .filter_map(|c| self.streets_of_commune.get(c))
-            .flatten()
-            .copied()
-            .collect();
-        let mut best: Vec<u32> = Vec::new();
-        let mut best_score = (usize::MAX, usize::MAX);
-        for s in pool {
-            let street = &self.streets[s as usize];
-            if let Some(score) = fuzzy_score(&street.core, &core) {
-                if score < best_score {
-                    best_score = score;
-                    best.clear();
-                }
-                if score == best_score {
-                    best.push(s);
-                }
-            }
-        }
-        StreetCandidates {
-            ids: self.prefer_type(best, street_type.as_deref()),
-            fuzzy: true,
-        }
-    }
-
-    /// Among streets that share a name, the ones of the street type the caller said, if any is.
-    fn prefer_type(&self, ids: Vec<u32>, wanted: Option<&str>) -> Vec<u32> {
-        let Some(wanted) = wanted else { return ids };
-        let same: Vec<u32> = ids
-            .iter()
-            .copied()
-            .filter(|&s| self.streets[s as usize].street_type.as_deref() == Some(wanted))
-            .collect();
-        if same.is_empty() { ids } else { same }
-    }
-}
-
-/// How well a street's significant words are found in what the caller said: `None` when one is
-/// missing; otherwise (typos, extra words), lower is better.
-fn fuzzy_score(street: &[String], said: &[String]) -> Option<(usize, usize)> {
-    let mut used = vec![false; said.len()];
-    let mut typos = 0;
-    for word in street {
-        let exact = said
-            .iter()
-            .enumerate()
-            .position(|(i, w)| !used[i] && w == word);
-        let at = match exact {
-            Some(i) => i,
-            None => {
-                let limit = typo_allowance(word);
-                let i = said.iter().enumerate().position(|(i, w)| {
-                    !used[i] && limit > 0 && edit_distance_within(w, word, limit).is_some()
-                })?;
-                typos += 1;
-                i
-            }
-        };
-        used[at] = true;
-    }
-    let extra = used.iter().filter(|u| !**u).count();
-    Some((typos, extra))
-}
-
-/// Splits normalised street words into the street type (if the first word is one) and the
-/// significant words of the name.
-fn split_street(words: &[String]) -> (Option<String>, Vec<String>) {
-    let (street_type, rest) = match words.split_first() {
-        Some((first, rest)) if is_street_type(first) && !rest.is_empty() => {
-            (Some(first.clone()), rest)
-        }
-        _ => (None, words),
-    };
-    let core = rest
-        .iter()
-        .filter(|w| !text::is_stopword(w))
-        .cloned()
-        .collect();
-    (street_type, core)
-}
-
-#[derive(Default)]
-struct Parsed {
-    number: Option<HouseNumber>,
-    street: Vec<String>,
-    code: Option<String>,
-    city: Vec<String>,
-    /// Another reading of the same text, tried when this one finds no street.
-    alternative: Option<Box<Parsed>>,
-}
-
-impl Parsed {
-    fn normalized(&self) -> String {
-        let mut parts: Vec<String> = Vec::new();
-        if let Some(n) = self.number {
-            parts.push(n.to_string().to_lowercase());
-        }
-        parts.extend(self.street.iter().cloned());
-        parts.extend(self.code.iter().cloned());
-        parts.extend(self.city.iter().cloned());
-        parts.join(" ")
-    }
-}
-
-struct CommuneCandidates {
-    ids: Vec<u32>,
-    fuzzy: bool,
-    conflict: bool,
-}
-
-#[derive(Default)]
-struct StreetCandidates {
-    ids: Vec<u32>,
-    fuzzy: bool,
 }
 
 #[cfg(test)]

@@ -1,0 +1,148 @@
+//! Reading what a caller said: structured fields or free text ("12 bd St-Michel 72000 Le Mans",
+//! "Rue du 8-Mai-1945, 2, 22000 Saint-Brieuc") into a house number, street words, a postcode or
+//! INSEE code and commune words — with another reading when the words allow two.
+
+use super::super::text::{self, HouseNumber, is_street_type};
+use super::{AddressIndex, AddressInput};
+
+#[derive(Default)]
+pub(super) struct Parsed {
+    pub number: Option<HouseNumber>,
+    pub street: Vec<String>,
+    pub code: Option<String>,
+    pub city: Vec<String>,
+    /// Another reading of the same text, tried when this one finds no street.
+    pub alternative: Option<Box<Parsed>>,
+}
+
+impl Parsed {
+    pub fn normalized(&self) -> String {
+        let mut parts: Vec<String> = Vec::new();
+        if let Some(n) = self.number {
+            parts.push(n.to_string().to_lowercase());
+        }
+        parts.extend(self.street.iter().cloned());
+        parts.extend(self.code.iter().cloned());
+        parts.extend(self.city.iter().cloned());
+        parts.join(" ")
+    }
+}
+
+impl AddressIndex {
+    pub(super) fn parse(&self, input: &AddressInput) -> Parsed {
+        let mut parsed = Parsed::default();
+        let structured = !(input.street.trim().is_empty()
+            && input.postcode.trim().is_empty()
+            && input.city.trim().is_empty()
+            && input.street_number.trim().is_empty());
+        if structured {
+            parsed.number = HouseNumber::parse(&input.street_number);
+            let mut street = text::tokens(&input.street);
+            if parsed.number.is_none()
+                && let Some((n, used)) = HouseNumber::from_words(&street)
+            {
+                parsed.number = Some(n);
+                street.drain(..used);
+            }
+            parsed.street = street;
+            let code: String = input
+                .postcode
+                .chars()
+                .filter(|c| !c.is_whitespace())
+                .collect();
+            if !code.is_empty() {
+                parsed.code = Some(code);
+            }
+            parsed.city = text::tokens(&input.city);
+            if parsed.street.is_empty() && !input.free_text.trim().is_empty() {
+                let free = self.parse_free_text(&input.free_text);
+                parsed.street = free.street;
+                parsed.number = parsed.number.or(free.number);
+                parsed.code = parsed.code.or(free.code);
+                if parsed.city.is_empty() {
+                    parsed.city = free.city;
+                }
+            }
+            return parsed;
+        }
+        self.parse_free_text(&input.free_text)
+    }
+
+    /// Splits free text into number, street, code and commune words.
+    pub(super) fn parse_free_text(&self, free_text: &str) -> Parsed {
+        let mut words = text::tokens(free_text);
+        let mut parsed = Parsed::default();
+        // A five-digit word is a postcode or an INSEE code.
+        let code_at = words
+            .iter()
+            .position(|w| w.len() == 5 && w.bytes().all(|b| b.is_ascii_digit()));
+        let mut after_code: Vec<String> = Vec::new();
+        if let Some(at) = code_at {
+            parsed.code = Some(words[at].clone());
+            after_code = words.split_off(at + 1);
+            words.pop();
+        }
+        let code_communes = parsed
+            .code
+            .as_deref()
+            .map(|code| self.communes_of_code(code))
+            .unwrap_or_default();
+        // The commune name: right after the code, else at the end or the start of the rest.
+        if !after_code.is_empty()
+            && after_code
+                .iter()
+                .any(|w| !w.bytes().all(|b| b.is_ascii_digit()))
+        {
+            parsed.city = after_code;
+        } else if let Some((start, end)) = self.find_commune_words(&words, &code_communes) {
+            if parsed.code.is_some() {
+                let mut alternative = Parsed {
+                    code: parsed.code.clone(),
+                    ..Parsed::default()
+                };
+                Self::read_number_and_street(words.clone(), &mut alternative);
+                parsed.alternative = Some(Box::new(alternative));
+            }
+            parsed.city = words.drain(start..end).collect();
+        }
+        Self::read_number_and_street(words, &mut parsed);
+        parsed
+    }
+
+    /// Reads the house number and the street from the words left once code and commune are out.
+    pub(super) fn read_number_and_street(mut words: Vec<String>, parsed: &mut Parsed) {
+        // The house number: the first number that stands before a street type, else the first one.
+        let numbers: Vec<(usize, HouseNumber, usize)> = (0..words.len())
+            .filter_map(|i| HouseNumber::from_words(&words[i..]).map(|(n, used)| (i, n, used)))
+            .collect();
+        let before_type = numbers
+            .iter()
+            .find(|(i, _, used)| words.get(i + used).is_some_and(|w| is_street_type(w)));
+        if let Some(&(at, number, used)) = before_type.or(numbers.first()) {
+            parsed.number = Some(number);
+            words.drain(at..at + used);
+            // Words before the number and its street type are not the street ("logement au 12 rue …").
+            if at > 0 && words.get(at).is_some_and(|w| is_street_type(w)) {
+                words.drain(..at);
+            }
+        }
+        parsed.street = words;
+    }
+}
+
+/// Splits normalised street words into the street type (if the first word is one) and the
+/// significant words of the name.
+pub(super) fn split_street(words: &[String]) -> (Option<String>, Vec<String>) {
+    let (street_type, rest) = match words.split_first() {
+        Some((first, rest)) if is_street_type(first) && !rest.is_empty() => {
+            (Some(first.clone()), rest)
+        }
+        _ => (None, words),
+    };
+    let core = rest
+        .iter()
+        .filter(|w| !text::is_stopword(w))
+        .cloned()
+        .collect();
+    (street_type, core)
+}

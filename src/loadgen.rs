@@ -20,6 +20,7 @@ use tonic::transport::Channel;
 use crate::api::pb;
 use crate::api::pb::agent_desk_client::AgentDeskClient;
 use crate::api::pb::call_routing_client::CallRoutingClient;
+use crate::registry;
 
 /// Options of `callrouter load`.
 #[derive(Debug, Clone, Args)]
@@ -88,61 +89,65 @@ fn read_tokens(path: &PathBuf) -> Result<Tokens, String> {
     Ok(Tokens { telephony, agents })
 }
 
-/// Requests drawn from the registry: a third by tenant reference, a third by structured address,
-/// a third by free text.
+/// Requests drawn from the registry, read with the registry loader: a third by tenant reference,
+/// the rest by structured address or free text, alternately.
 fn requests(options: &LoadOptions) -> Result<Vec<pb::RouteCallRequest>, String> {
-    let buildings = std::fs::read_to_string(&options.buildings)
-        .map_err(|e| format!("{}: {e}", options.buildings.display()))?;
-    let tenants = std::fs::read_to_string(&options.tenants)
-        .map_err(|e| format!("{}: {e}", options.tenants.display()))?;
-    let issues = [
-        "technical.plumbing.leak",
-        "technical.heating.no_heat",
-        "administrative.rent.payment",
-        "technical.lift.breakdown",
-        "social.neighbour_dispute",
-        "emergency.gas_smell",
-    ];
-    let mut out = Vec::new();
-    for (i, line) in buildings.lines().skip(1).enumerate() {
-        let f: Vec<&str> = line.split(',').collect();
-        if f.len() < 8 {
-            continue;
-        }
-        let issue = issues[i % issues.len()].to_owned();
+    let problems = |p: Vec<crate::diagnostics::Problem>| {
+        p.first().map(ToString::to_string).unwrap_or_default()
+    };
+    let buildings = registry::load_buildings(&options.buildings).map_err(problems)?;
+    let tenants = registry::load_tenants(&options.tenants).map_err(problems)?;
+    let issue = |i: usize| ISSUES[i % ISSUES.len()].to_owned();
+    let by_address = buildings.iter().enumerate().map(|(i, row)| {
+        let b = &row.value;
         let address = if i % 2 == 0 {
             pb::Address {
-                street_number: f[3].to_owned(),
-                street: f[4].to_owned(),
-                postcode: f[5].to_owned(),
+                street_number: b.street_number.clone(),
+                street: b.street_name.clone(),
+                postcode: b.postcode.clone(),
                 ..Default::default()
             }
         } else {
             pb::Address {
-                free_text: format!("{} {} {} {}", f[3], f[4], f[5], f[7]),
+                free_text: format!(
+                    "{} {} {} {}",
+                    b.street_number, b.street_name, b.postcode, b.city
+                ),
                 ..Default::default()
             }
         };
-        out.push(pb::RouteCallRequest {
+        pb::RouteCallRequest {
             address: Some(address),
-            issue_type: issue,
+            issue_type: issue(i),
             ..Default::default()
-        });
-    }
-    for (i, line) in tenants.lines().skip(1).step_by(15).enumerate() {
-        if let Some(reference) = line.split(',').next() {
-            out.push(pb::RouteCallRequest {
-                tenant_reference: reference.to_owned(),
-                issue_type: issues[i % issues.len()].to_owned(),
+        }
+    });
+    let by_reference =
+        tenants
+            .iter()
+            .step_by(15)
+            .enumerate()
+            .map(|(i, row)| pb::RouteCallRequest {
+                tenant_reference: row.value.reference.clone(),
+                issue_type: issue(i),
                 ..Default::default()
             });
-        }
-    }
+    let out: Vec<pb::RouteCallRequest> = by_address.chain(by_reference).collect();
     if out.is_empty() {
         return Err("no requests could be built from the registries".to_owned());
     }
     Ok(out)
 }
+
+/// The issues calls are about, in turn.
+const ISSUES: [&str; 6] = [
+    "technical.plumbing.leak",
+    "technical.heating.no_heat",
+    "administrative.rent.payment",
+    "technical.lift.breakdown",
+    "social.neighbour_dispute",
+    "emergency.gas_smell",
+];
 
 fn percentiles(mut samples: Vec<Duration>) -> String {
     if samples.is_empty() {
@@ -214,163 +219,205 @@ pub async fn run(options: LoadOptions) -> Result<(), String> {
             .map_err(|e| format!("cannot connect to {}: {e}", options.target))?;
         channels.push(channel);
     }
-    let telephony = bearer(&tokens.telephony)?;
-    let run_id = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis())
-        .unwrap_or(0);
-    let counter = Arc::new(AtomicU64::new(0));
-    let before = match &options.redis_url {
-        Some(url) => Some(script_calls(url).await?),
-        None => None,
+    let load = Load {
+        options,
+        channels,
+        tokens,
     };
-
-    let started = Instant::now();
-    let deadline = started + Duration::from_secs(options.seconds);
-    let mut tasks = Vec::new();
-    let workers = if options.rate > 0 {
-        options.concurrency.max(256)
-    } else {
-        options.concurrency
-    };
-    let interval = (options.rate > 0).then(|| Duration::from_secs_f64(1.0 / options.rate as f64));
-    for w in 0..workers {
-        let mut client =
-            CallRoutingClient::new(channels[(w % options.connections) as usize].clone());
-        let requests = requests.clone();
-        let counter = counter.clone();
-        let telephony = telephony.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let (mut queued, mut failed) = (0u64, 0u64);
-            loop {
-                let n = counter.fetch_add(1, Ordering::Relaxed);
-                let scheduled = match interval {
-                    Some(every) => started + every * n as u32,
-                    None => Instant::now(),
-                };
-                if scheduled >= deadline {
-                    break;
-                }
-                tokio::time::sleep_until(scheduled.into()).await;
-                let mut message = requests[(n as usize) % requests.len()].clone();
-                message.call_id = format!("load-{run_id}-{n}");
-                let mut request = tonic::Request::new(message);
-                request
-                    .metadata_mut()
-                    .insert("authorization", telephony.clone());
-                match client.route_call(request).await {
-                    Ok(response) => {
-                        latencies.push(scheduled.elapsed());
-                        if response.get_ref().queued {
-                            queued += 1;
-                        }
-                    }
-                    Err(_) => failed += 1,
-                }
-            }
-            (latencies, queued, failed)
-        }));
-    }
-    let mut latencies = Vec::new();
-    let (mut queued, mut failed) = (0, 0);
-    for t in tasks {
-        let (l, q, f) = t.await.map_err(|e| e.to_string())?;
-        latencies.extend(l);
-        queued += q;
-        failed += f;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    let calls = latencies.len() as u64;
-    println!(
-        "RouteCall: {calls} calls in {elapsed:.1} s = {:.0} calls/s ({}), {queued} queued, {failed} failed",
-        calls as f64 / elapsed,
-        if options.rate > 0 {
-            format!("open loop at {}/s", options.rate)
-        } else {
-            format!("closed loop, {} callers", options.concurrency)
-        }
-    );
-    println!("  latency: {}", percentiles(latencies));
-    if let (Some(url), Some(before)) = (&options.redis_url, before) {
-        let after = script_calls(url).await?;
-        println!(
-            "  Redis round trips per RouteCall: {:.2}",
-            (after - before) as f64 / (calls + failed).max(1) as f64
-        );
-    }
-    if options.route_only {
-        return Ok(());
-    }
-
-    let before = match &options.redis_url {
-        Some(url) => Some(script_calls(url).await?),
-        None => None,
-    };
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for w in 0..options.concurrency {
-        let token = bearer(&tokens.agents[(w as usize) % tokens.agents.len().max(1)])?;
-        let mut desk = AgentDeskClient::new(channels[(w % options.connections) as usize].clone());
-        tasks.push(tokio::spawn(async move {
-            let mut cycles = Vec::new();
-            let mut failed = 0u64;
-            loop {
-                let began = Instant::now();
-                let mut claim = tonic::Request::new(pb::ClaimNextTicketRequest {
-                    team_ids: vec![],
-                    lease_seconds: 60,
-                });
-                claim.metadata_mut().insert("authorization", token.clone());
-                let ticket = match desk.claim_next_ticket(claim).await {
-                    Ok(r) => match r.into_inner().ticket {
-                        Some(t) => t,
-                        None => break,
-                    },
-                    Err(_) => {
-                        failed += 1;
-                        break;
-                    }
-                };
-                let mut complete = tonic::Request::new(pb::CompleteTicketRequest {
-                    ticket_id: ticket.ticket_id,
-                    lease_token: ticket.lease_token,
-                    resolution: "load".to_owned(),
-                });
-                complete
-                    .metadata_mut()
-                    .insert("authorization", token.clone());
-                match desk.complete_ticket(complete).await {
-                    Ok(_) => cycles.push(began.elapsed()),
-                    Err(_) => failed += 1,
-                }
-            }
-            (cycles, failed)
-        }));
-    }
-    let mut cycles = Vec::new();
-    let mut failed = 0;
-    for t in tasks {
-        let (c, f) = t.await.map_err(|e| e.to_string())?;
-        cycles.extend(c);
-        failed += f;
-    }
-    let elapsed = started.elapsed().as_secs_f64();
-    println!(
-        "claim -> complete: {} cycles in {elapsed:.1} s = {:.0} cycles/s ({} agents), {failed} failed",
-        cycles.len(),
-        cycles.len() as f64 / elapsed,
-        options.concurrency
-    );
-    println!("  cycle latency: {}", percentiles(cycles.clone()));
-    if let (Some(url), Some(before)) = (&options.redis_url, before) {
-        let after = script_calls(url).await?;
-        println!(
-            "  Redis round trips per cycle: {:.2}",
-            (after - before) as f64 / cycles.len().max(1) as f64
-        );
+    load.route_calls(requests).await?;
+    if !load.options.route_only {
+        load.claim_and_complete().await?;
     }
     Ok(())
+}
+
+/// A load run: its options, its connections and the tokens it calls with.
+struct Load {
+    options: LoadOptions,
+    channels: Vec<Channel>,
+    tokens: Tokens,
+}
+
+/// What one worker measured: latencies, and its successes and failures.
+type Tally = (Vec<Duration>, u64, u64);
+
+impl Load {
+    fn channel(&self, worker: u64) -> Channel {
+        self.channels[(worker % self.options.connections) as usize].clone()
+    }
+
+    /// Script calls Redis has served so far, when the run counts round trips.
+    async fn redis_calls(&self) -> Result<Option<u64>, String> {
+        match &self.options.redis_url {
+            Some(url) => Ok(Some(script_calls(url).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Prints Redis round trips per operation since `before`.
+    async fn print_round_trips(
+        &self,
+        before: Option<u64>,
+        per: &str,
+        operations: u64,
+    ) -> Result<(), String> {
+        if let Some(before) = before
+            && let Some(after) = self.redis_calls().await?
+        {
+            println!(
+                "  Redis round trips per {per}: {:.2}",
+                (after - before) as f64 / operations.max(1) as f64
+            );
+        }
+        Ok(())
+    }
+
+    /// The `RouteCall` phase: closed loop, or open loop at `--rate` (latency from the scheduled
+    /// start, so a slow server cannot hide its queueing).
+    async fn route_calls(&self, requests: Arc<Vec<pb::RouteCallRequest>>) -> Result<(), String> {
+        let options = &self.options;
+        let telephony = bearer(&self.tokens.telephony)?;
+        let run_id = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis())
+            .unwrap_or(0);
+        let counter = Arc::new(AtomicU64::new(0));
+        let before = self.redis_calls().await?;
+        let started = Instant::now();
+        let deadline = started + Duration::from_secs(options.seconds);
+        let workers = if options.rate > 0 {
+            options.concurrency.max(256)
+        } else {
+            options.concurrency
+        };
+        let interval =
+            (options.rate > 0).then(|| Duration::from_secs_f64(1.0 / options.rate as f64));
+        let tasks: Vec<_> = (0..workers)
+            .map(|w| {
+                let mut client = CallRoutingClient::new(self.channel(w));
+                let (requests, counter, telephony) =
+                    (requests.clone(), counter.clone(), telephony.clone());
+                tokio::spawn(async move {
+                    let (mut latencies, mut queued, mut failed) = (Vec::new(), 0u64, 0u64);
+                    loop {
+                        let n = counter.fetch_add(1, Ordering::Relaxed);
+                        let scheduled = match interval {
+                            Some(every) => started + every * n as u32,
+                            None => Instant::now(),
+                        };
+                        if scheduled >= deadline {
+                            break;
+                        }
+                        tokio::time::sleep_until(scheduled.into()).await;
+                        let mut message = requests[(n as usize) % requests.len()].clone();
+                        message.call_id = format!("load-{run_id}-{n}");
+                        let mut request = tonic::Request::new(message);
+                        request
+                            .metadata_mut()
+                            .insert("authorization", telephony.clone());
+                        match client.route_call(request).await {
+                            Ok(response) => {
+                                latencies.push(scheduled.elapsed());
+                                queued += u64::from(response.get_ref().queued);
+                            }
+                            Err(_) => failed += 1,
+                        }
+                    }
+                    (latencies, queued, failed)
+                })
+            })
+            .collect();
+        let (latencies, queued, failed) = gather(tasks).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        let calls = latencies.len() as u64;
+        println!(
+            "RouteCall: {calls} calls in {elapsed:.1} s = {:.0} calls/s ({}), {queued} queued, {failed} failed",
+            calls as f64 / elapsed,
+            if options.rate > 0 {
+                format!("open loop at {}/s", options.rate)
+            } else {
+                format!("closed loop, {} callers", options.concurrency)
+            }
+        );
+        println!("  latency: {}", percentiles(latencies));
+        self.print_round_trips(before, "RouteCall", calls + failed)
+            .await
+    }
+
+    /// The claim → complete phase: each agent claims and completes until its queues are empty.
+    async fn claim_and_complete(&self) -> Result<(), String> {
+        let before = self.redis_calls().await?;
+        let started = Instant::now();
+        let agents = &self.tokens.agents;
+        let mut tasks = Vec::new();
+        for w in 0..self.options.concurrency {
+            let token = bearer(&agents[(w as usize) % agents.len().max(1)])?;
+            let desk = AgentDeskClient::new(self.channel(w));
+            tasks.push(tokio::spawn(work_tickets(desk, token)));
+        }
+        let (cycles, _, failed) = gather(tasks).await?;
+        let elapsed = started.elapsed().as_secs_f64();
+        println!(
+            "claim -> complete: {} cycles in {elapsed:.1} s = {:.0} cycles/s ({} agents), {failed} failed",
+            cycles.len(),
+            cycles.len() as f64 / elapsed,
+            self.options.concurrency
+        );
+        println!("  cycle latency: {}", percentiles(cycles.clone()));
+        self.print_round_trips(before, "cycle", cycles.len() as u64)
+            .await
+    }
+}
+
+/// One agent claiming and completing until nothing is left: its cycle times and failures.
+async fn work_tickets(
+    mut desk: AgentDeskClient<Channel>,
+    token: MetadataValue<tonic::metadata::Ascii>,
+) -> Tally {
+    let (mut cycles, mut failed) = (Vec::new(), 0u64);
+    loop {
+        let began = Instant::now();
+        let mut claim = tonic::Request::new(pb::ClaimNextTicketRequest {
+            team_ids: vec![],
+            lease_seconds: 60,
+        });
+        claim.metadata_mut().insert("authorization", token.clone());
+        let ticket = match desk.claim_next_ticket(claim).await {
+            Ok(r) => match r.into_inner().ticket {
+                Some(t) => t,
+                None => break,
+            },
+            Err(_) => {
+                failed += 1;
+                break;
+            }
+        };
+        let mut complete = tonic::Request::new(pb::CompleteTicketRequest {
+            ticket_id: ticket.ticket_id,
+            lease_token: ticket.lease_token,
+            resolution: "load".to_owned(),
+        });
+        complete
+            .metadata_mut()
+            .insert("authorization", token.clone());
+        match desk.complete_ticket(complete).await {
+            Ok(_) => cycles.push(began.elapsed()),
+            Err(_) => failed += 1,
+        }
+    }
+    (cycles, 0, failed)
+}
+
+/// The workers' tallies, summed.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Result<Tally, String> {
+    let mut total: Tally = (Vec::new(), 0, 0);
+    for t in tasks {
+        let (latencies, ok, failed) = t.await.map_err(|e| e.to_string())?;
+        total.0.extend(latencies);
+        total.1 += ok;
+        total.2 += failed;
+    }
+    Ok(total)
 }
 
 #[cfg(test)]

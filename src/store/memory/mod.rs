@@ -14,7 +14,6 @@ use tokio::sync::Notify;
 mod state;
 
 use self::state::{State, now_ms, place};
-use super::ids::new_ticket_id;
 use super::lifecycle::{Action, EventKind};
 use super::{
     AgentStatus, Created, Hold, Millis, NewTicket, Presence, QueuePosition, QueueStats, ReapReport,
@@ -65,108 +64,30 @@ impl TicketStore for MemoryStore {
         s.purge_expired(t);
         let call_key = (new.partition.clone(), new.call_id.clone());
         if let Some(existing) = s.calls.get(&call_key).cloned()
-            && let Some(ticket) = s.tickets.get(&existing).cloned()
+            && s.tickets.contains_key(&existing)
         {
-            return Ok(Created {
-                position: s.position(&existing),
-                ticket,
-                duplicate: true,
-                joined_incident: false,
-            });
+            return Ok(s.created(&existing, true, false));
         }
-        if let Some(incident) = &new.incident_id {
+        let open = new.incident_id.as_ref().and_then(|incident| {
             let key = (new.partition.clone(), incident.clone());
-            let open = s
-                .incidents
+            s.incidents
                 .get(&key)
                 .cloned()
-                .filter(|id| s.tickets.get(id).is_some_and(|t| !t.state.is_closed()));
-            if let Some(open) = open {
-                let team = {
-                    let ticket = s
-                        .tickets
-                        .get_mut(&open)
-                        .ok_or_else(|| StoreError::NotFound(open.clone()))?;
-                    ticket.incident_calls += 1;
-                    QueueRef::new(&ticket.partition, &ticket.team_id)
-                };
-                // A joined call is remembered for retries for the retention, like a closed ticket's call.
-                let expires = t + self.settings.retention.as_millis() as Millis;
-                s.call_expiries
-                    .insert((expires, call_key.0.clone(), call_key.1.clone()));
-                s.calls.insert(call_key, open.clone());
-                s.remember(&open, t, format!("incident call {}", new.call_id));
-                s.emit(
-                    &team,
-                    EventKind::IncidentCall,
-                    &open,
-                    t,
-                    self.settings.feed_length,
-                );
-                let ticket = s.tickets[&open].clone();
-                return Ok(Created {
-                    position: s.position(&open),
-                    ticket,
-                    duplicate: false,
-                    joined_incident: true,
-                });
+                .filter(|id| s.tickets.get(id).is_some_and(|t| !t.state.is_closed()))
+        });
+        let created = match open {
+            Some(open) => {
+                s.join_incident(&open, call_key, t, &self.settings);
+                s.created(&open, false, true)
             }
-        }
-        let id = new_ticket_id(new.partition.as_str());
-        let ticket = Ticket {
-            ticket_id: id.clone(),
-            call_id: new.call_id.clone(),
-            partition: new.partition.clone(),
-            state: TicketState::Queued,
-            cooperator_id: new.cooperator_id,
-            team_id: new.team_id.clone(),
-            urgency: new.urgency,
-            issue_type: new.issue_type,
-            building_id: new.building_id,
-            incident_id: new.incident_id.clone(),
-            incident_calls: 1,
-            agent_id: None,
-            lease_token: 0,
-            lease_expires_at: None,
-            attempts: 0,
-            created_at: t,
-            enqueued_at: t,
-            sla_due_at: new.sla_due_at,
-            claimed_at: None,
-            closed_at: None,
-            resolution: None,
-            escalation_team: new.escalation_team,
-            escalated: false,
-            transferred_from: None,
-            moved_to: None,
-            details: new.details,
+            None => {
+                let id = s.queue_new(new, t, &self.settings);
+                s.created(&id, false, false)
+            }
         };
-        let queue = QueueRef::new(&new.partition, &new.team_id);
-        s.tickets.insert(id.clone(), ticket);
-        s.enqueue(&id);
-        s.calls.insert(call_key, id.clone());
-        if let Some(incident) = new.incident_id {
-            s.incidents
-                .insert((new.partition.clone(), incident), id.clone());
-        }
-        s.remember(&id, t, format!("created in {}", new.team_id));
-        s.count(&queue, TicketState::Queued, 1);
-        s.emit(
-            &queue,
-            EventKind::Created,
-            &id,
-            t,
-            self.settings.feed_length,
-        );
         drop(s);
         self.feed_changed.notify_waiters();
-        let s = self.lock();
-        Ok(Created {
-            ticket: s.tickets[&id].clone(),
-            duplicate: false,
-            joined_incident: false,
-            position: s.position(&id),
-        })
+        Ok(created)
     }
 
     async fn claim_next(
@@ -546,59 +467,7 @@ impl TicketStore for MemoryStore {
         let t = now_ms();
         let mut s = self.lock();
         s.purge_expired(t);
-        let due: Vec<(Millis, String)> = s
-            .leases
-            .iter()
-            .take_while(|(at, _)| *at <= t)
-            .filter(|(_, id)| s.tickets.get(id).is_some_and(|x| &x.partition == partition))
-            .cloned()
-            .collect();
-        let mut report = ReapReport::default();
-        for (at, id) in due {
-            s.leases.remove(&(at, id.clone()));
-            let Some(ticket) = s.tickets.get_mut(&id) else {
-                continue;
-            };
-            if !ticket.state.is_held() {
-                continue;
-            }
-            let was = ticket.state;
-            let holder = ticket.agent_id.clone().unwrap_or_default();
-            let from = QueueRef::new(&ticket.partition, &ticket.team_id);
-            ticket.attempts += 1;
-            let escalate = ticket.attempts >= self.settings.max_attempts
-                && !ticket.escalation_team.is_empty()
-                && ticket.escalation_team != ticket.team_id;
-            if escalate {
-                ticket.team_id = ticket.escalation_team.clone();
-                ticket.escalated = true;
-            }
-            ticket.state = TicketState::Queued;
-            State::drop_hold(ticket);
-            let attempts = ticket.attempts;
-            let to = QueueRef::new(&ticket.partition, &ticket.team_id);
-            s.enqueue(&id);
-            s.count(&from, was, -1);
-            s.count(&to, TicketState::Queued, 1);
-            s.remember(
-                &id,
-                t,
-                format!("lease of {holder} expired, attempt {attempts}"),
-            );
-            s.emit(
-                &from,
-                EventKind::LeaseExpired,
-                &id,
-                t,
-                self.settings.feed_length,
-            );
-            if escalate {
-                s.remember(&id, t, format!("escalated to {}", to.team));
-                s.emit(&to, EventKind::Escalated, &id, t, self.settings.feed_length);
-                report.escalated += 1;
-            }
-            report.expired += 1;
-        }
+        let report = s.reap(partition, t, &self.settings);
         drop(s);
         if report.expired > 0 {
             self.feed_changed.notify_waiters();

@@ -9,8 +9,8 @@ use crate::routing::partition::{Partition, QueueRef};
 use crate::store::ids::new_ticket_id;
 use crate::store::lifecycle::{Action, EventKind, TicketState};
 use crate::store::{
-    AgentStatus, DEFAULT_CLAIM_INTERVAL_MS, Hold, Millis, QueuePosition, StoreError, StoreSettings,
-    Ticket, TicketEvent, estimate_wait_seconds, queue_score,
+    AgentStatus, Created, DEFAULT_CLAIM_INTERVAL_MS, Hold, Millis, NewTicket, QueuePosition,
+    ReapReport, StoreError, StoreSettings, Ticket, TicketEvent, estimate_wait_seconds, queue_score,
 };
 
 /// Queue order key: (score as integer milliseconds with urgency, ticket id).
@@ -255,5 +255,158 @@ impl State {
         );
         self.expire_closed(ticket_id, t, settings.retention);
         new_id
+    }
+
+    /// What `create` answers for a ticket.
+    pub(super) fn created(&self, id: &str, duplicate: bool, joined_incident: bool) -> Created {
+        Created {
+            ticket: self.tickets[id].clone(),
+            duplicate,
+            joined_incident,
+            position: self.position(id),
+        }
+    }
+
+    /// Another call joins the open ticket of its building-wide incident. The call is remembered
+    /// for retries for the retention, like a closed ticket's call.
+    pub(super) fn join_incident(
+        &mut self,
+        open: &str,
+        call_key: (Partition, String),
+        t: Millis,
+        settings: &StoreSettings,
+    ) {
+        let Some(ticket) = self.tickets.get_mut(open) else {
+            return;
+        };
+        ticket.incident_calls += 1;
+        let team = QueueRef::new(&ticket.partition, &ticket.team_id);
+        let expires = t + settings.retention.as_millis() as Millis;
+        self.call_expiries
+            .insert((expires, call_key.0.clone(), call_key.1.clone()));
+        self.remember(open, t, format!("incident call {}", call_key.1));
+        self.calls.insert(call_key, open.to_owned());
+        self.emit(
+            &team,
+            EventKind::IncidentCall,
+            open,
+            t,
+            settings.feed_length,
+        );
+    }
+
+    /// A new ticket for a call, at the end of its queue (by urgency): its id.
+    pub(super) fn queue_new(
+        &mut self,
+        new: NewTicket,
+        t: Millis,
+        settings: &StoreSettings,
+    ) -> String {
+        let id = new_ticket_id(new.partition.as_str());
+        let queue = QueueRef::new(&new.partition, &new.team_id);
+        self.calls
+            .insert((new.partition.clone(), new.call_id.clone()), id.clone());
+        if let Some(incident) = &new.incident_id {
+            self.incidents
+                .insert((new.partition.clone(), incident.clone()), id.clone());
+        }
+        self.remember(&id, t, format!("created in {}", new.team_id));
+        self.tickets.insert(
+            id.clone(),
+            Ticket {
+                ticket_id: id.clone(),
+                call_id: new.call_id,
+                partition: new.partition,
+                state: TicketState::Queued,
+                cooperator_id: new.cooperator_id,
+                team_id: new.team_id,
+                urgency: new.urgency,
+                issue_type: new.issue_type,
+                building_id: new.building_id,
+                incident_id: new.incident_id,
+                incident_calls: 1,
+                agent_id: None,
+                lease_token: 0,
+                lease_expires_at: None,
+                attempts: 0,
+                created_at: t,
+                enqueued_at: t,
+                sla_due_at: new.sla_due_at,
+                claimed_at: None,
+                closed_at: None,
+                resolution: None,
+                escalation_team: new.escalation_team,
+                escalated: false,
+                transferred_from: None,
+                moved_to: None,
+                details: new.details,
+            },
+        );
+        self.enqueue(&id);
+        self.count(&queue, TicketState::Queued, 1);
+        self.emit(&queue, EventKind::Created, &id, t, settings.feed_length);
+        id
+    }
+
+    /// Expired leases of a partition go back to their queue at their original place, attempts
+    /// + 1; at the attempt limit, to the escalation team's queue.
+    pub(super) fn reap(
+        &mut self,
+        partition: &Partition,
+        t: Millis,
+        settings: &StoreSettings,
+    ) -> ReapReport {
+        let due: Vec<(Millis, String)> = self
+            .leases
+            .iter()
+            .take_while(|(at, _)| *at <= t)
+            .filter(|(_, id)| {
+                self.tickets
+                    .get(id)
+                    .is_some_and(|x| &x.partition == partition)
+            })
+            .cloned()
+            .collect();
+        let mut report = ReapReport::default();
+        for (at, id) in due {
+            self.leases.remove(&(at, id.clone()));
+            let Some(ticket) = self.tickets.get_mut(&id) else {
+                continue;
+            };
+            if !ticket.state.is_held() {
+                continue;
+            }
+            let was = ticket.state;
+            let holder = ticket.agent_id.clone().unwrap_or_default();
+            let from = QueueRef::new(&ticket.partition, &ticket.team_id);
+            ticket.attempts += 1;
+            let escalate = ticket.attempts >= settings.max_attempts
+                && !ticket.escalation_team.is_empty()
+                && ticket.escalation_team != ticket.team_id;
+            if escalate {
+                ticket.team_id = ticket.escalation_team.clone();
+                ticket.escalated = true;
+            }
+            ticket.state = TicketState::Queued;
+            State::drop_hold(ticket);
+            let attempts = ticket.attempts;
+            let to = QueueRef::new(&ticket.partition, &ticket.team_id);
+            self.enqueue(&id);
+            self.count(&from, was, -1);
+            self.count(&to, TicketState::Queued, 1);
+            self.remember(
+                &id,
+                t,
+                format!("lease of {holder} expired, attempt {attempts}"),
+            );
+            self.emit(&from, EventKind::LeaseExpired, &id, t, settings.feed_length);
+            if escalate {
+                self.remember(&id, t, format!("escalated to {}", to.team));
+                self.emit(&to, EventKind::Escalated, &id, t, settings.feed_length);
+                report.escalated += 1;
+            }
+            report.expired += 1;
+        }
+        report
     }
 }

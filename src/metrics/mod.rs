@@ -24,24 +24,54 @@ use crate::store::{Presence, StoreError};
 pub struct Metrics {
     enabled: bool,
     registry: Registry,
-    grpc_handled: IntCounterVec,
-    grpc_handling: HistogramVec,
-    calls_routed: IntCounterVec,
+    rpc: RpcFamilies,
+    routing: RoutingFamilies,
+    queues: QueueFamilies,
+    tickets: TicketFamilies,
+    store: StoreFamilies,
+    config: ConfigFamilies,
+}
+
+/// Every RPC: count by code, time.
+struct RpcFamilies {
+    handled: IntCounterVec,
+    handling: HistogramVec,
+}
+
+/// Routed calls: outcome, decision time, address match level.
+struct RoutingFamilies {
+    calls: IntCounterVec,
     decision: Histogram,
     address_matches: IntCounterVec,
-    queue_depth: IntGaugeVec,
-    queue_oldest_wait: GaugeVec,
-    ticket_wait: HistogramVec,
-    ticket_handle: HistogramVec,
+}
+
+/// What the sampler reads from the store: queue depths, oldest waits, agents by presence.
+struct QueueFamilies {
+    depth: IntGaugeVec,
+    oldest_wait: GaugeVec,
+    agents: IntGaugeVec,
+}
+
+/// Tickets through their lifecycle: waits, handling, breaches, expiries, escalations.
+struct TicketFamilies {
+    wait: HistogramVec,
+    handle: HistogramVec,
     sla_breaches: IntCounterVec,
     lease_expiries: IntCounterVec,
     escalations: IntCounterVec,
-    agents: IntGaugeVec,
-    store_operation: HistogramVec,
-    store_errors: IntCounterVec,
-    store_up: IntGauge,
-    config_generation: IntGauge,
-    config_reloads: IntCounterVec,
+}
+
+/// The queue store: operation times, errors, whether it answers.
+struct StoreFamilies {
+    operation: HistogramVec,
+    errors: IntCounterVec,
+    up: IntGauge,
+}
+
+/// The configuration in force and its reloads.
+struct ConfigFamilies {
+    generation: IntGauge,
+    reloads: IntCounterVec,
 }
 
 /// The gRPC paths served; anything else is counted as `other`.
@@ -164,30 +194,6 @@ impl Metrics {
         let registry =
             Registry::new_custom(Some("callrouter".to_owned()), None).unwrap_or_default();
         let r = &registry;
-        let decision = register(
-            r,
-            Histogram::with_opts(
-                HistogramOpts::new(
-                    "routing_decision_seconds",
-                    "Time to take a routing decision, in process",
-                )
-                .buckets(latency_buckets()),
-            )
-            .unwrap_or_else(|_| unreachable_metric()),
-        );
-        let store_up = register(
-            r,
-            IntGauge::new("store_up", "1 when the queue store answers, else 0")
-                .unwrap_or_else(|_| unreachable_metric()),
-        );
-        let config_generation = register(
-            r,
-            IntGauge::new(
-                "config_generation",
-                "Generation of the configuration in force (1 at start, +1 per reload)",
-            )
-            .unwrap_or_else(|_| unreachable_metric()),
-        );
         // Resident memory, CPU and file descriptors of the process (process_*).
         #[cfg(target_os = "linux")]
         if let Err(e) = r.register(Box::new(
@@ -195,114 +201,22 @@ impl Metrics {
         )) {
             tracing::error!(error = %e, "process metrics could not be registered");
         }
-        let build_info = gauge(
+        gauge(
             r,
             "build_info",
             "Build of the running callrouter (always 1)",
             &["version"],
-        );
-        build_info
-            .with_label_values(&[env!("CARGO_PKG_VERSION")])
-            .set(1);
+        )
+        .with_label_values(&[env!("CARGO_PKG_VERSION")])
+        .set(1);
         Metrics {
             enabled,
-            grpc_handled: counter(
-                r,
-                "grpc_server_handled_total",
-                "gRPC calls handled, by service, method and status code",
-                &["service", "method", "code"],
-            ),
-            grpc_handling: histogram(
-                r,
-                "grpc_server_handling_seconds",
-                "Time to handle a gRPC call (until the response starts)",
-                &["service", "method"],
-                latency_buckets(),
-            ),
-            calls_routed: counter(
-                r,
-                "calls_routed_total",
-                "Calls routed, by cooperator, team, issue category and outcome (queued, duplicate, incident, degraded)",
-                &["cooperator", "team", "category", "outcome"],
-            ),
-            decision,
-            address_matches: counter(
-                r,
-                "address_matches_total",
-                "Address matches by level (BUILDING, STREET, COMMUNE, NONE)",
-                &["level"],
-            ),
-            queue_depth: gauge(
-                r,
-                "queue_depth",
-                "Tickets waiting, by cooperator, team and urgency",
-                &["cooperator", "team", "urgency"],
-            ),
-            queue_oldest_wait: register(
-                r,
-                GaugeVec::new(
-                    Opts::new(
-                        "queue_oldest_wait_seconds",
-                        "Wait of the oldest waiting ticket, by cooperator, team and urgency",
-                    ),
-                    &["cooperator", "team", "urgency"],
-                )
-                .unwrap_or_else(|_| unreachable_metric()),
-            ),
-            ticket_wait: histogram(
-                r,
-                "ticket_wait_seconds",
-                "Time from queued to claimed",
-                &["cooperator", "urgency"],
-                wait_buckets(),
-            ),
-            ticket_handle: histogram(
-                r,
-                "ticket_handle_seconds",
-                "Time from claimed to completed",
-                &["cooperator", "urgency"],
-                wait_buckets(),
-            ),
-            sla_breaches: counter(
-                r,
-                "sla_breaches_total",
-                "Tickets completed after their SLA due time",
-                &["cooperator", "urgency"],
-            ),
-            lease_expiries: counter(
-                r,
-                "lease_expiries_total",
-                "Leases that expired: tickets returned to their queue",
-                &["cooperator"],
-            ),
-            escalations: counter(
-                r,
-                "escalations_total",
-                "Tickets escalated to the supervisor queue after too many expired leases",
-                &["cooperator"],
-            ),
-            agents: gauge(r, "agents", "Agents by presence", &["presence"]),
-            store_operation: histogram(
-                r,
-                "store_operation_seconds",
-                "Queue store operation time, by operation",
-                &["operation"],
-                latency_buckets(),
-            ),
-            store_errors: counter(
-                r,
-                "store_errors_total",
-                "Queue store errors, by operation and kind",
-                &["operation", "kind"],
-            ),
-            store_up,
-            config_generation,
-            config_reloads: counter(
-                r,
-                "config_reloads_total",
-                "Configuration reloads, by result (ok, refused)",
-                &["result"],
-            ),
+            rpc: RpcFamilies::new(r),
+            routing: RoutingFamilies::new(r),
+            queues: QueueFamilies::new(r),
+            tickets: TicketFamilies::new(r),
+            store: StoreFamilies::new(r),
+            config: ConfigFamilies::new(r),
             registry,
         }
     }
@@ -332,26 +246,35 @@ impl Metrics {
         }
         for partition in partitions {
             let partition = partition.as_str();
-            self.lease_expiries
+            self.tickets
+                .lease_expiries
                 .with_label_values(&[partition])
                 .inc_by(0);
-            self.escalations.with_label_values(&[partition]).inc_by(0);
+            self.tickets
+                .escalations
+                .with_label_values(&[partition])
+                .inc_by(0);
             for urgency in Urgency::ALL {
-                self.sla_breaches
+                self.tickets
+                    .sla_breaches
                     .with_label_values(&[partition, urgency.as_str()])
                     .inc_by(0);
             }
         }
         for result in ["ok", "refused"] {
-            self.config_reloads.with_label_values(&[result]).inc_by(0);
+            self.config.reloads.with_label_values(&[result]).inc_by(0);
         }
         for kind in ["unavailable", "timeout"] {
-            self.store_errors
+            self.store
+                .errors
                 .with_label_values(&["create", kind])
                 .inc_by(0);
         }
         for presence in Presence::ALL {
-            self.agents.with_label_values(&[presence.as_str()]).set(0);
+            self.queues
+                .agents
+                .with_label_values(&[presence.as_str()])
+                .set(0);
         }
     }
 
@@ -364,10 +287,12 @@ impl Metrics {
             Ok(n) => format!("{:?}", tonic::Code::from_i32(n)),
             Err(_) => "Unknown".to_owned(),
         };
-        self.grpc_handled
+        self.rpc
+            .handled
             .with_label_values(&[service, method, &code])
             .inc();
-        self.grpc_handling
+        self.rpc
+            .handling
             .with_label_values(&[service, method])
             .observe(elapsed.as_secs_f64());
     }
@@ -384,16 +309,21 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        self.calls_routed
+        self.routing
+            .calls
             .with_label_values(&[partition.as_str(), team, category, outcome])
             .inc();
-        self.decision.observe(decision.as_secs_f64());
-        self.address_matches.with_label_values(&[level]).inc();
+        self.routing.decision.observe(decision.as_secs_f64());
+        self.routing
+            .address_matches
+            .with_label_values(&[level])
+            .inc();
     }
 
     pub fn claimed(&self, partition: &Partition, urgency: Urgency, waited_ms: i64) {
         if self.enabled {
-            self.ticket_wait
+            self.tickets
+                .wait
                 .with_label_values(&[partition.as_str(), urgency.as_str()])
                 .observe(waited_ms.max(0) as f64 / 1000.0);
         }
@@ -409,11 +339,13 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        self.ticket_handle
+        self.tickets
+            .handle
             .with_label_values(&[partition.as_str(), urgency.as_str()])
             .observe(handled_ms.max(0) as f64 / 1000.0);
         if breached {
-            self.sla_breaches
+            self.tickets
+                .sla_breaches
                 .with_label_values(&[partition.as_str(), urgency.as_str()])
                 .inc();
         }
@@ -421,10 +353,12 @@ impl Metrics {
 
     pub fn reaped(&self, partition: &Partition, expired: u64, escalated: u64) {
         if self.enabled {
-            self.lease_expiries
+            self.tickets
+                .lease_expiries
                 .with_label_values(&[partition.as_str()])
                 .inc_by(expired);
-            self.escalations
+            self.tickets
+                .escalations
                 .with_label_values(&[partition.as_str()])
                 .inc_by(escalated);
         }
@@ -442,10 +376,12 @@ impl Metrics {
             return;
         }
         let labels = [partition.as_str(), team, urgency.as_str()];
-        self.queue_depth
+        self.queues
+            .depth
             .with_label_values(&labels)
             .set(depth as i64);
-        self.queue_oldest_wait
+        self.queues
+            .oldest_wait
             .with_label_values(&labels)
             .set(oldest_wait_ms.map_or(0.0, |ms| ms.max(0) as f64 / 1000.0));
     }
@@ -453,7 +389,10 @@ impl Metrics {
     pub fn agents(&self, counts: &[(Presence, i64)]) {
         if self.enabled {
             for (presence, n) in counts {
-                self.agents.with_label_values(&[presence.as_str()]).set(*n);
+                self.queues
+                    .agents
+                    .with_label_values(&[presence.as_str()])
+                    .set(*n);
             }
         }
     }
@@ -467,28 +406,191 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        self.store_operation
+        self.store
+            .operation
             .with_label_values(&[operation])
             .observe(elapsed.as_secs_f64());
         if let Some(e) = error {
-            self.store_errors
+            self.store
+                .errors
                 .with_label_values(&[operation, store_error_kind(e)])
                 .inc();
         }
     }
 
     pub fn store_up(&self, up: bool) {
-        self.store_up.set(i64::from(up));
+        self.store.up.set(i64::from(up));
     }
 
     pub fn config(&self, generation: u64) {
-        self.config_generation.set(generation as i64);
+        self.config.generation.set(generation as i64);
     }
 
     pub fn reload(&self, ok: bool) {
-        self.config_reloads
+        self.config
+            .reloads
             .with_label_values(&[if ok { "ok" } else { "refused" }])
             .inc();
+    }
+}
+
+impl RpcFamilies {
+    fn new(r: &Registry) -> RpcFamilies {
+        RpcFamilies {
+            handled: counter(
+                r,
+                "grpc_server_handled_total",
+                "gRPC calls handled, by service, method and status code",
+                &["service", "method", "code"],
+            ),
+            handling: histogram(
+                r,
+                "grpc_server_handling_seconds",
+                "Time to handle a gRPC call (until the response starts)",
+                &["service", "method"],
+                latency_buckets(),
+            ),
+        }
+    }
+}
+
+impl RoutingFamilies {
+    fn new(r: &Registry) -> RoutingFamilies {
+        RoutingFamilies {
+            calls: counter(
+                r,
+                "calls_routed_total",
+                "Calls routed, by cooperator, team, issue category and outcome (queued, duplicate, incident, degraded)",
+                &["cooperator", "team", "category", "outcome"],
+            ),
+            decision: register(
+                r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        "routing_decision_seconds",
+                        "Time to take a routing decision, in process",
+                    )
+                    .buckets(latency_buckets()),
+                )
+                .unwrap_or_else(|_| unreachable_metric()),
+            ),
+            address_matches: counter(
+                r,
+                "address_matches_total",
+                "Address matches by level (BUILDING, STREET, COMMUNE, NONE)",
+                &["level"],
+            ),
+        }
+    }
+}
+
+impl QueueFamilies {
+    fn new(r: &Registry) -> QueueFamilies {
+        QueueFamilies {
+            depth: gauge(
+                r,
+                "queue_depth",
+                "Tickets waiting, by cooperator, team and urgency",
+                &["cooperator", "team", "urgency"],
+            ),
+            oldest_wait: register(
+                r,
+                GaugeVec::new(
+                    Opts::new(
+                        "queue_oldest_wait_seconds",
+                        "Wait of the oldest waiting ticket, by cooperator, team and urgency",
+                    ),
+                    &["cooperator", "team", "urgency"],
+                )
+                .unwrap_or_else(|_| unreachable_metric()),
+            ),
+            agents: gauge(r, "agents", "Agents by presence", &["presence"]),
+        }
+    }
+}
+
+impl TicketFamilies {
+    fn new(r: &Registry) -> TicketFamilies {
+        TicketFamilies {
+            wait: histogram(
+                r,
+                "ticket_wait_seconds",
+                "Time from queued to claimed",
+                &["cooperator", "urgency"],
+                wait_buckets(),
+            ),
+            handle: histogram(
+                r,
+                "ticket_handle_seconds",
+                "Time from claimed to completed",
+                &["cooperator", "urgency"],
+                wait_buckets(),
+            ),
+            sla_breaches: counter(
+                r,
+                "sla_breaches_total",
+                "Tickets completed after their SLA due time",
+                &["cooperator", "urgency"],
+            ),
+            lease_expiries: counter(
+                r,
+                "lease_expiries_total",
+                "Leases that expired: tickets returned to their queue",
+                &["cooperator"],
+            ),
+            escalations: counter(
+                r,
+                "escalations_total",
+                "Tickets escalated to the supervisor queue after too many expired leases",
+                &["cooperator"],
+            ),
+        }
+    }
+}
+
+impl StoreFamilies {
+    fn new(r: &Registry) -> StoreFamilies {
+        StoreFamilies {
+            operation: histogram(
+                r,
+                "store_operation_seconds",
+                "Queue store operation time, by operation",
+                &["operation"],
+                latency_buckets(),
+            ),
+            errors: counter(
+                r,
+                "store_errors_total",
+                "Queue store errors, by operation and kind",
+                &["operation", "kind"],
+            ),
+            up: register(
+                r,
+                IntGauge::new("store_up", "1 when the queue store answers, else 0")
+                    .unwrap_or_else(|_| unreachable_metric()),
+            ),
+        }
+    }
+}
+
+impl ConfigFamilies {
+    fn new(r: &Registry) -> ConfigFamilies {
+        ConfigFamilies {
+            generation: register(
+                r,
+                IntGauge::new(
+                    "config_generation",
+                    "Generation of the configuration in force (1 at start, +1 per reload)",
+                )
+                .unwrap_or_else(|_| unreachable_metric()),
+            ),
+            reloads: counter(
+                r,
+                "config_reloads_total",
+                "Configuration reloads, by result (ok, refused)",
+                &["result"],
+            ),
+        }
     }
 }
 

@@ -360,47 +360,13 @@ pub fn generate(
             } else {
                 count.div_ceil(6)
             };
-            let mut attempts = 0;
-            let mut added = 0;
-            while added < wanted && attempts < 40 * wanted {
-                attempts += 1;
-                let name = street_name(&mut rng, &places, place);
-                if commune_streets.iter().any(|s| s.name == name) {
-                    continue;
-                }
-                let postcode = rng.pick(&place.postcodes).clone();
-                commune_streets.push(Street {
-                    name,
-                    postcode,
-                    used_numbers: Vec::new(),
-                });
-                added += 1;
-            }
+            add_streets(&mut rng, commune_streets, wanted, &places, place);
             for _ in 0..count {
                 let s = rng.below(commune_streets.len());
                 let street = &mut commune_streets[s];
-                let number = loop {
-                    let base = 1 + rng.below(40 + 6 * street.used_numbers.len());
-                    let suffix = match rng.below(100) {
-                        0..=6 => " bis",
-                        7..=8 => " ter",
-                        9 => " A",
-                        _ => "",
-                    };
-                    let candidate = format!("{base}{suffix}");
-                    if !street.used_numbers.contains(&candidate) {
-                        break candidate;
-                    }
-                };
-                street.used_numbers.push(number.clone());
+                let number = new_number(&mut rng, street);
                 seq += 1;
-                let dwellings = match rng.below(100) {
-                    0..=44 => 3 + rng.below(6),
-                    45..=87 => 9 + rng.below(16),
-                    _ => 25 + rng.below(36),
-                } as u32;
-                let has_lift = dwellings >= 25 || (dwellings >= 12 && rng.chance(40));
-                let collective = rng.chance(if dwellings >= 12 { 55 } else { 15 });
+                let (dwellings, has_lift, collective) = building_shape(&mut rng);
                 buildings.push(GeneratedBuilding {
                     id: format!("{}-{seq:05}", coop.short_code.get_ref()),
                     cooperator: coop_id.clone(),
@@ -418,6 +384,64 @@ pub fn generate(
         }
     }
     write_files(out, &buildings)
+}
+
+/// Adds `wanted` new streets to a commune (fewer if names run out), each with one of its postcodes.
+fn add_streets(
+    rng: &mut Rng,
+    streets: &mut Vec<Street>,
+    wanted: usize,
+    places: &[&Commune],
+    place: &Commune,
+) {
+    let mut attempts = 0;
+    let mut added = 0;
+    while added < wanted && attempts < 40 * wanted {
+        attempts += 1;
+        let name = street_name(rng, places, place);
+        if streets.iter().any(|s| s.name == name) {
+            continue;
+        }
+        let postcode = rng.pick(&place.postcodes).clone();
+        streets.push(Street {
+            name,
+            postcode,
+            used_numbers: Vec::new(),
+        });
+        added += 1;
+    }
+}
+
+/// A house number not yet used on the street (`12`, `12 bis`, `7 A`), now used.
+fn new_number(rng: &mut Rng, street: &mut Street) -> String {
+    let number = loop {
+        let base = 1 + rng.below(40 + 6 * street.used_numbers.len());
+        let suffix = match rng.below(100) {
+            0..=6 => " bis",
+            7..=8 => " ter",
+            9 => " A",
+            _ => "",
+        };
+        let candidate = format!("{base}{suffix}");
+        if !street.used_numbers.contains(&candidate) {
+            break candidate;
+        }
+    };
+    street.used_numbers.push(number.clone());
+    number
+}
+
+/// A building's dwellings, lift and heating: large buildings have lifts and, more often,
+/// collective heating.
+fn building_shape(rng: &mut Rng) -> (u32, bool, bool) {
+    let dwellings = match rng.below(100) {
+        0..=44 => 3 + rng.below(6),
+        45..=87 => 9 + rng.below(16),
+        _ => 25 + rng.below(36),
+    } as u32;
+    let has_lift = dwellings >= 25 || (dwellings >= 12 && rng.chance(40));
+    let collective = rng.chance(if dwellings >= 12 { 55 } else { 15 });
+    (dwellings, has_lift, collective)
 }
 
 fn write_files(out: &Path, buildings: &[GeneratedBuilding]) -> Result<Generated, ConfigError> {

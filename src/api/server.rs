@@ -10,9 +10,11 @@ use std::future::Future;
 use std::time::Duration;
 
 use tonic::transport::Server;
-use tonic::transport::server::TcpIncoming;
+use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::ServingStatus;
+use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity, Stack};
 
 use super::desk::AgentDeskService;
 use super::layer::RpcLayer;
@@ -95,14 +97,6 @@ pub async fn run(
 ) -> Result<(), ServeError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     set_health(&reporter, ServingStatus::NotServing).await;
-    // Reflection in both versions: v1, and v1alpha that many tools still speak.
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1()?;
-    let reflection_v1alpha = reflection().build_v1alpha()?;
     let background = [
         tokio::spawn(track_health(
             app.clone(),
@@ -130,32 +124,7 @@ pub async fn run(
             let _ = drained_tx.send(());
         }
     };
-    let limit = settings.max_message_bytes;
-    let router = Server::builder()
-        // Refuse at once past the in-flight limit, bound each call's time, count and log each call.
-        .layer(RpcLayer::new(
-            settings.max_in_flight,
-            settings.request_timeout,
-            app.metrics(),
-        ))
-        .add_service(health)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .add_service(
-            CallRoutingServer::new(CallRoutingService { app: app.clone() })
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            AgentDeskServer::new(AgentDeskService { app: app.clone() })
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        )
-        .add_service(
-            OperationsServer::new(OperationsService { app: app.clone() })
-                .max_decoding_message_size(limit)
-                .max_encoding_message_size(limit),
-        );
+    let router = routes(&app, &settings, health)?;
     // Small replies must leave at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
     // hold them for ~40 ms. Keepalive finds dead peers (desks that vanished with a stream open).
     let incoming = TcpIncoming::from(listener)
@@ -179,6 +148,46 @@ pub async fn run(
         task.abort();
     }
     outcome
+}
+
+/// The services behind the middleware: the contract's three, health, and reflection in both
+/// versions (v1, and v1alpha that many tools still speak).
+fn routes(
+    app: &App,
+    settings: &ServerSettings,
+    health: HealthServer<impl Health>,
+) -> Result<Router<Stack<RpcLayer, Identity>>, ServeError> {
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let limit = settings.max_message_bytes;
+    Ok(Server::builder()
+        // Refuse at once past the in-flight limit, bound each call's time, count and log each call.
+        .layer(RpcLayer::new(
+            settings.max_in_flight,
+            settings.request_timeout,
+            app.metrics(),
+        ))
+        .add_service(health)
+        .add_service(reflection().build_v1()?)
+        .add_service(reflection().build_v1alpha()?)
+        .add_service(
+            CallRoutingServer::new(CallRoutingService { app: app.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            AgentDeskServer::new(AgentDeskService { app: app.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        )
+        .add_service(
+            OperationsServer::new(OperationsService { app: app.clone() })
+                .max_decoding_message_size(limit)
+                .max_encoding_message_size(limit),
+        ))
 }
 
 /// Health follows the store: `SERVING` only while the configuration is loaded (it is, or the

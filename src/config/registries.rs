@@ -12,6 +12,7 @@ use crate::diagnostics::Problem;
 use crate::registry;
 use crate::routing::RegistryBuilding;
 use crate::routing::address::{AddressIndex, IndexError, IndexedBuilding};
+use crate::routing::model::{CooperatorIdx, SectorIdx};
 use crate::routing::places::{Building, Tenant};
 
 pub(super) fn check_buildings(
@@ -33,79 +34,84 @@ pub(super) fn check_buildings(
             )));
             continue;
         }
-        let Some(&coop) = model.cooperator_by_id.get(&b.cooperator_id) else {
-            problems.push(at(format!(
-                "building {}: unknown cooperator '{}'",
-                b.id, b.cooperator_id
-            )));
-            continue;
-        };
-        let sector = match model.sector_by_id.get(&b.sector_id) {
-            Some(&s) if model.sectors[s as usize].cooperator == coop => s,
-            Some(_) => {
-                problems.push(at(format!(
-                    "building {}: sector '{}' is not a sector of {}",
-                    b.id, b.sector_id, b.cooperator_id
-                )));
-                continue;
-            }
-            None => {
-                problems.push(at(format!(
-                    "building {}: unknown sector '{}'",
-                    b.id, b.sector_id
-                )));
-                continue;
-            }
-        };
-        if address.current_commune(&b.insee_code).is_none() {
-            problems.push(at(format!(
-                "building {}: unknown INSEE code '{}'",
-                b.id, b.insee_code
-            )));
-            continue;
-        }
-        if !address.postcode_belongs(&b.postcode, &b.insee_code) {
-            problems.push(at(format!(
-                "building {}: postcode {} does not belong to commune {} ({})",
-                b.id, b.postcode, b.insee_code, b.city
-            )));
-            continue;
-        }
-        let territory = &model.cooperators[coop as usize].territory;
-        let commune = address.current_commune(&b.insee_code);
-        if !territory
-            .iter()
-            .any(|t| address.current_commune(t) == commune)
-        {
-            problems.push(at(format!(
-                "building {}: commune {} is outside the territory of {}",
-                b.id, b.insee_code, b.cooperator_id
-            )));
-            continue;
-        }
-        let indexed = IndexedBuilding {
-            street_number: &b.street_number,
-            street_name: &b.street_name,
-            insee_code: &b.insee_code,
-        };
-        if let Err(e) = address.add_building(buildings.len() as u32, &indexed) {
-            let message = match e {
-                IndexError::Duplicate(other) => format!(
+        let placed = place(&b, model, address).and_then(|(coop, sector)| {
+            let indexed = IndexedBuilding {
+                street_number: &b.street_number,
+                street_name: &b.street_name,
+                insee_code: &b.insee_code,
+            };
+            match address.add_building(buildings.len() as u32, &indexed) {
+                Ok(()) => Ok((coop, sector)),
+                Err(IndexError::Duplicate(other)) => Err(format!(
                     "building {}: same address as building {}",
                     b.id, buildings[other as usize].building.id
-                ),
-                other => format!("building {}: {other}", b.id),
-            };
-            problems.push(at(message));
-            continue;
-        }
-        buildings.push(RegistryBuilding {
-            building: b,
-            cooperator: coop,
-            sector,
+                )),
+                Err(other) => Err(format!("building {}: {other}", b.id)),
+            }
         });
+        match placed {
+            Ok((cooperator, sector)) => buildings.push(RegistryBuilding {
+                building: b,
+                cooperator,
+                sector,
+            }),
+            Err(message) => problems.push(at(message)),
+        }
     }
     buildings
+}
+
+/// A building's cooperator and sector, checked against the organisation and the geography: one of
+/// the cooperator's sectors, a known commune of its territory, that commune's postcode.
+fn place(
+    b: &Building,
+    model: &Model,
+    address: &AddressIndex,
+) -> Result<(CooperatorIdx, SectorIdx), String> {
+    let coop = *model
+        .cooperator_by_id
+        .get(&b.cooperator_id)
+        .ok_or_else(|| {
+            format!(
+                "building {}: unknown cooperator '{}'",
+                b.id, b.cooperator_id
+            )
+        })?;
+    let sector = match model.sector_by_id.get(&b.sector_id) {
+        Some(&s) if model.sectors[s as usize].cooperator == coop => s,
+        Some(_) => {
+            return Err(format!(
+                "building {}: sector '{}' is not a sector of {}",
+                b.id, b.sector_id, b.cooperator_id
+            ));
+        }
+        None => {
+            return Err(format!(
+                "building {}: unknown sector '{}'",
+                b.id, b.sector_id
+            ));
+        }
+    };
+    let commune = address
+        .current_commune(&b.insee_code)
+        .ok_or_else(|| format!("building {}: unknown INSEE code '{}'", b.id, b.insee_code))?;
+    if !address.postcode_belongs(&b.postcode, &b.insee_code) {
+        return Err(format!(
+            "building {}: postcode {} does not belong to commune {} ({})",
+            b.id, b.postcode, b.insee_code, b.city
+        ));
+    }
+    let territory = &model.cooperators[coop as usize].territory;
+    if !territory
+        .iter()
+        .any(|t| address.current_commune(t) == Some(commune))
+    {
+        return Err(format!(
+            "building {}: commune {} is outside the territory of {}",
+            b.id, b.insee_code, b.cooperator_id
+        ));
+    }
+    Ok((coop, sector))
 }
 
 pub(super) fn check_tenants(

@@ -101,19 +101,12 @@ fn missing_team_of(router: &Router) -> Vec<Problem> {
     problems
 }
 
+/// A `U1` request decided while closed that reaches neither a staffed team nor an on-call line:
+/// the cooperator, the rule (`None`: its default team), the team and the issue code.
+type Gap = (CooperatorIdx, Option<usize>, String, String);
+
 fn u1_cover(router: &Router) -> Vec<Problem> {
-    // (cooperator, rule index or None for the default team) → issue codes left uncovered.
-    let mut gaps: BTreeSet<(CooperatorIdx, Option<usize>, String, String)> = BTreeSet::new();
-    let closed_days = [
-        TimeFacts {
-            open: false,
-            holiday: false,
-        },
-        TimeFacts {
-            open: false,
-            holiday: true,
-        },
-    ];
+    let mut gaps: BTreeSet<Gap> = BTreeSet::new();
     for coop in 0..router.cooperators.len() as CooperatorIdx {
         let sectors: Vec<Option<SectorIdx>> = sectors_of(router, coop)
             .into_iter()
@@ -124,40 +117,64 @@ fn u1_cover(router: &Router) -> Vec<Problem> {
             for &sector in &sectors {
                 for has_lift in [Some(true), Some(false), None] {
                     for heating in [Some(Heating::Collective), Some(Heating::Individual), None] {
-                        for time in closed_days {
-                            let facts = RuleFacts {
-                                cooperator: coop,
-                                sector,
-                                has_lift,
-                                heating,
-                                issue_code: &issue.code,
-                                time,
-                            };
-                            let choice = router.choose(&facts, issue.urgency);
-                            let staffed = router.teams[choice.team as usize].always_staffed;
-                            if choice.urgency == Urgency::U1
-                                && choice.transfer_to.is_none()
-                                && !staffed
-                            {
-                                let rule = choice.rule.and_then(|r| {
-                                    router.rules.iter().position(|x| std::ptr::eq(x, r))
-                                });
-                                gaps.insert((
-                                    coop,
-                                    rule,
-                                    router.teams[choice.team as usize].id.clone(),
-                                    issue.code.clone(),
-                                ));
-                            }
-                        }
+                        let facts = RuleFacts {
+                            cooperator: coop,
+                            sector,
+                            has_lift,
+                            heating,
+                            issue_code: &issue.code,
+                            time: CLOSED,
+                        };
+                        gaps.extend(closed_gaps(router, facts, issue.urgency));
                     }
                 }
             }
         }
     }
+    report_gaps(router, &gaps)
+}
+
+/// Closed on a working day, and on a public holiday.
+const CLOSED: TimeFacts = TimeFacts {
+    open: false,
+    holiday: false,
+};
+
+/// The gaps of one combination of facts, on a closed working day and a closed holiday.
+fn closed_gaps(router: &Router, facts: RuleFacts<'_>, urgency: Urgency) -> Vec<Gap> {
+    let holiday = TimeFacts {
+        open: false,
+        holiday: true,
+    };
+    [CLOSED, holiday]
+        .into_iter()
+        .filter_map(|time| {
+            let facts = RuleFacts { time, ..facts };
+            let choice = router.choose(&facts, urgency);
+            let team = &router.teams[choice.team as usize];
+            let uncovered = choice.urgency == Urgency::U1
+                && choice.transfer_to.is_none()
+                && !team.always_staffed;
+            uncovered.then(|| {
+                let rule = choice
+                    .rule
+                    .and_then(|r| router.rules.iter().position(|x| std::ptr::eq(x, r)));
+                (
+                    facts.cooperator,
+                    rule,
+                    team.id.clone(),
+                    facts.issue_code.to_owned(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// One problem per cooperator, rule and team, listing the issue codes left without cover.
+fn report_gaps(router: &Router, gaps: &BTreeSet<Gap>) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut reported: BTreeSet<(CooperatorIdx, Option<usize>, String)> = BTreeSet::new();
-    for (coop, rule, team, _) in &gaps {
+    for (coop, rule, team, _) in gaps {
         if !reported.insert((*coop, *rule, team.clone())) {
             continue;
         }

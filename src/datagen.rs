@@ -14,6 +14,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use crate::config::MainConfig;
+use crate::config::files::CooperatorFile;
 use crate::diagnostics::{ConfigError, Problem};
 use crate::registry::{self, BUILDING_COLUMNS, TENANT_COLUMNS};
 use crate::routing::places::{Commune, CommuneKind};
@@ -340,19 +341,13 @@ pub fn generate(
             if count == 0 {
                 continue;
             }
-            let sector = coop
-                .sectors
-                .iter()
-                .find(|s| s.communes.iter().any(|c| c.get_ref() == &place.insee))
-                .or_else(|| coop.sectors.iter().find(|s| s.rest))
-                .map(|s| s.id.get_ref().clone())
-                .ok_or_else(|| {
-                    Problem::new(
-                        &main.source.path,
-                        None,
-                        format!("{coop_id} has no rest sector"),
-                    )
-                })?;
+            let sector = sector_of(coop, place).ok_or_else(|| {
+                Problem::new(
+                    &main.source.path,
+                    None,
+                    format!("{coop_id} has no rest sector"),
+                )
+            })?;
             let commune_streets = streets.entry(place.insee.clone()).or_default();
             // A commune shared with another cooperator reuses its streets and adds fewer.
             let wanted = if commune_streets.is_empty() {
@@ -384,6 +379,15 @@ pub fn generate(
         }
     }
     write_files(out, &buildings)
+}
+
+/// The sector of a cooperator that covers a commune: the one listing it, else the `rest` sector.
+fn sector_of(coop: &CooperatorFile, place: &Commune) -> Option<String> {
+    coop.sectors
+        .iter()
+        .find(|s| s.communes.iter().any(|c| c.get_ref() == &place.insee))
+        .or_else(|| coop.sectors.iter().find(|s| s.rest))
+        .map(|s| s.id.get_ref().clone())
 }
 
 /// Adds `wanted` new streets to a commune (fewer if names run out), each with one of its postcodes.

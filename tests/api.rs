@@ -16,6 +16,18 @@ use tonic::Code;
 
 const TL_FRONT: &str = "touraine-logement.front-desk";
 
+/// Routes a leak call as the telephony platform: the queued ticket.
+async fn routed(server: &TestServer, call_id: &str) -> pb::Ticket {
+    server
+        .routing(Some("telephony-ivr"))
+        .route_call(leak_call(call_id))
+        .await
+        .expect("route")
+        .into_inner()
+        .ticket
+        .expect("ticket")
+}
+
 fn watch_request(resume: Option<(&str, &str)>) -> pb::WatchTicketsRequest {
     pb::WatchTicketsRequest {
         team_ids: vec![TL_TECH.to_owned()],
@@ -100,14 +112,7 @@ async fn explain_route_decides_and_queues_nothing() {
 #[tokio::test]
 async fn an_agent_works_a_ticket_from_claim_to_completion() {
     let server = TestServer::start().await;
-    let ticket = server
-        .routing(Some("telephony-ivr"))
-        .route_call(leak_call("day-1"))
-        .await
-        .expect("route")
-        .into_inner()
-        .ticket
-        .expect("ticket");
+    let ticket = routed(&server, "day-1").await;
     let mut agent = server.desk(Some("tl-agent-1"));
     let claimed = support::api::claim(&mut agent, vec![]).await;
     assert_eq!(
@@ -160,14 +165,7 @@ async fn an_agent_works_a_ticket_from_claim_to_completion() {
 #[tokio::test]
 async fn a_watch_sends_a_snapshot_then_each_change_with_its_position() {
     let server = TestServer::start().await;
-    let ticket = server
-        .routing(Some("telephony-ivr"))
-        .route_call(leak_call("day-1"))
-        .await
-        .expect("route")
-        .into_inner()
-        .ticket
-        .expect("ticket");
+    let ticket = routed(&server, "day-1").await;
     let mut agent = server.desk(Some("tl-agent-1"));
     let mut watch = agent
         .watch_tickets(watch_request(None))

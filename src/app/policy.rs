@@ -159,24 +159,10 @@ pub fn visible_queues(
     principal: &Principal,
     teams: &[&Team],
 ) -> Result<Vec<QueueRef>, Refusal> {
-    let mut queues = Vec::new();
-    for team in teams {
-        let mine = principal.has_team(&team.id);
-        let visible: Vec<QueueRef> = router
-            .queues_of(team)
-            .into_iter()
-            // One's own team's queues, or any queue of a partition one oversees.
-            .filter(|q| {
-                (mine && may_see(principal, &q.partition, &q.team))
-                    || may_oversee(principal, &q.partition)
-            })
-            .collect();
-        if visible.is_empty() {
-            return Err(Refusal::NotYourTeam(team.id.clone()));
-        }
-        queues.extend(visible);
-    }
-    Ok(queues)
+    queues_where(router, teams, |q| {
+        (principal.has_team(&q.team) && may_see(principal, &q.partition, &q.team))
+            || may_oversee(principal, &q.partition)
+    })
 }
 
 /// The queues the caller claims from: only its own teams, in the partitions it works in.
@@ -185,17 +171,24 @@ pub fn claimable_queues(
     principal: &Principal,
     teams: &[&Team],
 ) -> Result<Vec<QueueRef>, Refusal> {
+    queues_where(router, teams, |q| {
+        principal.has_team(&q.team) && may_see(principal, &q.partition, &q.team)
+    })
+}
+
+/// The teams' queues that pass `allowed`; a team left with none is refused as not the caller's.
+fn queues_where(
+    router: &Router,
+    teams: &[&Team],
+    allowed: impl Fn(&QueueRef) -> bool,
+) -> Result<Vec<QueueRef>, Refusal> {
     let mut queues = Vec::new();
     for team in teams {
-        let mine: Vec<QueueRef> = router
-            .queues_of(team)
-            .into_iter()
-            .filter(|q| principal.has_team(&q.team) && may_see(principal, &q.partition, &q.team))
-            .collect();
-        if mine.is_empty() {
+        let before = queues.len();
+        queues.extend(router.queues_of(team).into_iter().filter(&allowed));
+        if queues.len() == before {
             return Err(Refusal::NotYourTeam(team.id.clone()));
         }
-        queues.extend(mine);
     }
     Ok(queues)
 }

@@ -7,7 +7,7 @@ use prost_types::Timestamp;
 
 use super::pb;
 use crate::app::operations::{QueueOverview, Reloaded};
-use crate::app::requests::{self, HeldAction};
+use crate::app::requests;
 use crate::app::tickets::TransferTo;
 use crate::app::watch::WatchEvent;
 use crate::routing::RoutingDecision;
@@ -191,16 +191,16 @@ pub fn routed_to_pb(routed: crate::app::calls::Routed) -> pb::RouteCallResponse 
     }
 }
 
-/// A holder's action from its ticket id and lease token.
-pub fn held_action(ticket_id: &str, lease_token: u64) -> Result<HeldAction, FieldError> {
-    HeldAction::new(ticket_id, lease_token)
+/// The lease a claim asks for.
+pub fn lease(seconds: u32) -> Result<std::time::Duration, FieldError> {
+    requests::lease("lease_seconds", seconds)
 }
 
-/// A lease an agent asks for; 0 when `optional` means "the server's default".
-pub fn lease(seconds: u32, optional: bool) -> Result<Option<std::time::Duration>, FieldError> {
+/// The lease an acceptance asks for; 0 keeps the server's default.
+pub fn optional_lease(seconds: u32) -> Result<Option<std::time::Duration>, FieldError> {
     match seconds {
-        0 if optional => Ok(None),
-        seconds => requests::lease("lease_seconds", seconds).map(Some),
+        0 => Ok(None),
+        seconds => lease(seconds).map(Some),
     }
 }
 
@@ -314,11 +314,11 @@ mod tests {
             Err("caller_number".to_owned())
         );
         assert_eq!(
-            lease(86_400, false).map_err(|e| e.field),
+            lease(86_400).map_err(|e| e.field),
             Err("lease_seconds".to_owned())
         );
-        assert_eq!(lease(0, true), Ok(None));
-        assert!(lease(0, false).is_err());
+        assert_eq!(optional_lease(0), Ok(None));
+        assert!(lease(0).is_err());
         assert!(optional_urgency("urgency", 9).is_err());
         assert!(presence(0).is_err());
     }

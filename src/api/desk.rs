@@ -6,10 +6,10 @@ use std::task::{Context, Poll};
 use tonic::codegen::tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use super::convert::{self, agent_to_pb, held_action, ticket_to_pb, watch_event_to_pb};
+use super::convert::{self, agent_to_pb, ticket_to_pb, watch_event_to_pb};
 use super::{authenticate, pb};
 use crate::app::App;
-use crate::app::requests::list_limit;
+use crate::app::requests::{HeldAction, list_limit};
 use crate::app::watch::Watch;
 
 /// The gRPC `AgentDesk` service.
@@ -41,7 +41,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
     ) -> Result<Response<pb::ClaimNextTicketResponse>, Status> {
         let principal = authenticate(&self.app, &request)?;
         let message = request.into_inner();
-        let lease = convert::lease(message.lease_seconds, false)?.unwrap_or_default();
+        let lease = convert::lease(message.lease_seconds)?;
         let ticket = self
             .app
             .claim_next_ticket(&principal, &message.team_ids, lease)
@@ -57,8 +57,8 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authenticate(&self.app, &request)?;
         let message = request.into_inner();
-        let lease = convert::lease(message.lease_seconds, true)?;
-        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let lease = convert::optional_lease(message.lease_seconds)?;
+        let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.accept_ticket(&principal, &action, lease).await?;
         Ok(Response::new(ticket_to_pb(ticket)))
     }
@@ -69,7 +69,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authenticate(&self.app, &request)?;
         let message = request.into_inner();
-        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self
             .app
             .complete_ticket(&principal, &action, &message.resolution)
@@ -83,7 +83,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authenticate(&self.app, &request)?;
         let message = request.into_inner();
-        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.release_ticket(&principal, &action).await?;
         Ok(Response::new(ticket_to_pb(ticket)))
     }
@@ -95,7 +95,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let principal = authenticate(&self.app, &request)?;
         let message = request.into_inner();
         let to = convert::transfer_to(&message)?;
-        let action = held_action(&message.ticket_id, message.lease_token)?;
+        let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.transfer_ticket(&principal, &action, &to).await?;
         Ok(Response::new(ticket_to_pb(ticket)))
     }

@@ -35,6 +35,7 @@ fn new_ticket(i: usize, run: &str) -> NewTicket {
         sla_due_at: 0,
         escalation_team: format!("{PARTITION}.supervisor"),
         details: r#"{"rule_id":"technical"}"#.to_owned(),
+        within: std::time::Duration::from_secs(60),
     }
 }
 

@@ -192,3 +192,72 @@ async fn kill_first_then_finish_on_second(
     second.stop().await;
     drop(redis);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn calls_answered_not_queued_during_a_stall_are_never_queued() {
+    let Some(mut server) = TestServer::start_redis().await else {
+        return;
+    };
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    telephony
+        .route_call(leak_call("warm-up"))
+        .await
+        .expect("the store answers before the stall");
+    // Half the stalled calls find the script cached, half find it forgotten (a NOSCRIPT answer
+    // after the stall makes the client load and run it again, late).
+    const CALLS: usize = 40;
+    let mut answered_not_queued = Vec::new();
+    for half in 0..2 {
+        if half == 1 {
+            server.redis_mut().command(&["SCRIPT", "FLUSH"]);
+        }
+        server.redis_mut().pause();
+        let calls: Vec<_> = (0..CALLS / 2)
+            .map(|i| {
+                let mut telephony = telephony.clone();
+                let call_id = format!("stall-{half}-{i}");
+                tokio::spawn(async move {
+                    let started = Instant::now();
+                    let answer = telephony
+                        .route_call(leak_call(&call_id))
+                        .await
+                        .expect("an answer all the same")
+                        .into_inner();
+                    (call_id, answer.queued, started.elapsed())
+                })
+            })
+            .collect();
+        for call in calls {
+            let (call_id, queued, took) = call.await.expect("join");
+            assert!(!queued, "{call_id} cannot be queued while Redis is stopped");
+            assert!(took < Duration::from_secs(2), "{call_id} waited {took:?}");
+            answered_not_queued.push(call_id);
+        }
+        // Past the deadline and the store's own timeout, Redis goes on with what it was sent.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
+        server.redis_mut().resume();
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // A promise kept: none of those calls has a ticket, so each retry creates one, once.
+    let mut queued_later = 0;
+    for call_id in &answered_not_queued {
+        let retry = telephony
+            .route_call(leak_call(call_id))
+            .await
+            .expect("retry")
+            .into_inner();
+        assert!(retry.queued, "{call_id} is queued on retry");
+        if retry.duplicate {
+            queued_later += 1;
+        }
+    }
+    println!(
+        "stall: {} calls answered queued = false, {queued_later} of them queued later",
+        answered_not_queued.len()
+    );
+    assert_eq!(
+        queued_later, 0,
+        "calls told 'not queued' were queued after all"
+    );
+    server.stop().await;
+}

@@ -182,6 +182,7 @@ async fn a_cooperator_added_by_reload_is_primed_and_reaped() {
             sla_due_at: 0,
             escalation_team: lh.supervisor_team(),
             details: String::new(),
+            within: std::time::Duration::from_secs(60),
         })
         .await
         .expect("create");

@@ -43,6 +43,7 @@ fn new_ticket(call: &str, partition: &str, team: &str, urgency: Urgency) -> NewT
         sla_due_at: 1_900_000_000_000,
         escalation_team: format!("{partition}.supervisor"),
         details: "{}".to_owned(),
+        within: std::time::Duration::from_secs(60),
     }
 }
 
@@ -834,6 +835,29 @@ async fn claims_span_partitions_by_urgency(store: Store) {
     ));
 }
 
+async fn a_creation_past_its_deadline_creates_nothing(store: Store) {
+    let late = NewTicket {
+        within: Duration::ZERO,
+        ..new_ticket("late-1", P, "tl.q", Urgency::U2)
+    };
+    assert_eq!(
+        store.create(late.clone()).await.map(|c| c.duplicate),
+        Err(StoreError::TooLate)
+    );
+    let queued = store.list_queued(&q(P, "tl.q"), 10).await.expect("list");
+    assert!(queued.is_empty(), "nothing was created: {queued:?}");
+    // The same call on time is created, once.
+    let created = store
+        .create(new_ticket("late-1", P, "tl.q", Urgency::U2))
+        .await
+        .expect("on time");
+    assert!(!created.duplicate);
+    // A late retry of a call that has its ticket is answered with it: it is queued.
+    let retried = store.create(late).await.expect("a late retry");
+    assert!(retried.duplicate);
+    assert_eq!(retried.ticket.ticket_id, created.ticket.ticket_id);
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -873,4 +897,5 @@ conformance!(
     closed_tickets_are_purged_after_retention,
     claims_span_partitions_by_urgency,
     joined_calls_are_forgotten_after_retention,
+    a_creation_past_its_deadline_creates_nothing,
 );

@@ -36,6 +36,7 @@ fn ticket(call: String, team: &str, urgency: Urgency) -> NewTicket {
         sla_due_at: 0,
         escalation_team: format!("{P}.supervisor"),
         details: String::new(),
+        within: std::time::Duration::from_secs(60),
     }
 }
 

@@ -126,6 +126,7 @@ impl Side {
                     sla_due_at: 0,
                     escalation_team: format!("{P}.supervisor"),
                     details: String::new(),
+                    within: std::time::Duration::from_secs(60),
                 };
                 let created = self.store.create(new).await.expect("create");
                 self.ids.insert(

@@ -47,7 +47,9 @@ fn store_status(error: StoreError) -> Status {
         e @ StoreError::WrongState { .. } => Status::failed_precondition(e.to_string()),
         StoreError::Invalid(message) => Status::invalid_argument(message),
         StoreError::Unavailable(_) => Status::unavailable("the queue store is unavailable"),
-        StoreError::Timeout => Status::deadline_exceeded("the queue store did not answer in time"),
+        StoreError::Timeout | StoreError::TooLate => {
+            Status::deadline_exceeded("the queue store did not answer in time")
+        }
         StoreError::Corrupt(_) => Status::internal("the queue store answered unexpectedly"),
     }
 }

@@ -14,7 +14,7 @@ use crate::routing::calendar;
 use crate::routing::partition::Partition;
 use crate::routing::request::{RouteRequest, required_text};
 use crate::routing::{Router, RoutingDecision};
-use crate::store::{NewTicket, QueuePosition, Ticket};
+use crate::store::{NewTicket, QueuePosition, StoreError, Ticket};
 
 /// What became of a routed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -72,7 +72,10 @@ impl App {
         let deciding = std::time::Instant::now();
         let decision = snapshot.router.decide(&request, now)?;
         let decision_time = deciding.elapsed();
-        let new = new_ticket(&snapshot.router, &request, &decision, now);
+        let new = NewTicket {
+            within: self.settings.store_deadline,
+            ..new_ticket(&snapshot.router, &request, &decision, now)
+        };
         let partition = new.partition.clone();
         let stored =
             tokio::time::timeout(self.settings.store_deadline, self.store.create(new)).await;
@@ -80,6 +83,10 @@ impl App {
             Ok(Ok(created)) if created.duplicate => (CallOutcome::Duplicate, Some(created)),
             Ok(Ok(created)) if created.joined_incident => (CallOutcome::Incident, Some(created)),
             Ok(Ok(created)) => (CallOutcome::Queued, Some(created)),
+            Ok(Err(StoreError::TooLate)) => {
+                tracing::warn!("RouteCall answered without queueing: the store ran it too late");
+                (CallOutcome::Degraded, None)
+            }
             Ok(Err(e)) => {
                 tracing::warn!(error = %e, "RouteCall answered without queueing: store error");
                 (CallOutcome::Degraded, None)
@@ -153,7 +160,8 @@ impl App {
 }
 
 /// The ticket a decision makes: in the decided cooperator's partition (or the platform's), with
-/// its due time from the urgency and the calendar, and the decision kept with it as JSON.
+/// its due time from the urgency and the calendar, and the decision kept with it as JSON. Its
+/// deadline is the caller's to set.
 fn new_ticket(
     router: &Router,
     request: &RouteRequest,
@@ -174,5 +182,6 @@ fn new_ticket(
         sla_due_at: calendar::sla_due(decision.urgency, router.platform.timezone, now)
             .timestamp_millis(),
         details: serde_json::to_string(decision).unwrap_or_default(),
+        within: std::time::Duration::ZERO,
     }
 }

@@ -87,6 +87,7 @@ fn store_error_kind(error: &StoreError) -> &'static str {
         StoreError::Invalid(_) => "invalid",
         StoreError::Unavailable(_) => "unavailable",
         StoreError::Timeout => "timeout",
+        StoreError::TooLate => "too_late",
         StoreError::Corrupt(_) => "corrupt",
     }
 }

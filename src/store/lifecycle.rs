@@ -181,16 +181,24 @@ pub enum Refusal {
     NotHolder,
     /// `CR_WRONG_STATE <state> <action>`: the ticket's state does not allow the action.
     WrongState,
+    /// `CR_TOO_LATE`: a creation ran past its cut-off and created nothing.
+    TooLate,
 }
 
 impl Refusal {
-    pub const ALL: [Refusal; 3] = [Refusal::NotFound, Refusal::NotHolder, Refusal::WrongState];
+    pub const ALL: [Refusal; 4] = [
+        Refusal::NotFound,
+        Refusal::NotHolder,
+        Refusal::WrongState,
+        Refusal::TooLate,
+    ];
 
     pub fn code(self) -> &'static str {
         match self {
             Refusal::NotFound => "CR_NOT_FOUND",
             Refusal::NotHolder => "CR_NOT_HOLDER",
             Refusal::WrongState => "CR_WRONG_STATE",
+            Refusal::TooLate => "CR_TOO_LATE",
         }
     }
 

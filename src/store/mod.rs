@@ -58,6 +58,10 @@ pub struct NewTicket {
     pub escalation_team: String,
     /// Opaque details kept with the ticket (the routing decision, as JSON).
     pub details: String,
+    /// How long from now the creation may still take effect. One that would take effect later —
+    /// a request stuck behind a stalled store — creates nothing and fails with
+    /// [`StoreError::TooLate`], so a caller told "not queued" is never queued after all.
+    pub within: Duration,
 }
 
 /// A ticket as the store holds it.
@@ -289,6 +293,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("store operation timed out")]
     Timeout,
+    /// A creation reached the store past its deadline and created nothing.
+    #[error("the creation reached the store past its deadline: nothing was created")]
+    TooLate,
     #[error("unexpected store reply: {0}")]
     Corrupt(String),
 }

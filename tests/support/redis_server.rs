@@ -118,6 +118,26 @@ impl RedisServer {
         }
     }
 
+    /// SIGSTOP: the server holds every connection and answers nothing until [`RedisServer::resume`]
+    /// — a stalled Redis, as a long fork, a swapping host or a paused VM make one.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// SIGCONT: the paused server goes on, running what it was sent meanwhile.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, which: &str) {
+        let pid = self.child.as_ref().expect("a running server").id();
+        let status = Command::new("kill")
+            .args([which, &pid.to_string()])
+            .status()
+            .expect("kill runs");
+        assert!(status.success(), "kill {which} {pid}");
+    }
+
     /// Starts it again on the same port and data directory (reloading the AOF).
     pub fn restart(&mut self) {
         self.kill();

@@ -59,14 +59,18 @@ impl TicketStore for MemoryStore {
     }
 
     async fn create(&self, new: NewTicket) -> Result<Created, StoreError> {
-        let t = now_ms();
+        let cutoff = now_ms() + new.within.as_millis() as Millis;
         let mut s = self.lock();
+        let t = now_ms();
         s.purge_expired(t);
         let call_key = (new.partition.clone(), new.call_id.clone());
         if let Some(existing) = s.calls.get(&call_key).cloned()
             && s.tickets.contains_key(&existing)
         {
             return Ok(s.created(&existing, true, false));
+        }
+        if t > cutoff || new.within.is_zero() {
+            return Err(StoreError::TooLate);
         }
         let open = new.incident_id.as_ref().and_then(|incident| {
             let key = (new.partition.clone(), incident.clone());

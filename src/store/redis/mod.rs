@@ -38,6 +38,7 @@
 //! stub naming the new id. A crash between steps leaves the ticket in the outbox, and the reaper
 //! finishes the move: never lost, never twice in a queue.
 
+mod clock;
 mod keys;
 mod moves;
 mod reads;
@@ -52,6 +53,7 @@ use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnecti
 use redis::{Client, Script, Value};
 use rustc_hash::FxHashMap;
 
+use self::clock::{ClockOffset, local_ms};
 pub use self::keys::valid_partition;
 use self::keys::{Keys, PartitionKeys};
 use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
@@ -119,6 +121,8 @@ pub struct RedisStore {
     settings: Arc<StoreSettings>,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
+    /// Redis's clock over ours, for the cut-offs of creations.
+    clock: Arc<ClockOffset>,
     /// Connections for blocking feed reads, which hold a connection for their whole wait and so
     /// never use the shared one; kept and reused rather than opened for every read.
     blocking: Arc<Mutex<Vec<MultiplexedConnection>>>,
@@ -146,6 +150,7 @@ impl RedisStore {
             keys: Arc::new(Keys::new(&settings.namespace)),
             settings: Arc::new(settings),
             scripts: Arc::new(Scripts::new()),
+            clock: Arc::default(),
             blocking: Arc::default(),
         })
     }
@@ -197,6 +202,16 @@ impl RedisStore {
             Ok(result) => result.map_err(|e| store_error(e, "")),
             Err(_) => Err(StoreError::Timeout),
         }
+    }
+
+    /// Reads Redis's `TIME` and records its offset over our clock (the health check does, every
+    /// second).
+    async fn measure_clock(&self) -> Result<(), StoreError> {
+        let before = local_ms();
+        let time: Value = self.query(&redis::cmd("TIME")).await?;
+        let after = local_ms();
+        self.clock.record(before, reply::redis_time(&time)?, after);
+        Ok(())
     }
 
     /// A transition by the holder of a ticket: the ticket id and the hold, then `extra` arguments.
@@ -274,15 +289,17 @@ impl RedisStore {
 #[async_trait]
 impl TicketStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        let pong: String = self.query(&redis::cmd("PING")).await?;
-        if pong == "PONG" {
-            Ok(())
-        } else {
-            Err(StoreError::Corrupt(format!("PING answered {pong}")))
-        }
+        self.measure_clock().await
     }
 
     async fn create(&self, new: NewTicket) -> Result<Created, StoreError> {
+        let started = local_ms();
+        // The store's own timeout obeys the caller's rule: past it, nothing may be created.
+        let within = new.within.min(self.settings.operation_timeout);
+        if !self.clock.is_measured() {
+            self.measure_clock().await?;
+        }
+        let cutoff = self.clock.cutoff(started, within);
         let at = self.keys.partition(&new.partition)?;
         let ticket_id = new_ticket_id(new.partition.as_str());
         let call_key = at.call(&new.call_id);
@@ -309,6 +326,7 @@ impl TicketStore for RedisStore {
             new.sla_due_at.to_string(),
             new.escalation_team.clone(),
             new.details.clone(),
+            cutoff.to_string(),
         ];
         let reply = self
             .run(&self.scripts.create, &at, &keys, &args, &ticket_id)

@@ -35,6 +35,7 @@ pub fn store_error(e: RedisError, ticket_id: &str) -> StoreError {
                 _ => StoreError::Corrupt(format!("refusal '{detail}'")),
             }
         }
+        Some(Refusal::TooLate) => StoreError::TooLate,
         None if e.is_timeout() => StoreError::Timeout,
         None => StoreError::Unavailable(e.to_string()),
     }

@@ -1,11 +1,16 @@
 -- create: a ticket for a call, idempotent by call id; a building-wide issue joins its open incident.
 -- KEYS: call key, queue key, ticket key, incident key (the call key again when there is none).
 -- ARGV[4..]: ticket id, call id, partition, cooperator, team, urgency rank, issue type, building,
--- incident id, SLA due (ms), escalation team, details.
+-- incident id, SLA due (ms), escalation team, details, cut-off (ms, Redis clock).
+-- Past the cut-off the caller has been told "not queued": nothing is created (a retry still finds
+-- a ticket created before, which is true).
 local t = now_ms()
 local existing = redis.call('GET', KEYS[1])
 if existing and redis.call('EXISTS', tkey(existing)) == 1 then
   return {1, 0, position(existing), redis.call('HGETALL', tkey(existing))}
+end
+if t > tonumber(ARGV[16]) then
+  return redis.error_reply('CR_TOO_LATE ' .. t)
 end
 local incident = ARGV[12]
 if incident ~= '' then

@@ -261,3 +261,70 @@ async fn calls_answered_not_queued_during_a_stall_are_never_queued() {
     );
     server.stop().await;
 }
+
+#[tokio::test]
+async fn callers_of_one_incident_hang_up_one_by_one() {
+    let Some(server) = TestServer::start_redis().await else {
+        return;
+    };
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    let lift = |call_id: &str| pb::RouteCallRequest {
+        issue_type: "technical.lift.breakdown".to_owned(),
+        ..leak_call(call_id)
+    };
+    let mut tickets = Vec::new();
+    for call in ["lift-1", "lift-2", "lift-3"] {
+        let routed = telephony
+            .route_call(lift(call))
+            .await
+            .expect("route")
+            .into_inner();
+        tickets.push(routed.ticket.expect("queued"));
+    }
+    let ticket_id = tickets[0].ticket_id.clone();
+    assert!(
+        tickets.iter().all(|t| t.ticket_id == ticket_id),
+        "one incident"
+    );
+    assert_eq!(tickets[2].incident_calls, 3);
+    // Each caller hangs up with the ids RouteCall gave it; the others keep the ticket alive.
+    let cancelling = telephony.clone();
+    let hang_up = |call_id: &str| {
+        let request = pb::CancelCallRequest {
+            call_id: call_id.to_owned(),
+            ticket_id: ticket_id.clone(),
+        };
+        let mut telephony = cancelling.clone();
+        async move {
+            telephony
+                .cancel_call(request)
+                .await
+                .expect("cancel")
+                .into_inner()
+        }
+    };
+    let after_first = hang_up("lift-1").await;
+    assert_eq!(
+        (after_first.state, after_first.incident_calls),
+        (pb::TicketState::Queued as i32, 2)
+    );
+    let retry = telephony
+        .route_call(lift("lift-2"))
+        .await
+        .expect("a retry of a caller still waiting")
+        .into_inner();
+    assert!(retry.duplicate && retry.queued);
+    assert_eq!(
+        retry.ticket.map(|t| t.state),
+        Some(pb::TicketState::Queued as i32)
+    );
+    let after_second = hang_up("lift-2").await;
+    assert_eq!(after_second.incident_calls, 1);
+    let after_last = hang_up("lift-3").await;
+    assert_eq!(
+        (after_last.state, after_last.incident_calls),
+        (pb::TicketState::Cancelled as i32, 0),
+        "cancelled once no caller is left"
+    );
+    server.stop().await;
+}

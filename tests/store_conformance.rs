@@ -279,7 +279,7 @@ async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.cancel("no-partition-in-this-id}{").await,
+        store.cancel("no-partition-in-this-id}{", None).await,
         Err(StoreError::NotFound(_))
     ));
     assert_eq!(store.get("garbage").await.expect("get"), None);
@@ -472,10 +472,10 @@ async fn transfer_keeps_place_and_history(store: Store) {
 
 async fn cancel_only_while_queued(store: Store) {
     let t = create(&store, "c1", "tl.q", Urgency::U2).await;
-    let cancelled = store.cancel(&t.ticket_id).await.expect("cancel");
+    let cancelled = store.cancel(&t.ticket_id, None).await.expect("cancel");
     assert_eq!(cancelled.state, TicketState::Cancelled);
     assert_eq!(
-        store.cancel(&t.ticket_id).await.expect("twice").state,
+        store.cancel(&t.ticket_id, None).await.expect("twice").state,
         TicketState::Cancelled
     );
     assert!(
@@ -491,7 +491,10 @@ async fn cancel_only_while_queued(store: Store) {
         .await
         .expect("claim")
         .expect("t");
-    let err = store.cancel(&u.ticket_id).await.expect_err("picked up");
+    let err = store
+        .cancel(&u.ticket_id, None)
+        .await
+        .expect_err("picked up");
     assert!(
         matches!(
             err,
@@ -553,6 +556,68 @@ async fn building_wide_incidents_group_calls(store: Store) {
     let c = store.create(later).await.expect("create");
     assert!(!c.joined_incident, "the incident closed: a new one opens");
     assert_ne!(c.ticket.ticket_id, a.ticket.ticket_id);
+}
+
+async fn each_caller_of_an_incident_hangs_up_on_its_own(store: Store) {
+    let mut first = new_ticket("lift-1", P, "contractor.lifts", Urgency::U2);
+    first.incident_id = Some("TL-00001/lift".to_owned());
+    let ticket = store.create(first.clone()).await.expect("create").ticket;
+    for call in ["lift-2", "lift-3"] {
+        let joined = NewTicket {
+            call_id: call.to_owned(),
+            ..first.clone()
+        };
+        store.create(joined).await.expect("join");
+    }
+    let id = ticket.ticket_id.as_str();
+    let after = |t: Ticket| (t.state, t.incident_calls);
+    let first_gone = store.cancel(id, Some("lift-1")).await.expect("hang-up");
+    assert_eq!(
+        after(first_gone),
+        (TicketState::Queued, 2),
+        "two still wait"
+    );
+    let again = store.cancel(id, Some("lift-1")).await.expect("twice");
+    assert_eq!(after(again), (TicketState::Queued, 2), "withdrawn once");
+    assert!(matches!(
+        store.cancel(id, Some("not-a-caller")).await,
+        Err(StoreError::NotFound(_))
+    ));
+    let third_gone = store.cancel(id, Some("lift-3")).await.expect("hang-up");
+    assert_eq!(after(third_gone), (TicketState::Queued, 1));
+    let last_gone = store.cancel(id, Some("lift-2")).await.expect("hang-up");
+    assert_eq!(
+        after(last_gone),
+        (TicketState::Cancelled, 0),
+        "no caller left"
+    );
+    let history = store.history(id).await.expect("history").join("\n");
+    assert!(history.contains("caller lift-1 hung up"), "{history}");
+}
+
+async fn a_picked_up_incident_is_not_cancelled_by_its_callers(store: Store) {
+    let mut first = new_ticket("lift-1", P, "contractor.lifts", Urgency::U2);
+    first.incident_id = Some("TL-00002/lift".to_owned());
+    let ticket = store.create(first.clone()).await.expect("create").ticket;
+    let joined = NewTicket {
+        call_id: "lift-2".to_owned(),
+        ..first
+    };
+    store.create(joined).await.expect("join");
+    store
+        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG)
+        .await
+        .expect("claim")
+        .expect("the incident");
+    for call in ["lift-1", "lift-2"] {
+        assert!(matches!(
+            store.cancel(&ticket.ticket_id, Some(call)).await,
+            Err(StoreError::WrongState {
+                state: TicketState::Reserved,
+                ..
+            })
+        ));
+    }
 }
 
 async fn position_and_estimated_wait(store: Store) {
@@ -723,7 +788,7 @@ async fn presence_goes_offline_without_heartbeats(store: Store) {
 async fn closed_tickets_are_purged_after_retention(store: Store) {
     let t = create(&store, "c-retained", "tl.q", Urgency::U2).await;
     let open = create(&store, "c-open", "tl.q", Urgency::U3).await;
-    store.cancel(&t.ticket_id).await.expect("cancel");
+    store.cancel(&t.ticket_id, None).await.expect("cancel");
     assert!(store.get(&t.ticket_id).await.expect("get").is_some());
     tokio::time::sleep(Duration::from_millis(1800)).await;
     assert_eq!(store.get(&t.ticket_id).await.expect("get"), None, "purged");
@@ -898,4 +963,6 @@ conformance!(
     claims_span_partitions_by_urgency,
     joined_calls_are_forgotten_after_retention,
     a_creation_past_its_deadline_creates_nothing,
+    each_caller_of_an_incident_hangs_up_on_its_own,
+    a_picked_up_incident_is_not_cancelled_by_its_callers,
 );

@@ -179,7 +179,7 @@ impl Side {
                 outcome(result.map(Some))
             }
             Op::Cancel { call } => match self.ids.get(&format!("call-{call}")).cloned() {
-                Some(id) => outcome(self.store.cancel(&id).await.map(Some)),
+                Some(id) => outcome(self.store.cancel(&id, None).await.map(Some)),
                 None => "unknown call".to_owned(),
             },
         }

@@ -141,8 +141,9 @@ impl App {
         Ok(self.current().router.decide(request, at)?)
     }
 
-    /// Cancels a waiting call's ticket (the caller hung up before pickup). The ticket id is the
-    /// one `RouteCall` answered; a call id, when given, must be the ticket's.
+    /// A caller hung up before pickup: withdraws its call from the ticket `RouteCall` gave it
+    /// (the ticket's own call when `call_id` is `None`), and cancels the ticket once no caller of
+    /// it is left. Each caller of a building-wide incident counts on its own.
     pub async fn cancel_call(
         &self,
         principal: &Principal,
@@ -151,11 +152,7 @@ impl App {
     ) -> Result<Ticket, AppError> {
         allow(principal, UseCase::CancelCall)?;
         let ticket_id = required_text("ticket_id", ticket_id)?;
-        match self.store.get(&ticket_id).await? {
-            Some(t) if call_id.is_none_or(|c| c == t.call_id) => {}
-            _ => return Err(AppError::NotFound),
-        }
-        Ok(self.store.cancel(&ticket_id).await?)
+        Ok(self.store.cancel(&ticket_id, call_id).await?)
     }
 }
 

@@ -97,8 +97,9 @@ impl TicketStore for InstrumentedStore {
         .await
     }
 
-    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError> {
-        self.timed("cancel", self.inner.cancel(ticket_id)).await
+    async fn cancel(&self, ticket_id: &str, call_id: Option<&str>) -> Result<Ticket, StoreError> {
+        self.timed("cancel", self.inner.cancel(ticket_id, call_id))
+            .await
     }
 
     async fn get(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError> {

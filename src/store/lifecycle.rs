@@ -83,6 +83,8 @@ pub enum EventKind {
     Created,
     /// Another call joined the ticket's building-wide incident.
     IncidentCall,
+    /// One caller of an incident hung up; others still wait.
+    CallerLeft,
     Claimed,
     Accepted,
     Completed,
@@ -97,9 +99,10 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 11] = [
+    pub const ALL: [EventKind; 12] = [
         EventKind::Created,
         EventKind::IncidentCall,
+        EventKind::CallerLeft,
         EventKind::Claimed,
         EventKind::Accepted,
         EventKind::Completed,
@@ -115,6 +118,7 @@ impl EventKind {
         match self {
             EventKind::Created => "created",
             EventKind::IncidentCall => "incident_call",
+            EventKind::CallerLeft => "caller_left",
             EventKind::Claimed => "claimed",
             EventKind::Accepted => "accepted",
             EventKind::Completed => "completed",

@@ -349,8 +349,10 @@ pub trait TicketStore: Send + Sync + 'static {
         urgency: Option<Urgency>,
     ) -> Result<Ticket, StoreError>;
 
-    /// `QUEUED → CANCELLED` (the caller hung up before pickup). Cancelling twice is not an error.
-    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError>;
+    /// A caller hung up before pickup: withdraws `call_id` (the ticket's own call when `None`)
+    /// from the ticket; `QUEUED → CANCELLED` once no caller is left. The call must be one of the
+    /// ticket's (else `NotFound`); withdrawing or cancelling twice is not an error.
+    async fn cancel(&self, ticket_id: &str, call_id: Option<&str>) -> Result<Ticket, StoreError>;
 
     async fn get(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError>;
 

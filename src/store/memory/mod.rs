@@ -13,7 +13,7 @@ use tokio::sync::Notify;
 
 mod state;
 
-use self::state::{State, now_ms, place};
+use self::state::{State, now_ms};
 use super::lifecycle::{Action, EventKind};
 use super::{
     AgentStatus, Created, Hold, Millis, NewTicket, Presence, QueuePosition, QueueStats, ReapReport,
@@ -339,13 +339,18 @@ impl TicketStore for MemoryStore {
         Ok(ticket)
     }
 
-    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError> {
+    async fn cancel(&self, ticket_id: &str, call_id: Option<&str>) -> Result<Ticket, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
         let ticket = s
             .tickets
-            .get_mut(ticket_id)
+            .get(ticket_id)
             .ok_or_else(|| StoreError::NotFound(ticket_id.to_owned()))?;
+        let call = call_id.unwrap_or(&ticket.call_id).to_owned();
+        let call_key = (ticket.partition.clone(), call.clone());
+        if s.calls.get(&call_key).map(String::as_str) != Some(ticket_id) {
+            return Err(StoreError::NotFound(ticket_id.to_owned()));
+        }
         match ticket.state {
             TicketState::Cancelled => return Ok(ticket.clone()),
             TicketState::Queued => {}
@@ -357,33 +362,9 @@ impl TicketStore for MemoryStore {
                 });
             }
         }
-        let p = place(ticket);
-        ticket.state = TicketState::Cancelled;
-        ticket.closed_at = Some(t);
-        let queue = QueueRef::new(&ticket.partition, &ticket.team_id);
-        let incident = ticket
-            .incident_id
-            .clone()
-            .map(|i| (ticket.partition.clone(), i));
-        if let Some(set) = s.queues.get_mut(&queue) {
-            set.remove(&p);
+        if s.withdraw(ticket_id, &call, t, &self.settings) {
+            s.cancel_queued(ticket_id, &call, t, &self.settings);
         }
-        if let Some(key) = incident
-            && s.incidents.get(&key).map(String::as_str) == Some(ticket_id)
-        {
-            s.incidents.remove(&key);
-        }
-        s.count(&queue, TicketState::Queued, -1);
-        s.count(&queue, TicketState::Cancelled, 1);
-        s.remember(ticket_id, t, "cancelled".to_owned());
-        s.emit(
-            &queue,
-            EventKind::Cancelled,
-            ticket_id,
-            t,
-            self.settings.feed_length,
-        );
-        s.expire_closed(ticket_id, t, self.settings.retention);
         let ticket = s.tickets[ticket_id].clone();
         drop(s);
         self.feed_changed.notify_waiters();

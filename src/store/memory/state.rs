@@ -41,6 +41,8 @@ pub(super) struct State {
     pub(super) stats: HashMap<QueueRef, QueueStatsState>,
     pub(super) feeds: HashMap<QueueRef, Feed>,
     pub(super) expiries: BTreeSet<(Millis, String)>,
+    /// The callers of incident tickets that a second caller joined, by ticket.
+    pub(super) callers: HashMap<String, BTreeSet<String>>,
     /// Call keys of calls that joined an incident: (expiry, partition, call id).
     pub(super) call_expiries: BTreeSet<(Millis, Partition, String)>,
     pub(super) agents: HashMap<String, AgentStatus>,
@@ -126,6 +128,7 @@ impl State {
                 }
             }
             self.history.remove(&id);
+            self.callers.remove(&id);
         }
     }
 
@@ -279,7 +282,13 @@ impl State {
         let Some(ticket) = self.tickets.get_mut(open) else {
             return;
         };
-        ticket.incident_calls += 1;
+        // Each caller counts on its own, so that a hang-up withdraws only that caller.
+        let callers = self
+            .callers
+            .entry(open.to_owned())
+            .or_insert_with(|| BTreeSet::from([ticket.call_id.clone()]));
+        callers.insert(call_key.1.clone());
+        ticket.incident_calls = callers.len() as u32;
         let team = QueueRef::new(&ticket.partition, &ticket.team_id);
         let expires = t + settings.retention.as_millis() as Millis;
         self.call_expiries
@@ -408,5 +417,72 @@ impl State {
             report.expired += 1;
         }
         report
+    }
+
+    /// Withdraws a caller who hung up from a queued ticket: whether no caller is left (a ticket no
+    /// one joined has its own caller only).
+    pub(super) fn withdraw(
+        &mut self,
+        id: &str,
+        call: &str,
+        t: Millis,
+        settings: &StoreSettings,
+    ) -> bool {
+        let Some(callers) = self.callers.get_mut(id) else {
+            return true;
+        };
+        if !callers.remove(call) {
+            return false;
+        }
+        let left = callers.len();
+        let Some(ticket) = self.tickets.get_mut(id) else {
+            return false;
+        };
+        ticket.incident_calls = left as u32;
+        if left == 0 {
+            return true;
+        }
+        let queue = QueueRef::new(&ticket.partition, &ticket.team_id);
+        self.remember(
+            id,
+            t,
+            format!("caller {call} hung up, {left} still waiting"),
+        );
+        self.emit(&queue, EventKind::CallerLeft, id, t, settings.feed_length);
+        false
+    }
+
+    /// `QUEUED → CANCELLED`: the last caller hung up before pickup.
+    pub(super) fn cancel_queued(
+        &mut self,
+        id: &str,
+        call: &str,
+        t: Millis,
+        settings: &StoreSettings,
+    ) {
+        let Some(ticket) = self.tickets.get_mut(id) else {
+            return;
+        };
+        let p = place(ticket);
+        ticket.state = TicketState::Cancelled;
+        ticket.closed_at = Some(t);
+        let queue = QueueRef::new(&ticket.partition, &ticket.team_id);
+        let incident = ticket
+            .incident_id
+            .clone()
+            .map(|i| (ticket.partition.clone(), i));
+        if let Some(set) = self.queues.get_mut(&queue) {
+            set.remove(&p);
+        }
+        if let Some(key) = incident
+            && self.incidents.get(&key).map(String::as_str) == Some(id)
+        {
+            self.incidents.remove(&key);
+        }
+        self.count(&queue, TicketState::Queued, -1);
+        self.count(&queue, TicketState::Cancelled, 1);
+        self.remember(id, t, format!("cancelled: caller {call} hung up"));
+        self.emit(&queue, EventKind::Cancelled, id, t, settings.feed_length);
+        self.expire_closed(id, t, settings.retention);
     }
 }

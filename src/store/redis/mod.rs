@@ -418,10 +418,10 @@ impl TicketStore for RedisStore {
         self.move_to(&at, ticket_id, hold, to, rank).await
     }
 
-    async fn cancel(&self, ticket_id: &str) -> Result<Ticket, StoreError> {
+    async fn cancel(&self, ticket_id: &str, call_id: Option<&str>) -> Result<Ticket, StoreError> {
         let at = self.keys.of_ticket(ticket_id)?;
         let keys = [at.ticket(ticket_id)];
-        let args = [ticket_id.to_owned()];
+        let args = [ticket_id.to_owned(), call_id.unwrap_or_default().to_owned()];
         let reply = self
             .run(&self.scripts.cancel, &at, &keys, &args, ticket_id)
             .await?;

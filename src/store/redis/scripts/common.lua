@@ -20,6 +20,8 @@ local function hkey(id) return P .. 'h:' .. id end
 local function qkey(team) return P .. 'q:' .. team end
 local function ekey(team) return P .. 'ev:' .. team end
 local function skey(team) return P .. 's:' .. team end
+-- The callers of a building-wide incident's ticket (kept once a second caller joins).
+local function ckey(id) return P .. 'callers:' .. id end
 
 local function count(team, state, delta)
   redis.call('HINCRBY', skey(team), state, delta)
@@ -41,6 +43,7 @@ local function expire_closed(id)
   local call = redis.call('HGET', tkey(id), 'call_id')
   redis.call('PEXPIRE', tkey(id), RETENTION)
   redis.call('PEXPIRE', hkey(id), RETENTION)
+  redis.call('PEXPIRE', ckey(id), RETENTION)
   if call and redis.call('GET', P .. 'call:' .. call) == id then
     redis.call('PEXPIRE', P .. 'call:' .. call, RETENTION)
   end

@@ -18,7 +18,13 @@ if incident ~= '' then
   if open then
     local state = redis.call('HGET', tkey(open), 'state')
     if state and state ~= 'COMPLETED' and state ~= 'CANCELLED' and state ~= 'MOVED' then
-      redis.call('HINCRBY', tkey(open), 'incident_calls', 1)
+      -- Each caller counts on its own, so that a hang-up withdraws only that caller.
+      local callers = ckey(open)
+      if redis.call('EXISTS', callers) == 0 then
+        redis.call('SADD', callers, redis.call('HGET', tkey(open), 'call_id'))
+      end
+      redis.call('SADD', callers, ARGV[5])
+      redis.call('HSET', tkey(open), 'incident_calls', redis.call('SCARD', callers))
       -- A joined call is remembered for retries for the retention, like a closed ticket's call.
       redis.call('SET', KEYS[1], open, 'PX', RETENTION)
       remember(open, t, 'incident call ' .. ARGV[5])

@@ -86,7 +86,7 @@ async fn run(name: &str, store: Arc<dyn TicketStore>, server: Option<&redis_serv
             let agent_id = format!("agent-{agent}");
             let mut done = 0u64;
             while let Some(t) = store
-                .claim_next(&agent_id, &queues(), lease)
+                .claim_next(&agent_id, &queues(), lease, None)
                 .await
                 .expect("claim")
             {
@@ -126,7 +126,7 @@ async fn run(name: &str, store: Arc<dyn TicketStore>, server: Option<&redis_serv
         create.push(t0.elapsed());
         let t0 = Instant::now();
         let t = store
-            .claim_next("solo", &queues(), lease)
+            .claim_next("solo", &queues(), lease, None)
             .await
             .expect("claim")
             .expect("ticket");

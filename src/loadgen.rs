@@ -380,6 +380,7 @@ async fn work_tickets(
         let mut claim = tonic::Request::new(pb::ClaimNextTicketRequest {
             team_ids: vec![],
             lease_seconds: 60,
+            ..Default::default()
         });
         claim.metadata_mut().insert("authorization", token.clone());
         let ticket = match desk.claim_next_ticket(claim).await {

@@ -50,6 +50,7 @@ async fn ticket(server: &TestServer, n: &mut u32, held: bool) -> (String, u64) {
             .claim_next_ticket(pb::ClaimNextTicketRequest {
                 team_ids: vec![TL_TECH.to_owned()],
                 lease_seconds: 600,
+                ..Default::default()
             })
             .await
             .expect("claim")
@@ -76,6 +77,7 @@ async fn claim_and_release(desk: &mut support::api::Desk, team_ids: Vec<String>)
         .claim_next_ticket(pb::ClaimNextTicketRequest {
             team_ids,
             lease_seconds: 60,
+            ..Default::default()
         })
         .await;
     if let Ok(response) = &result
@@ -183,6 +185,7 @@ async fn every_role_against_every_rpc() {
                 desk.list_tickets(pb::ListTicketsRequest {
                     team_id: TL_TECH.to_owned(),
                     limit: 10,
+                    ..Default::default()
                 })
                 .await,
             ),

@@ -101,6 +101,7 @@ async fn explain_route_decides_and_queues_nothing() {
         .list_tickets(pb::ListTicketsRequest {
             team_id: TL_TECH.to_owned(),
             limit: 0,
+            ..Default::default()
         })
         .await
         .expect("list")
@@ -322,6 +323,7 @@ async fn triage_hands_a_call_to_a_cooperator_and_stats_follow() {
         .claim_next_ticket(pb::ClaimNextTicketRequest {
             team_ids: vec![],
             lease_seconds: 60,
+            ..Default::default()
         })
         .await
         .expect("claim")

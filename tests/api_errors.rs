@@ -84,6 +84,7 @@ async fn leases_out_of_range_are_refused() {
             .claim_next_ticket(pb::ClaimNextTicketRequest {
                 team_ids: vec![],
                 lease_seconds: lease,
+                ..Default::default()
             })
             .await
             .expect_err("bad lease");

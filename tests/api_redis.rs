@@ -5,6 +5,7 @@
 mod support {
     pub mod api;
     pub mod app;
+    pub mod proxy;
     pub mod redis_server;
 }
 
@@ -12,6 +13,9 @@ use std::time::{Duration, Instant};
 
 use callrouter::api::pb;
 use support::api::{TestServer, leak_call, next_event};
+use support::proxy::Proxy;
+use support::redis_server::RedisServer;
+use tonic::Code;
 
 #[tokio::test]
 async fn without_the_store_route_call_still_answers_with_the_decision() {
@@ -132,6 +136,7 @@ async fn a_killed_instance_loses_nothing_and_another_serves_its_work() {
             .claim_next_ticket(pb::ClaimNextTicketRequest {
                 team_ids: vec![],
                 lease_seconds: 5,
+                ..Default::default()
             })
             .await
             .expect("claim")
@@ -169,6 +174,7 @@ async fn kill_first_then_finish_on_second(
             .claim_next_ticket(pb::ClaimNextTicketRequest {
                 team_ids: vec![],
                 lease_seconds: 60,
+                ..Default::default()
             })
             .await
             .expect("claim")
@@ -326,5 +332,187 @@ async fn callers_of_one_incident_hang_up_one_by_one() {
         (pb::TicketState::Cancelled as i32, 0),
         "cancelled once no caller is left"
     );
+    server.stop().await;
+}
+
+/// A server whose Redis answers go through a proxy that can hold them back.
+async fn behind_proxy() -> Option<(TestServer, Proxy)> {
+    let redis = RedisServer::start()?;
+    let proxy = Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
+    let server = TestServer::over_redis(&proxy.url(), redis).await;
+    Some((server, proxy))
+}
+
+/// Works one ticket through claim and completion, so that Redis has every script of the desk
+/// cached (a script Redis has not seen would be refused unrun, not lost).
+async fn warm_up(server: &TestServer) {
+    server
+        .routing(Some("telephony-ivr"))
+        .route_call(leak_call("warm-up"))
+        .await
+        .expect("route");
+    let mut desk = server.desk(Some("tl-agent-1"));
+    let held = support::api::claim(&mut desk, vec![]).await;
+    support::api::complete(&mut desk, &held, "warm-up").await;
+}
+
+/// Runs `action` while Redis's answers are held past the store's timeout: it takes effect in
+/// Redis, and its caller never hears so.
+async fn with_answer_lost<T: std::fmt::Debug>(
+    proxy: &Proxy,
+    action: impl std::future::Future<Output = Result<tonic::Response<T>, tonic::Status>>,
+) -> tonic::Status {
+    proxy.hold();
+    let lost = action.await.expect_err("no answer reaches the server");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    proxy.release();
+    lost
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_answer_was_lost_is_done_for_its_holders_retry() {
+    let Some((server, proxy)) = behind_proxy().await else {
+        return;
+    };
+    warm_up(&server).await;
+    server
+        .routing(Some("telephony-ivr"))
+        .route_call(leak_call("lost-1"))
+        .await
+        .expect("route");
+    let mut desk = server.desk(Some("tl-agent-1"));
+    let held = support::api::claim(&mut desk, vec![]).await;
+    let complete = pb::CompleteTicketRequest {
+        ticket_id: held.ticket_id.clone(),
+        lease_token: held.lease_token,
+        resolution: "fixed".to_owned(),
+    };
+    let lost = with_answer_lost(&proxy, desk.clone().complete_ticket(complete.clone())).await;
+    assert_eq!(lost.code(), Code::DeadlineExceeded, "{lost:?}");
+    let stored = server
+        .desk(Some("tl-agent-1"))
+        .get_ticket(pb::GetTicketRequest {
+            ticket_id: held.ticket_id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(
+        stored.state,
+        pb::TicketState::Completed as i32,
+        "the completion took effect, its answer was lost"
+    );
+    let retried = desk
+        .complete_ticket(complete.clone())
+        .await
+        .expect("the holder's retry is answered as done")
+        .into_inner();
+    assert_eq!(retried.state, pb::TicketState::Completed as i32);
+    assert_eq!(retried.resolution, "fixed");
+    let other = server
+        .desk(Some("tl-sup-1"))
+        .complete_ticket(complete)
+        .await
+        .expect_err("anyone else is still refused");
+    assert_eq!(other.code(), Code::FailedPrecondition);
+    server.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_retried_with_its_claim_id_gets_the_same_hold() {
+    let Some((server, proxy)) = behind_proxy().await else {
+        return;
+    };
+    warm_up(&server).await;
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    for call in ["claim-1", "claim-2"] {
+        telephony.route_call(leak_call(call)).await.expect("route");
+    }
+    let mut desk = server.desk(Some("tl-agent-1"));
+    let claim = pb::ClaimNextTicketRequest {
+        lease_seconds: 600,
+        claim_id: "desk-7-claim-1".to_owned(),
+        ..Default::default()
+    };
+    let lost = with_answer_lost(&proxy, desk.clone().claim_next_ticket(claim.clone())).await;
+    assert_eq!(lost.code(), Code::DeadlineExceeded, "{lost:?}");
+    let retried = desk
+        .claim_next_ticket(claim.clone())
+        .await
+        .expect("retry")
+        .into_inner()
+        .ticket
+        .expect("the hold the lost claim made");
+    let again = desk
+        .claim_next_ticket(claim)
+        .await
+        .expect("retry")
+        .into_inner()
+        .ticket
+        .expect("the same hold");
+    assert_eq!(
+        (again.ticket_id.as_str(), again.lease_token),
+        (retried.ticket_id.as_str(), retried.lease_token)
+    );
+    let next = support::api::claim(&mut desk, vec![]).await;
+    assert_ne!(
+        next.ticket_id, retried.ticket_id,
+        "a new claim takes the other"
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_restarted_desk_recovers_the_tickets_it_holds() {
+    let Some(server) = TestServer::start_redis().await else {
+        return;
+    };
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    for call in ["hold-1", "hold-2"] {
+        telephony.route_call(leak_call(call)).await.expect("route");
+    }
+    let held = {
+        let mut desk = server.desk(Some("tl-agent-1"));
+        vec![
+            support::api::claim(&mut desk, vec![]).await,
+            support::api::claim(&mut desk, vec![]).await,
+        ]
+    };
+    // The desk restarts: a new client, the same agent, no memory of its holds.
+    let mut restarted = server.desk(Some("tl-agent-1"));
+    let mut recovered = restarted
+        .list_tickets(pb::ListTicketsRequest {
+            held_by_me: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .tickets;
+    recovered.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
+    let mut expected: Vec<(String, u64)> = held
+        .iter()
+        .map(|t| (t.ticket_id.clone(), t.lease_token))
+        .collect();
+    expected.sort();
+    let got: Vec<(String, u64)> = recovered
+        .iter()
+        .map(|t| (t.ticket_id.clone(), t.lease_token))
+        .collect();
+    assert_eq!(got, expected);
+    for ticket in &recovered {
+        support::api::complete(&mut restarted, ticket, "done").await;
+    }
+    let others = server
+        .desk(Some("tl-sup-1"))
+        .list_tickets(pb::ListTicketsRequest {
+            held_by_me: true,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner()
+        .tickets;
+    assert!(others.is_empty(), "another agent holds nothing");
     server.stop().await;
 }

@@ -160,7 +160,7 @@ async fn a_picked_up_call_is_not_cancelled() {
     let telephony = principal(&app, "telephony-ivr");
     let ticket = routed(&app, "c-1").await;
     let agent = principal(&app, "tl-agent-1");
-    app.claim_next_ticket(&agent, &[], Duration::from_secs(60))
+    app.claim_next_ticket(&agent, &[], Duration::from_secs(60), None)
         .await
         .expect("claim")
         .expect("the call");

@@ -188,7 +188,7 @@ async fn a_cooperator_added_by_reload_is_primed_and_reaped() {
         .expect("create");
     let queue = QueueRef::new(lh.clone(), "loire-habitat.front-desk");
     store
-        .claim_next("lh-agent", &[queue], Duration::from_millis(50))
+        .claim_next("lh-agent", &[queue], Duration::from_millis(50), None)
         .await
         .expect("claim")
         .expect("the ticket");

@@ -38,7 +38,12 @@ async fn ticket(app: &App, held: bool) -> callrouter::store::Ticket {
     }
     let agent = principal(app, "tl-agent-1");
     let claimed = app
-        .claim_next_ticket(&agent, &[TL_TECH.to_owned()], Duration::from_secs(600))
+        .claim_next_ticket(
+            &agent,
+            &[TL_TECH.to_owned()],
+            Duration::from_secs(600),
+            None,
+        )
         .await
         .expect("claim")
         .expect("the fresh ticket waits");
@@ -62,8 +67,8 @@ async fn run(rpc: &str, who: Option<&str>) -> Expect {
         "RouteCall" => outcome(app.route_call(&caller, leak("another")).await),
         "ExplainRoute" => outcome(app.explain_route(&caller, &leak("x"), chrono::Utc::now())),
         "CancelCall" => outcome(app.cancel_call(&caller, &ticket.ticket_id, None).await),
-        "ClaimAny" => outcome(app.claim_next_ticket(&caller, &[], lease).await),
-        "ClaimTeam" => outcome(app.claim_next_ticket(&caller, &teams, lease).await),
+        "ClaimAny" => outcome(app.claim_next_ticket(&caller, &[], lease, None).await),
+        "ClaimTeam" => outcome(app.claim_next_ticket(&caller, &teams, lease, None).await),
         "Accept" => outcome(app.accept_ticket(&caller, &action(), None).await),
         "Complete" => outcome(app.complete_ticket(&caller, &action(), "done").await),
         "Release" => outcome(app.release_ticket(&caller, &action()).await),

@@ -22,7 +22,7 @@ const TL_FRONT: &str = "touraine-logement.front-desk";
 async fn claim(app: &App, agent: &str, teams: &[&str]) -> Option<Ticket> {
     let who = principal(app, agent);
     let teams: Vec<String> = teams.iter().map(|t| (*t).to_owned()).collect();
-    app.claim_next_ticket(&who, &teams, LEASE)
+    app.claim_next_ticket(&who, &teams, LEASE, None)
         .await
         .expect("claim")
 }
@@ -59,7 +59,7 @@ async fn a_claim_for_a_team_not_ones_own_is_refused() {
     let app = demo_app();
     let agent = principal(&app, "lb-agent-1");
     let refused = app
-        .claim_next_ticket(&agent, &[TL_TECH.to_owned()], LEASE)
+        .claim_next_ticket(&agent, &[TL_TECH.to_owned()], LEASE, None)
         .await;
     assert_eq!(
         refused.map(|t| t.is_some()),

@@ -29,7 +29,7 @@ fn watch(app: &App, agent: &str, resume_from: &HashMap<String, String>) -> Watch
 
 async fn claim(app: &App) {
     let agent = principal(app, "tl-agent-1");
-    app.claim_next_ticket(&agent, &[], Duration::from_secs(60))
+    app.claim_next_ticket(&agent, &[], Duration::from_secs(60), None)
         .await
         .expect("claim")
         .expect("a ticket");

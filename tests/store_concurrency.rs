@@ -75,7 +75,7 @@ async fn twenty_claimers_complete_every_ticket_exactly_once(store: Store) {
         workers.push(tokio::spawn(async move {
             let agent = format!("agent-{a}");
             while let Some(t) = store
-                .claim_next(&agent, &queues, Duration::from_secs(60))
+                .claim_next(&agent, &queues, Duration::from_secs(60), None)
                 .await
                 .expect("claim")
             {
@@ -152,6 +152,7 @@ async fn racing_release_expiry_and_complete_never_yield_two_holders(store: Store
                         &agent,
                         std::slice::from_ref(&queue),
                         Duration::from_millis(40),
+                        None,
                     )
                     .await
                     .expect("claim")
@@ -222,6 +223,7 @@ async fn racing_release_expiry_and_complete_never_yield_two_holders(store: Store
             "closer",
             std::slice::from_ref(&queue),
             Duration::from_secs(60),
+            None,
         )
         .await
         .expect("claim")

@@ -112,7 +112,7 @@ async fn order_is_urgency_then_waiting_time(store: Store) {
     let queues = [q(P, "tl.a"), q(P, "tl.b")];
     let mut order = Vec::new();
     while let Some(t) = store
-        .claim_next("agent-1", &queues, LONG)
+        .claim_next("agent-1", &queues, LONG, None)
         .await
         .expect("claim")
     {
@@ -129,7 +129,7 @@ async fn order_is_urgency_then_waiting_time(store: Store) {
     );
     assert!(
         store
-            .claim_next("agent-1", &queues, LONG)
+            .claim_next("agent-1", &queues, LONG, None)
             .await
             .expect("claim")
             .is_none()
@@ -139,7 +139,7 @@ async fn order_is_urgency_then_waiting_time(store: Store) {
 async fn lifecycle_with_history_and_counts(store: Store) {
     let t = create(&store, "c1", "tl.tech", Urgency::U2).await;
     let claimed = store
-        .claim_next("ana", &[q(P, "tl.tech")], LONG)
+        .claim_next("ana", &[q(P, "tl.tech")], LONG, None)
         .await
         .expect("claim")
         .expect("a ticket");
@@ -174,8 +174,14 @@ async fn lifecycle_with_history_and_counts(store: Store) {
         (c.queued, c.reserved, c.in_progress, c.completed),
         (0, 0, 0, 1)
     );
-    let err = store
+    // The holder's retry is answered as done, with the first resolution; another action is not.
+    let again = store
         .complete(&t.ticket_id, &hold(&claimed), "twice")
+        .await
+        .expect("the holder's retry");
+    assert_eq!(again.resolution.as_deref(), Some("fixed"));
+    let err = store
+        .release(&t.ticket_id, &hold(&claimed))
         .await
         .expect_err("already completed");
     assert!(
@@ -195,7 +201,7 @@ async fn release_returns_to_the_original_place(store: Store) {
     tokio::time::sleep(Duration::from_millis(3)).await;
     let second = create(&store, "c2", "tl.q", Urgency::U2).await;
     let claimed = store
-        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
         .await
         .expect("claim")
         .expect("ticket");
@@ -214,7 +220,7 @@ async fn release_returns_to_the_original_place(store: Store) {
         "back in front"
     );
     let again = store
-        .claim_next("bob", &[q(P, "tl.q")], LONG)
+        .claim_next("bob", &[q(P, "tl.q")], LONG, None)
         .await
         .expect("claim")
         .expect("ticket");
@@ -228,7 +234,7 @@ async fn release_returns_to_the_original_place(store: Store) {
 async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
     let t = create(&store, "c1", "tl.q", Urgency::U2).await;
     let claimed = store
-        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
         .await
         .expect("claim")
         .expect("ticket");
@@ -285,11 +291,127 @@ async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
     assert_eq!(store.get("garbage").await.expect("get"), None);
 }
 
+async fn a_holders_retry_of_a_done_action_is_answered_as_done(store: Store) {
+    let claim = |agent: &'static str, team: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .claim_next(agent, &[q(P, team)], LONG, None)
+                .await
+                .expect("claim")
+                .expect("a ticket")
+        }
+    };
+    // Complete, then the same holder again: done, the ticket as it is.
+    create(&store, "c1", "tl.q", Urgency::U2).await;
+    let held = claim("ana", "tl.q").await;
+    let done = store
+        .complete(&held.ticket_id, &hold(&held), "fixed")
+        .await
+        .expect("complete");
+    let again = store
+        .complete(&held.ticket_id, &hold(&held), "fixed")
+        .await
+        .expect("the holder's retry");
+    assert_eq!((again.state, again.closed_at), (done.state, done.closed_at));
+    let foreign = Hold {
+        agent_id: "bob".to_owned(),
+        ..hold(&held)
+    };
+    assert!(
+        store
+            .complete(&held.ticket_id, &foreign, "x")
+            .await
+            .is_err()
+    );
+    assert!(
+        store.release(&held.ticket_id, &hold(&held)).await.is_err(),
+        "another action of the ended hold is still refused"
+    );
+    // Release, another agent claims, then the first holder's retry: done, not taken back.
+    create(&store, "c2", "tl.r", Urgency::U2).await;
+    let first = claim("ana", "tl.r").await;
+    store
+        .release(&first.ticket_id, &hold(&first))
+        .await
+        .expect("release");
+    let second = claim("bob", "tl.r").await;
+    let retried = store
+        .release(&first.ticket_id, &hold(&first))
+        .await
+        .expect("the holder's retry");
+    assert_eq!(retried.agent_id.as_deref(), Some("bob"), "bob keeps it");
+    assert_eq!(retried.lease_token, second.lease_token);
+    // A transfer to another partition, retried: the same moved ticket, once.
+    create(&store, "c3", "tl.s", Urgency::U2).await;
+    let held = claim("ana", "tl.s").await;
+    let to = q("platform", "platform.triage");
+    let moved = store
+        .transfer(&held.ticket_id, &hold(&held), &to, None)
+        .await
+        .expect("transfer");
+    let again = store
+        .transfer(&held.ticket_id, &hold(&held), &to, None)
+        .await
+        .expect("the holder's retry");
+    assert_eq!(again.ticket_id, moved.ticket_id);
+    let waiting = store.list_queued(&to, 10).await.expect("list");
+    assert_eq!(waiting.len(), 1, "moved once");
+}
+
+async fn a_claim_id_finds_its_hold_again(store: Store) {
+    create(&store, "c1", "tl.q", Urgency::U2).await;
+    create(&store, "c2", "tl.q", Urgency::U2).await;
+    let queues = [q(P, "tl.q")];
+    let first = store
+        .claim_next("ana", &queues, LONG, Some("k1"))
+        .await
+        .expect("claim")
+        .expect("a ticket");
+    let retried = store
+        .claim_next("ana", &queues, LONG, Some("k1"))
+        .await
+        .expect("retry")
+        .expect("the same hold");
+    assert_eq!(
+        (retried.ticket_id.as_str(), retried.lease_token),
+        (first.ticket_id.as_str(), first.lease_token)
+    );
+    let other = store
+        .claim_next("bob", &queues, LONG, Some("k1"))
+        .await
+        .expect("claim")
+        .expect("another ticket");
+    assert_ne!(
+        other.ticket_id, first.ticket_id,
+        "claim ids are the agent's own"
+    );
+    let held = store
+        .held_by(&Partition::parse(P), "ana")
+        .await
+        .expect("held");
+    assert_eq!(
+        held.iter().map(|t| t.lease_token).collect::<Vec<_>>(),
+        [first.lease_token]
+    );
+    // Once the hold ends, the claim id makes a new claim.
+    store
+        .release(&first.ticket_id, &hold(&first))
+        .await
+        .expect("release");
+    let fresh = store
+        .claim_next("ana", &queues, LONG, Some("k1"))
+        .await
+        .expect("claim")
+        .expect("a ticket");
+    assert_ne!(fresh.lease_token, first.lease_token);
+}
+
 async fn lease_expiry_requeues_then_escalates(store: Store) {
     let t = create(&store, "c1", "tl.q", Urgency::U2).await;
     let short = Duration::from_millis(80);
     let first = store
-        .claim_next("ana", &[q(P, "tl.q")], short)
+        .claim_next("ana", &[q(P, "tl.q")], short, None)
         .await
         .expect("claim")
         .expect("ticket");
@@ -312,7 +434,7 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
     assert_eq!(back.enqueued_at, t.enqueued_at, "original place kept");
 
     let second = store
-        .claim_next("bob", &[q(P, "tl.q")], short)
+        .claim_next("bob", &[q(P, "tl.q")], short, None)
         .await
         .expect("claim")
         .expect("ticket");
@@ -326,13 +448,13 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
     assert_eq!(escalated.attempts, 2);
     assert!(
         store
-            .claim_next("bob", &[q(P, "tl.q")], LONG)
+            .claim_next("bob", &[q(P, "tl.q")], LONG, None)
             .await
             .expect("claim")
             .is_none()
     );
     let sup = store
-        .claim_next("sue", &[q(P, "touraine-logement.supervisor")], LONG)
+        .claim_next("sue", &[q(P, "touraine-logement.supervisor")], LONG, None)
         .await
         .expect("claim");
     assert_eq!(sup.map(|t| t.ticket_id), Some(t.ticket_id));
@@ -352,7 +474,7 @@ async fn transfer_keeps_place_and_history(store: Store) {
     tokio::time::sleep(Duration::from_millis(3)).await;
     let waiting = create(&store, "c-wait", "tl.tech", Urgency::U2).await;
     let claimed = store
-        .claim_next("ana", &[q(P, "tl.front")], LONG)
+        .claim_next("ana", &[q(P, "tl.front")], LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -408,7 +530,7 @@ async fn transfer_keeps_place_and_history(store: Store) {
         .expect("create")
         .ticket;
     let held = store
-        .claim_next("tri", &[q("platform", "platform.triage")], LONG)
+        .claim_next("tri", &[q("platform", "platform.triage")], LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -442,14 +564,14 @@ async fn transfer_keeps_place_and_history(store: Store) {
         "{history:?}"
     );
     let first = store
-        .claim_next("ana", &[q(P, "tl.tech")], LONG)
+        .claim_next("ana", &[q(P, "tl.tech")], LONG, None)
         .await
         .expect("claim")
         .expect("t");
     assert_eq!(first.ticket_id, handed.ticket_id, "U1 first");
     assert!(
         store
-            .claim_next("tri", &[q("platform", "platform.triage")], LONG)
+            .claim_next("tri", &[q("platform", "platform.triage")], LONG, None)
             .await
             .expect("claim")
             .is_none()
@@ -480,14 +602,14 @@ async fn cancel_only_while_queued(store: Store) {
     );
     assert!(
         store
-            .claim_next("ana", &[q(P, "tl.q")], LONG)
+            .claim_next("ana", &[q(P, "tl.q")], LONG, None)
             .await
             .expect("claim")
             .is_none()
     );
     let u = create(&store, "c2", "tl.q", Urgency::U2).await;
     store
-        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -543,7 +665,7 @@ async fn building_wide_incidents_group_calls(store: Store) {
         1
     );
     let held = store
-        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG)
+        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -605,7 +727,7 @@ async fn a_picked_up_incident_is_not_cancelled_by_its_callers(store: Store) {
     };
     store.create(joined).await.expect("join");
     store
-        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG)
+        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG, None)
         .await
         .expect("claim")
         .expect("the incident");
@@ -662,7 +784,7 @@ async fn position_and_estimated_wait(store: Store) {
         "{wait_first} < {wait_last}"
     );
     let held = store
-        .claim_next("ana", &[q(P, "tl.q")], LONG)
+        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -689,7 +811,7 @@ async fn team_feeds_record_every_transition(store: Store) {
     let queue = q(P, "tl.feed");
     let t = create(&store, "c1", "tl.feed", Urgency::U2).await;
     let held = store
-        .claim_next("ana", std::slice::from_ref(&queue), LONG)
+        .claim_next("ana", std::slice::from_ref(&queue), LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -824,7 +946,7 @@ async fn joined_calls_are_forgotten_after_retention(store: Store) {
             .joined_incident
     );
     let held = store
-        .claim_next("roofer", &[q(P, "contractor.roofs")], LONG)
+        .claim_next("roofer", &[q(P, "contractor.roofs")], LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -873,7 +995,7 @@ async fn claims_span_partitions_by_urgency(store: Store) {
         q("lb-habitat", "contractor.lifts"),
     ];
     let first = store
-        .claim_next("lifter", &queues, LONG)
+        .claim_next("lifter", &queues, LONG, None)
         .await
         .expect("claim")
         .expect("t");
@@ -882,20 +1004,22 @@ async fn claims_span_partitions_by_urgency(store: Store) {
         "U1 in another partition comes first"
     );
     let second = store
-        .claim_next("lifter", &queues, LONG)
+        .claim_next("lifter", &queues, LONG, None)
         .await
         .expect("claim")
         .expect("t");
     assert_eq!(second.ticket_id, coop.ticket_id);
     assert!(
         store
-            .claim_next("lifter", &queues, LONG)
+            .claim_next("lifter", &queues, LONG, None)
             .await
             .expect("claim")
             .is_none()
     );
     assert!(matches!(
-        store.claim_next("x", &[q("bad}{tag", "t")], LONG).await,
+        store
+            .claim_next("x", &[q("bad}{tag", "t")], LONG, None)
+            .await,
         Err(StoreError::Invalid(_)) | Ok(None)
     ));
 }
@@ -964,5 +1088,7 @@ conformance!(
     joined_calls_are_forgotten_after_retention,
     a_creation_past_its_deadline_creates_nothing,
     each_caller_of_an_incident_hangs_up_on_its_own,
+    a_holders_retry_of_a_done_action_is_answered_as_done,
+    a_claim_id_finds_its_hold_again,
     a_picked_up_incident_is_not_cancelled_by_its_callers,
 );

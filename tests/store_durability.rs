@@ -74,7 +74,7 @@ async fn acknowledged_tickets_survive_sigkill_and_the_client_reconnects() {
         );
     }
     let held = store
-        .claim_next("ana", &queues[..1], Duration::from_secs(60))
+        .claim_next("ana", &queues[..1], Duration::from_secs(60), None)
         .await
         .expect("claim")
         .expect("t");
@@ -206,7 +206,12 @@ async fn keys_share_one_hash_tag_per_partition() {
     incident.incident_id = Some("LB-00001/roof".to_owned());
     store.create(incident).await.expect("create");
     let t = store
-        .claim_next("ana", &[QueueRef::new(P, "a")], Duration::from_secs(60))
+        .claim_next(
+            "ana",
+            &[QueueRef::new(P, "a")],
+            Duration::from_secs(60),
+            None,
+        )
         .await
         .expect("claim")
         .expect("t");
@@ -245,6 +250,7 @@ async fn a_move_between_partitions_leaves_no_key_without_expiry() {
             "triage",
             &[QueueRef::new("platform", "platform.triage")],
             Duration::from_secs(60),
+            None,
         )
         .await
         .expect("claim")

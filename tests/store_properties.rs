@@ -144,7 +144,7 @@ impl Side {
                     teams.iter().map(|t| QueueRef::new(P, TEAMS[*t])).collect();
                 let claimed = self
                     .store
-                    .claim_next(&agent_name(*agent), &queues, LEASE)
+                    .claim_next(&agent_name(*agent), &queues, LEASE, None)
                     .await;
                 if let Ok(Some(t)) = &claimed {
                     let hold = Hold {

@@ -42,9 +42,10 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let principal = authenticate(&self.app, &request)?;
         let message = request.into_inner();
         let lease = convert::lease(message.lease_seconds)?;
+        let claim_id = Some(message.claim_id.as_str()).filter(|c| !c.is_empty());
         let ticket = self
             .app
-            .claim_next_ticket(&principal, &message.team_ids, lease)
+            .claim_next_ticket(&principal, &message.team_ids, lease, claim_id)
             .await?;
         Ok(Response::new(pb::ClaimNextTicketResponse {
             ticket: ticket.map(ticket_to_pb),
@@ -117,10 +118,13 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let principal = authenticate(&self.app, &request)?;
         let message = request.into_inner();
         let limit = list_limit("limit", message.limit)?;
-        let tickets = self
-            .app
-            .list_tickets(&principal, &message.team_id, limit)
-            .await?;
+        let tickets = if message.held_by_me {
+            self.app.list_held_tickets(&principal, limit).await?
+        } else {
+            self.app
+                .list_tickets(&principal, &message.team_id, limit)
+                .await?
+        };
         Ok(Response::new(pb::ListTicketsResponse {
             tickets: tickets.into_iter().map(ticket_to_pb).collect(),
         }))

@@ -26,14 +26,17 @@ pub struct TransferTo {
 
 impl App {
     /// Claims the most urgent, longest-waiting ticket across the caller's teams (all of them
-    /// when none are named), under a lease.
+    /// when none are named), under a lease. With a claim id chosen by the desk, a retry whose
+    /// first answer was lost gets the same hold back, as long as it is current.
     pub async fn claim_next_ticket(
         &self,
         principal: &Principal,
         team_ids: &[String],
         lease: Duration,
+        claim_id: Option<&str>,
     ) -> Result<Option<Ticket>, AppError> {
         allow(principal, UseCase::ClaimNextTicket)?;
+        let claim_id = claim_id.map(|c| required_text("claim_id", c)).transpose()?;
         if let Some(team) = team_ids.iter().find(|t| !principal.has_team(t)) {
             return Err(policy::Refusal::NotYourTeam(team.clone()).into());
         }
@@ -45,7 +48,7 @@ impl App {
         };
         let ticket = self
             .store
-            .claim_next(&principal.agent_id, &queues, lease)
+            .claim_next(&principal.agent_id, &queues, lease, claim_id.as_deref())
             .await?;
         if let Some(t) = &ticket {
             let waited = t.claimed_at.unwrap_or(t.enqueued_at) - t.enqueued_at;
@@ -182,6 +185,27 @@ impl App {
         tickets.sort_by_key(|t| (t.urgency, t.enqueued_at));
         tickets.truncate(limit);
         Ok(tickets)
+    }
+
+    /// The tickets the caller holds, across the partitions it works in: a desk restarted
+    /// mid-hold recovers its tickets and their lease tokens.
+    pub async fn list_held_tickets(
+        &self,
+        principal: &Principal,
+        limit: usize,
+    ) -> Result<Vec<Ticket>, AppError> {
+        allow(principal, UseCase::ListTickets)?;
+        let partitions = if principal.is_platform() {
+            self.current().router.partitions()
+        } else {
+            vec![principal.partition.clone()]
+        };
+        let mut held = Vec::new();
+        for partition in &partitions {
+            held.extend(self.store.held_by(partition, &principal.agent_id).await?);
+        }
+        held.truncate(limit);
+        Ok(held)
     }
 }
 

@@ -53,9 +53,10 @@ impl TicketStore for InstrumentedStore {
         agent_id: &str,
         queues: &[QueueRef],
         lease: Duration,
+        claim_id: Option<&str>,
     ) -> Result<Option<Ticket>, StoreError> {
-        self.timed("claim", self.inner.claim_next(agent_id, queues, lease))
-            .await
+        let claim = self.inner.claim_next(agent_id, queues, lease, claim_id);
+        self.timed("claim", claim).await
     }
 
     async fn accept(
@@ -112,6 +113,15 @@ impl TicketStore for InstrumentedStore {
 
     async fn list_queued(&self, queue: &QueueRef, limit: usize) -> Result<Vec<Ticket>, StoreError> {
         self.timed("list", self.inner.list_queued(queue, limit))
+            .await
+    }
+
+    async fn held_by(
+        &self,
+        partition: &Partition,
+        agent_id: &str,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        self.timed("held", self.inner.held_by(partition, agent_id))
             .await
     }
 

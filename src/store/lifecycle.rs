@@ -216,7 +216,7 @@ mod tests {
     use super::*;
 
     /// Every script, with the prelude they share.
-    const SCRIPTS: [(&str, &str); 15] = [
+    const SCRIPTS: [(&str, &str); 16] = [
         ("common", include_str!("redis/scripts/common.lua")),
         ("create", include_str!("redis/scripts/create.lua")),
         ("claim", include_str!("redis/scripts/claim.lua")),
@@ -231,6 +231,7 @@ mod tests {
         ("move_done", include_str!("redis/scripts/move_done.lua")),
         ("position", include_str!("redis/scripts/position.lua")),
         ("list", include_str!("redis/scripts/list.lua")),
+        ("held", include_str!("redis/scripts/held.lua")),
         ("heartbeat", include_str!("redis/scripts/heartbeat.lua")),
     ];
 
@@ -283,6 +284,7 @@ mod tests {
                     seen_refusals.extend(refusal);
                 } else if (before.contains("error_reply('CR_WRONG_STATE") && !word.is_empty())
                     || before.contains("check_hold(")
+                    || before.contains("end_hold(")
                 {
                     let action = Action::parse(word);
                     assert!(action.is_some(), "{name}: undeclared action '{word}'");

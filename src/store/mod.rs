@@ -312,12 +312,15 @@ pub trait TicketStore: Send + Sync + 'static {
     /// joins the open incident of the same building and group.
     async fn create(&self, new: NewTicket) -> Result<Created, StoreError>;
 
-    /// Claims the most urgent, longest-waiting ticket across the queues, under a lease.
+    /// Claims the most urgent, longest-waiting ticket across the queues, under a lease. With a
+    /// claim id, a retry whose first answer was lost gets the hold that claim made, while it is
+    /// current.
     async fn claim_next(
         &self,
         agent_id: &str,
         queues: &[QueueRef],
         lease: Duration,
+        claim_id: Option<&str>,
     ) -> Result<Option<Ticket>, StoreError>;
 
     /// `RESERVED → IN_PROGRESS`, renewing the lease.
@@ -361,6 +364,13 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// Waiting tickets of a queue, in claim order.
     async fn list_queued(&self, queue: &QueueRef, limit: usize) -> Result<Vec<Ticket>, StoreError>;
+
+    /// The tickets of a partition an agent holds (for a desk recovering its holds).
+    async fn held_by(
+        &self,
+        partition: &Partition,
+        agent_id: &str,
+    ) -> Result<Vec<Ticket>, StoreError>;
 
     /// Position and estimated wait of a queued ticket.
     async fn position(&self, ticket_id: &str) -> Result<Option<QueuePosition>, StoreError>;

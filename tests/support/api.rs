@@ -92,6 +92,7 @@ pub async fn claim(desk: &mut Desk, team_ids: Vec<String>) -> callrouter::api::p
     desk.claim_next_ticket(callrouter::api::pb::ClaimNextTicketRequest {
         team_ids,
         lease_seconds: 60,
+        ..Default::default()
     })
     .await
     .expect("claim")
@@ -149,6 +150,13 @@ impl TestServer {
         let mut server = TestServer::launch(None, redis_store(&url), Some(url)).await;
         server.redis = Some(redis);
         Some(server)
+    }
+
+    /// A server over a Redis it reaches at `url` (a proxy, say), which `redis` is the server of.
+    pub async fn over_redis(url: &str, redis: RedisServer) -> TestServer {
+        let mut server = TestServer::launch(None, redis_store(url), Some(url.to_owned())).await;
+        server.redis = Some(redis);
+        server
     }
 
     /// Another instance over the same Redis, as a deployment runs several.

@@ -99,9 +99,14 @@ impl TicketStore for MemoryStore {
         agent_id: &str,
         queues: &[QueueRef],
         lease: Duration,
+        claim_id: Option<&str>,
     ) -> Result<Option<Ticket>, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
+        s.purge_expired(t);
+        if let Some(held) = claim_id.and_then(|claim| s.claimed(agent_id, claim, t)) {
+            return Ok(Some(held));
+        }
         let best = queues
             .iter()
             .filter_map(|q| {
@@ -133,6 +138,12 @@ impl TicketStore for MemoryStore {
             ticket.claimed_at = Some(t);
         }
         s.leases.insert((expires, id.clone()));
+        if let Some(claim) = claim_id {
+            s.claims
+                .insert((agent_id.to_owned(), claim.to_owned()), (id.clone(), token));
+            s.claim_expiries
+                .insert((expires, agent_id.to_owned(), claim.to_owned()));
+        }
         let stats = s.stats.entry(queue.clone()).or_default();
         if let Some(last) = stats.last_claim_at {
             let gap = (t - last).min(3_600_000) as f64;
@@ -204,6 +215,9 @@ impl TicketStore for MemoryStore {
     ) -> Result<Ticket, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
+        if let Some(done) = s.already_done(ticket_id, hold, Action::Complete) {
+            return Ok(done);
+        }
         let ticket = s.held(ticket_id, hold, Action::Complete, t)?;
         let was = ticket.state;
         let expiry = ticket.lease_expires_at;
@@ -226,6 +240,7 @@ impl TicketStore for MemoryStore {
         }
         s.count(&queue, was, -1);
         s.count(&queue, TicketState::Completed, 1);
+        s.end_hold(ticket_id, hold, Action::Complete);
         s.remember(
             ticket_id,
             t,
@@ -248,6 +263,9 @@ impl TicketStore for MemoryStore {
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
+        if let Some(done) = s.already_done(ticket_id, hold, Action::Release) {
+            return Ok(done);
+        }
         let ticket = s.held(ticket_id, hold, Action::Release, t)?;
         let was = ticket.state;
         let expiry = ticket.lease_expires_at;
@@ -260,6 +278,7 @@ impl TicketStore for MemoryStore {
         s.enqueue(ticket_id);
         s.count(&queue, was, -1);
         s.count(&queue, TicketState::Queued, 1);
+        s.end_hold(ticket_id, hold, Action::Release);
         s.remember(ticket_id, t, format!("released by {}", hold.agent_id));
         s.emit(
             &queue,
@@ -283,6 +302,9 @@ impl TicketStore for MemoryStore {
     ) -> Result<Ticket, StoreError> {
         let t = now_ms();
         let mut s = self.lock();
+        if let Some(done) = s.already_done(ticket_id, hold, Action::Transfer) {
+            return Ok(done);
+        }
         let ticket = s.held(ticket_id, hold, Action::Transfer, t)?;
         let was = ticket.state;
         let expiry = ticket.lease_expires_at;
@@ -294,6 +316,7 @@ impl TicketStore for MemoryStore {
             s.leases.remove(&(e, ticket_id.to_owned()));
         }
         s.count(&from, was, -1);
+        s.end_hold(ticket_id, hold, Action::Transfer);
         if to.partition == from.partition {
             let ticket = s
                 .tickets
@@ -398,6 +421,29 @@ impl TicketStore for MemoryStore {
                     .collect()
             })
             .unwrap_or_default())
+    }
+
+    async fn held_by(
+        &self,
+        partition: &Partition,
+        agent_id: &str,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let t = now_ms();
+        let s = self.lock();
+        let mut held: Vec<Ticket> = s
+            .leases
+            .iter()
+            .filter_map(|(_, id)| s.tickets.get(id))
+            .filter(|x| {
+                &x.partition == partition
+                    && x.state.is_held()
+                    && x.agent_id.as_deref() == Some(agent_id)
+                    && x.lease_expires_at.is_some_and(|e| e > t)
+            })
+            .cloned()
+            .collect();
+        held.sort_by(|a, b| a.ticket_id.cmp(&b.ticket_id));
+        Ok(held)
     }
 
     async fn position(&self, ticket_id: &str) -> Result<Option<QueuePosition>, StoreError> {

@@ -41,6 +41,13 @@ pub(super) struct State {
     pub(super) stats: HashMap<QueueRef, QueueStatsState>,
     pub(super) feeds: HashMap<QueueRef, Feed>,
     pub(super) expiries: BTreeSet<(Millis, String)>,
+    /// How holds ended, by ticket and fencing token: the holder and its action, so that the
+    /// holder's retry of the same action is answered as done.
+    pub(super) ended: HashMap<(String, u64), (String, Action)>,
+    /// The hold each claim id made, by agent and claim id: (ticket, fencing token).
+    pub(super) claims: HashMap<(String, String), (String, u64)>,
+    /// When claim ids are forgotten (with their lease): (expiry, agent, claim id).
+    pub(super) claim_expiries: BTreeSet<(Millis, String, String)>,
     /// The callers of incident tickets that a second caller joined, by ticket.
     pub(super) callers: HashMap<String, BTreeSet<String>>,
     /// Call keys of calls that joined an incident: (expiry, partition, call id).
@@ -116,6 +123,13 @@ impl State {
             self.call_expiries.pop_first();
             self.calls.remove(&(partition, call));
         }
+        while let Some((at, agent, claim)) = self.claim_expiries.first().cloned() {
+            if at > t {
+                break;
+            }
+            self.claim_expiries.pop_first();
+            self.claims.remove(&(agent, claim));
+        }
         while let Some((at, id)) = self.expiries.first().cloned() {
             if at > t {
                 break;
@@ -129,6 +143,7 @@ impl State {
             }
             self.history.remove(&id);
             self.callers.remove(&id);
+            self.ended.retain(|(ticket, _), _| *ticket != id);
         }
     }
 
@@ -484,5 +499,38 @@ impl State {
         self.remember(id, t, format!("cancelled: caller {call} hung up"));
         self.emit(&queue, EventKind::Cancelled, id, t, settings.feed_length);
         self.expire_closed(id, t, settings.retention);
+    }
+
+    /// The ticket, when `hold` already ended with `action` (the holder retries after a lost
+    /// answer): as it is now, or the ticket it was moved to.
+    pub(super) fn already_done(&self, id: &str, hold: &Hold, action: Action) -> Option<Ticket> {
+        let (agent, done) = self.ended.get(&(id.to_owned(), hold.lease_token))?;
+        if *agent != hold.agent_id || *done != action {
+            return None;
+        }
+        let ticket = self.tickets.get(id)?;
+        match &ticket.moved_to {
+            Some(moved) => self.tickets.get(moved).cloned(),
+            None => Some(ticket.clone()),
+        }
+    }
+
+    /// Records that `hold` ended with `action`.
+    pub(super) fn end_hold(&mut self, id: &str, hold: &Hold, action: Action) {
+        self.ended.insert(
+            (id.to_owned(), hold.lease_token),
+            (hold.agent_id.clone(), action),
+        );
+    }
+
+    /// The ticket a claim id already holds, while that hold is current.
+    pub(super) fn claimed(&self, agent: &str, claim: &str, t: Millis) -> Option<Ticket> {
+        let (id, token) = self.claims.get(&(agent.to_owned(), claim.to_owned()))?;
+        let ticket = self.tickets.get(id)?;
+        let current = ticket.state.is_held()
+            && ticket.agent_id.as_deref() == Some(agent)
+            && ticket.lease_token == *token
+            && ticket.lease_expires_at.is_some_and(|e| e > t);
+        current.then(|| ticket.clone())
     }
 }

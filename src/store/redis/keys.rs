@@ -93,6 +93,11 @@ impl PartitionKeys {
         format!("{}ev:{team}", self.prefix)
     }
 
+    /// The hold a claim id made (`<ticket> <token>`), for a retried claim.
+    pub fn claim(&self, agent_id: &str, claim_id: &str) -> String {
+        format!("{}claim:{agent_id}:{claim_id}", self.prefix)
+    }
+
     /// Held tickets by lease expiry.
     pub fn leases(&self) -> String {
         format!("{}leases", self.prefix)

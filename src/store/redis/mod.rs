@@ -89,6 +89,7 @@ struct Scripts {
     move_done: Script,
     position: Script,
     list: Script,
+    held: Script,
     heartbeat: Script,
 }
 
@@ -108,6 +109,7 @@ impl Scripts {
             move_done: script!("move_done.lua"),
             position: script!("position.lua"),
             list: script!("list.lua"),
+            held: script!("held.lua"),
             heartbeat: script!("heartbeat.lua"),
         }
     }
@@ -242,13 +244,39 @@ impl RedisStore {
         teams: &[&str],
         agent_id: &str,
         lease: Duration,
+        claim_id: Option<&str>,
     ) -> Result<Option<Ticket>, StoreError> {
         let keys: Vec<String> = teams.iter().map(|t| at.queue(t)).collect();
-        let args = [agent_id.to_owned(), lease.as_millis().to_string()];
+        let args = [
+            agent_id.to_owned(),
+            lease.as_millis().to_string(),
+            claim_id.unwrap_or_default().to_owned(),
+        ];
         match self.run(&self.scripts.claim, at, &keys, &args, "").await? {
             Value::Nil => Ok(None),
             other => Ok(Some(parse_ticket(&other)?)),
         }
+    }
+
+    /// The partitions where a claim id already made a hold (one round trip of reads).
+    async fn claimed_in<'a>(
+        &self,
+        by_partition: &'a BTreeMap<&'a Partition, (PartitionKeys, Vec<&'a str>)>,
+        agent_id: &str,
+        claim_id: &str,
+    ) -> Result<Vec<&'a Partition>, StoreError> {
+        let mut pipe = redis::pipe();
+        for (at, _) in by_partition.values() {
+            pipe.cmd("EXISTS").arg(at.claim(agent_id, claim_id));
+        }
+        let found = self.pipeline(&pipe).await?;
+        let mut partitions = Vec::new();
+        for (partition, exists) in by_partition.keys().zip(&found) {
+            if int(exists)? == 1 {
+                partitions.push(*partition);
+            }
+        }
+        Ok(partitions)
     }
 
     /// The partition whose best queue head comes first, best first: one pipelined round trip of
@@ -347,6 +375,7 @@ impl TicketStore for RedisStore {
         agent_id: &str,
         queues: &[QueueRef],
         lease: Duration,
+        claim_id: Option<&str>,
     ) -> Result<Option<Ticket>, StoreError> {
         let mut by_partition: BTreeMap<&Partition, (PartitionKeys, Vec<&str>)> = BTreeMap::new();
         for q in queues {
@@ -359,14 +388,20 @@ impl TicketStore for RedisStore {
         }
         if by_partition.len() <= 1 {
             return match by_partition.values().next() {
-                Some((at, teams)) => self.claim_in(at, teams, agent_id, lease).await,
+                Some((at, teams)) => self.claim_in(at, teams, agent_id, lease, claim_id).await,
                 None => Ok(None),
             };
         }
+        // A retried claim goes first to the partition where its claim id made a hold.
+        let mut order = match claim_id {
+            Some(claim) => self.claimed_in(&by_partition, agent_id, claim).await?,
+            None => Vec::new(),
+        };
         // If another agent empties the best partition's queues meanwhile, the next one is tried.
-        for partition in self.rank_partitions(&by_partition).await? {
+        order.extend(self.rank_partitions(&by_partition).await?);
+        for partition in order {
             let (at, teams) = &by_partition[partition];
-            if let Some(ticket) = self.claim_in(at, teams, agent_id, lease).await? {
+            if let Some(ticket) = self.claim_in(at, teams, agent_id, lease, claim_id).await? {
                 return Ok(Some(ticket));
             }
         }
@@ -438,6 +473,24 @@ impl TicketStore for RedisStore {
 
     async fn list_queued(&self, queue: &QueueRef, limit: usize) -> Result<Vec<Ticket>, StoreError> {
         self.list(queue, limit).await
+    }
+
+    async fn held_by(
+        &self,
+        partition: &Partition,
+        agent_id: &str,
+    ) -> Result<Vec<Ticket>, StoreError> {
+        let at = self.keys.partition(partition)?;
+        let reply = self
+            .run(
+                &self.scripts.held,
+                &at,
+                &[at.leases()],
+                &[agent_id.to_owned()],
+                "",
+            )
+            .await?;
+        array(&reply)?.iter().map(parse_ticket).collect()
     }
 
     async fn position(&self, ticket_id: &str) -> Result<Option<QueuePosition>, StoreError> {

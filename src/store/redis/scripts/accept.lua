@@ -2,7 +2,10 @@
 -- ARGV[4..]: ticket id, agent id, lease token, lease (ms).
 local t = now_ms()
 local id = ARGV[4]
-local refused = check_hold(id, ARGV[5], ARGV[6], 'accept', t)
+local refused, done = check_hold(id, ARGV[5], ARGV[6], 'accept', t)
+if done then
+  return redis.call('HGETALL', tkey(id))
+end
 if refused then
   return refused
 end

@@ -1,6 +1,20 @@
 -- claim: the most urgent, longest-waiting ticket across the given queues of one partition.
--- KEYS: the queues. ARGV[4..]: agent id, lease (ms).
+-- A claim id (chosen by the desk) makes the claim safe to retry: a retry whose first answer was
+-- lost finds the hold it made, as long as that hold is still current.
+-- KEYS: the queues. ARGV[4..]: agent id, lease (ms), claim id ('' for none).
 local t = now_ms()
+local claim_key = P .. 'claim:' .. ARGV[4] .. ':' .. ARGV[6]
+if ARGV[6] ~= '' then
+  local prior = redis.call('GET', claim_key)
+  if prior then
+    local id, token = string.match(prior, '^(.*) (%d+)$')
+    local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at')
+    if (h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS') and h[2] == ARGV[4] and h[3] == token
+      and tonumber(h[4]) > t then
+      return redis.call('HGETALL', tkey(id))
+    end
+  end
+end
 local best, best_score, best_queue
 for _, queue in ipairs(KEYS) do
   local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
@@ -30,6 +44,9 @@ if last > 0 then
   redis.call('HSET', stats, 'claim_interval', math.floor(previous * 0.8 + gap * 0.2))
 end
 redis.call('HSET', stats, 'last_claim_at', t)
+if ARGV[6] ~= '' then
+  redis.call('SET', claim_key, best .. ' ' .. token, 'PX', ARGV[5])
+end
 count(team, 'QUEUED', -1)
 count(team, 'RESERVED', 1)
 remember(best, t, 'claimed by ' .. ARGV[4] .. ' lease ' .. token)

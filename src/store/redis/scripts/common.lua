@@ -49,19 +49,30 @@ local function expire_closed(id)
   end
 end
 
--- Refuses anyone but the current holder, under an unexpired lease (fencing).
+-- Refuses anyone but the current holder, under an unexpired lease (fencing). A holder repeating an
+-- action that already ended its hold (its answer was lost) is not refused: the second value says
+-- the action is done, and the script answers with the ticket as it is.
 local function check_hold(id, agent, token, action, t)
-  local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at')
+  local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at',
+    'ended:' .. token)
   if not h[1] then
-    return redis.error_reply('CR_NOT_FOUND ' .. id)
+    return redis.error_reply('CR_NOT_FOUND ' .. id), false
+  end
+  if h[5] == agent .. ' ' .. action then
+    return nil, true
   end
   if h[1] ~= 'RESERVED' and h[1] ~= 'IN_PROGRESS' then
-    return redis.error_reply('CR_WRONG_STATE ' .. h[1] .. ' ' .. action)
+    return redis.error_reply('CR_WRONG_STATE ' .. h[1] .. ' ' .. action), false
   end
   if h[2] ~= agent or h[3] ~= token or tonumber(h[4]) <= t then
-    return redis.error_reply('CR_NOT_HOLDER ' .. id)
+    return redis.error_reply('CR_NOT_HOLDER ' .. id), false
   end
-  return nil
+  return nil, false
+end
+
+-- Records how a hold ended, so that its holder's retry of the same action is answered as done.
+local function end_hold(id, agent, token, action)
+  redis.call('HSET', tkey(id), 'ended:' .. token, agent .. ' ' .. action)
 end
 
 -- Position of a queued ticket (1 = next) and the team's recent interval between claims, in ms.

@@ -2,7 +2,10 @@
 -- ARGV[4..]: ticket id, agent id, lease token, resolution code.
 local t = now_ms()
 local id = ARGV[4]
-local refused = check_hold(id, ARGV[5], ARGV[6], 'complete', t)
+local refused, done = check_hold(id, ARGV[5], ARGV[6], 'complete', t)
+if done then
+  return redis.call('HGETALL', tkey(id))
+end
 if refused then
   return refused
 end
@@ -15,6 +18,7 @@ if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
 end
 count(h[2], h[1], -1)
 count(h[2], 'COMPLETED', 1)
+end_hold(id, ARGV[5], ARGV[6], 'complete')
 remember(id, t, 'completed by ' .. ARGV[5] .. ': ' .. ARGV[7])
 emit(h[2], 'completed', id, t)
 expire_closed(id)

@@ -4,7 +4,10 @@
 -- ARGV[4..]: ticket id, agent id, lease token, target partition, target team, urgency rank ('' = keep).
 local t = now_ms()
 local id = ARGV[4]
-local refused = check_hold(id, ARGV[5], ARGV[6], 'transfer', t)
+local refused, done = check_hold(id, ARGV[5], ARGV[6], 'transfer', t)
+if done then
+  return {redis.call('HGETALL', tkey(id)), redis.call('LRANGE', hkey(id), 0, -1)}
+end
 if refused then
   return refused
 end
@@ -14,5 +17,6 @@ redis.call('HSET', tkey(id), 'state', 'MOVING', 'move_partition', ARGV[7], 'move
 redis.call('ZREM', P .. 'leases', id)
 redis.call('ZADD', P .. 'outbox', t, id)
 count(h[2], h[1], -1)
+end_hold(id, ARGV[5], ARGV[6], 'transfer')
 remember(id, t, 'transfer by ' .. ARGV[5] .. ' to ' .. ARGV[7] .. '/' .. ARGV[8])
 return {redis.call('HGETALL', tkey(id)), redis.call('LRANGE', hkey(id), 0, -1)}

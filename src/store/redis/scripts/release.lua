@@ -2,7 +2,10 @@
 -- ARGV[4..]: ticket id, agent id, lease token.
 local t = now_ms()
 local id = ARGV[4]
-local refused = check_hold(id, ARGV[5], ARGV[6], 'release', t)
+local refused, done = check_hold(id, ARGV[5], ARGV[6], 'release', t)
+if done then
+  return redis.call('HGETALL', tkey(id))
+end
 if refused then
   return refused
 end
@@ -13,6 +16,7 @@ redis.call('ZREM', P .. 'leases', id)
 redis.call('ZADD', qkey(h[2]), score(h[3], h[4]), id)
 count(h[2], h[1], -1)
 count(h[2], 'QUEUED', 1)
+end_hold(id, ARGV[5], ARGV[6], 'release')
 remember(id, t, 'released by ' .. ARGV[5])
 emit(h[2], 'released', id, t)
 return redis.call('HGETALL', tkey(id))

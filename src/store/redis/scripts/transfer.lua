@@ -2,7 +2,10 @@
 -- ARGV[4..]: ticket id, agent id, lease token, target team, urgency rank to raise to ('' = keep).
 local t = now_ms()
 local id = ARGV[4]
-local refused = check_hold(id, ARGV[5], ARGV[6], 'transfer', t)
+local refused, done = check_hold(id, ARGV[5], ARGV[6], 'transfer', t)
+if done then
+  return redis.call('HGETALL', tkey(id))
+end
 if refused then
   return refused
 end
@@ -18,6 +21,7 @@ redis.call('ZREM', P .. 'leases', id)
 redis.call('ZADD', qkey(to), score(urgency, h[4]), id)
 count(h[2], h[1], -1)
 count(to, 'QUEUED', 1)
+end_hold(id, ARGV[5], ARGV[6], 'transfer')
 remember(id, t, 'transferred by ' .. ARGV[5] .. ' from ' .. h[2] .. ' to ' .. to)
 emit(h[2], 'transferred_out', id, t)
 emit(to, 'transferred_in', id, t)

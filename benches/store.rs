@@ -31,6 +31,7 @@ fn new_ticket(i: usize, run: &str) -> NewTicket {
         urgency: Urgency::ALL[i % 3],
         issue_type: "technical.plumbing.leak".to_owned(),
         building_id: Some("TL-00001".to_owned()),
+        address: None,
         incident_id: None,
         sla_due_at: 0,
         escalation_team: format!("{PARTITION}.supervisor"),

@@ -160,6 +160,21 @@ async fn an_agent_works_a_ticket_from_claim_to_completion() {
         (fetched.state, fetched.resolution.as_str()),
         (pb::TicketState::Completed as i32, "plumber-sent")
     );
+    // Why the call reached the team travels with the ticket.
+    let decision = fetched.decision.expect("the recorded decision");
+    assert_eq!(
+        (decision.rule_id.as_str(), decision.team_id.as_str()),
+        ("technical", TL_TECH)
+    );
+    assert!(!decision.reasons.is_empty());
+    assert_eq!(
+        decision.address_match.map(|m| m.level),
+        Some(pb::MatchLevel::Building as i32)
+    );
+    assert_eq!(
+        ticket.decision.map(|d| d.rule_id),
+        Some("technical".to_owned())
+    );
     server.stop().await;
 }
 
@@ -193,6 +208,17 @@ async fn a_watch_sends_a_snapshot_then_each_change_with_its_position() {
             .position
             .starts_with(&format!("touraine-logement/{TL_TECH}@"))
     );
+    // The event carries what a desk shows, so it needs no GetTicket.
+    let shown = event.ticket.expect("the ticket");
+    assert_eq!(shown.cooperator_id, "touraine-logement");
+    assert_eq!(shown.issue_type, "technical.plumbing.leak");
+    assert_eq!(shown.building_id, ticket.building_id);
+    assert_eq!(
+        (shown.created_at, shown.sla_due_at),
+        (ticket.created_at, ticket.sla_due_at)
+    );
+    assert_eq!(shown.incident_calls, 1);
+    assert!(!shown.address.is_empty(), "the address as routed");
     server.stop().await;
 }
 
@@ -215,11 +241,11 @@ async fn a_watch_resumes_after_a_position() {
     let claimed = next_event(&mut watch).await;
     drop(watch);
     support::api::complete(&mut agent, &held, "done").await;
-    // A desk that reconnects resumes after the last position it saw: no snapshot, only what came
-    // after.
-    let (feed, position) = claimed.position.rsplit_once('@').expect("a position");
+    // A desk that reconnects resumes after the last position it saw, given back exactly as
+    // received: no snapshot, only what came after.
+    let feed = format!("touraine-logement/{TL_TECH}");
     let mut resumed = agent
-        .watch_tickets(watch_request(Some((feed, position))))
+        .watch_tickets(watch_request(Some((&feed, &claimed.position))))
         .await
         .expect("resume")
         .into_inner();

@@ -516,3 +516,56 @@ async fn a_restarted_desk_recovers_the_tickets_it_holds() {
     assert!(others.is_empty(), "another agent holds nothing");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_watch_resumed_from_a_position_as_received_loses_and_repeats_nothing() {
+    let Some(server) = TestServer::start_redis().await else {
+        return;
+    };
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    let mut desk = server.desk(Some("tl-agent-1"));
+    let team = support::app::TL_TECH.to_owned();
+    let watch_from = |resume: Option<&str>| pb::WatchTicketsRequest {
+        team_ids: vec![team.clone()],
+        resume_from: resume
+            .map(|p| (format!("touraine-logement/{team}"), p.to_owned()))
+            .into_iter()
+            .collect(),
+    };
+    let mut watch = desk
+        .watch_tickets(watch_from(None))
+        .await
+        .expect("watch")
+        .into_inner();
+    let mut seen = Vec::new();
+    for call in ["w-1", "w-2", "w-3"] {
+        telephony.route_call(leak_call(call)).await.expect("route");
+        let event = next_event(&mut watch).await;
+        assert_eq!(event.kind, "created");
+        seen.push(event);
+    }
+    drop(watch);
+    // While the desk is away: three more changes.
+    for call in ["w-4", "w-5"] {
+        telephony.route_call(leak_call(call)).await.expect("route");
+    }
+    support::api::claim(&mut desk, vec![]).await;
+    let last = seen.last().expect("an event").position.clone();
+    let mut resumed = desk
+        .watch_tickets(watch_from(Some(&last)))
+        .await
+        .expect("resume from the position exactly as received")
+        .into_inner();
+    let mut kinds = Vec::new();
+    for _ in 0..3 {
+        kinds.push(next_event(&mut resumed).await.kind);
+    }
+    assert_eq!(
+        kinds,
+        ["created", "created", "claimed"],
+        "nothing lost, nothing repeated"
+    );
+    let quiet = tokio::time::timeout(Duration::from_millis(700), resumed.message()).await;
+    assert!(quiet.is_err(), "no event beyond the changes: {quiet:?}");
+    server.stop().await;
+}

@@ -178,6 +178,7 @@ async fn a_cooperator_added_by_reload_is_primed_and_reaped() {
             urgency: Urgency::U3,
             issue_type: "administrative.lease".to_owned(),
             building_id: None,
+            address: None,
             incident_id: None,
             sla_due_at: 0,
             escalation_team: lh.supervisor_team(),

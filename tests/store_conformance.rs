@@ -39,6 +39,7 @@ fn new_ticket(call: &str, partition: &str, team: &str, urgency: Urgency) -> NewT
         urgency,
         issue_type: "technical.plumbing.leak".to_owned(),
         building_id: Some("TL-00001".to_owned()),
+        address: None,
         incident_id: None,
         sla_due_at: 1_900_000_000_000,
         escalation_team: format!("{partition}.supervisor"),

@@ -32,6 +32,7 @@ fn ticket(call: String, team: &str, urgency: Urgency) -> NewTicket {
         urgency,
         issue_type: "other".to_owned(),
         building_id: None,
+        address: None,
         incident_id: None,
         sla_due_at: 0,
         escalation_team: format!("{P}.supervisor"),

@@ -122,6 +122,7 @@ impl Side {
                     urgency: Urgency::ALL[*urgency],
                     issue_type: "other".to_owned(),
                     building_id: None,
+                    address: None,
                     incident_id: None,
                     sla_due_at: 0,
                     escalation_team: format!("{P}.supervisor"),

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use prost_types::Timestamp;
 
 use super::pb;
+use crate::app::calls::recorded_decision;
 use crate::app::operations::{QueueOverview, Reloaded};
 use crate::app::requests;
 use crate::app::tickets::TransferTo;
@@ -102,8 +103,14 @@ fn state_to_pb(state: TicketState) -> pb::TicketState {
     }
 }
 
-/// A stored ticket on the wire.
+/// A stored ticket on the wire, with the routing decision recorded with it.
 pub fn ticket_to_pb(t: Ticket) -> pb::Ticket {
+    let decision = recorded_decision(&t).map(decision_to_pb);
+    ticket_with_decision(t, decision)
+}
+
+/// A stored ticket on the wire, with a decision already at hand.
+fn ticket_with_decision(t: Ticket, decision: Option<pb::RoutingDecision>) -> pb::Ticket {
     pb::Ticket {
         ticket_id: t.ticket_id,
         call_id: t.call_id,
@@ -125,6 +132,8 @@ pub fn ticket_to_pb(t: Ticket) -> pb::Ticket {
         moved_to: t.moved_to.unwrap_or_default(),
         transferred_from: t.transferred_from.unwrap_or_default(),
         escalated: t.escalated,
+        decision,
+        address: t.address.unwrap_or_default(),
     }
 }
 
@@ -180,14 +189,20 @@ pub fn routed_to_pb(routed: crate::app::calls::Routed) -> pb::RouteCallResponse 
     use crate::app::calls::CallOutcome;
     let queued = routed.queued();
     let position = routed.position.unwrap_or_default();
+    let decision = decision_to_pb(routed.decision);
+    // A new ticket was made by this decision; a duplicate's or an incident's by its first call's.
+    let ticket = routed.ticket.map(|t| match routed.outcome {
+        CallOutcome::Queued => ticket_with_decision(t, Some(decision.clone())),
+        _ => ticket_to_pb(t),
+    });
     pb::RouteCallResponse {
-        decision: Some(decision_to_pb(routed.decision)),
+        decision: Some(decision),
         duplicate: routed.outcome == CallOutcome::Duplicate,
         joined_incident: routed.outcome == CallOutcome::Incident,
         queued,
         queue_position: position.position,
         estimated_wait_seconds: position.estimated_wait_seconds,
-        ticket: routed.ticket.map(ticket_to_pb),
+        ticket,
     }
 }
 
@@ -232,9 +247,16 @@ pub fn watch_event_to_pb(event: WatchEvent) -> pb::TicketEvent {
             ticket: Some(pb::Ticket {
                 ticket_id: event.ticket_id,
                 state: state_to_pb(event.state) as i32,
+                cooperator_id: event.cooperator_id.unwrap_or_default(),
                 team_id: event.team_id,
                 urgency: urgency_to_pb(event.urgency) as i32,
+                issue_type: event.issue_type,
+                building_id: event.building_id.unwrap_or_default(),
                 agent_id: event.agent_id.unwrap_or_default(),
+                created_at: timestamp(event.created_at),
+                sla_due_at: timestamp(event.sla_due_at),
+                incident_calls: event.incident_calls,
+                address: event.address.unwrap_or_default(),
                 ..Default::default()
             }),
         },

@@ -156,6 +156,12 @@ impl App {
     }
 }
 
+/// The routing decision recorded with a ticket when its call was routed (absent for a ticket
+/// whose details do not hold one).
+pub fn recorded_decision(ticket: &Ticket) -> Option<RoutingDecision> {
+    serde_json::from_str(&ticket.details).ok()
+}
+
 /// The ticket a decision makes: in the decided cooperator's partition (or the platform's), with
 /// its due time from the urgency and the calendar, and the decision kept with it as JSON. Its
 /// deadline is the caller's to set.
@@ -175,6 +181,7 @@ fn new_ticket(
         urgency: decision.urgency,
         issue_type: request.issue_type.clone(),
         building_id: decision.address_match.building_id.clone(),
+        address: Some(decision.address_match.normalized.clone()).filter(|a| !a.is_empty()),
         incident_id: decision.incident_id.clone(),
         sla_due_at: calendar::sla_due(decision.urgency, router.platform.timezone, now)
             .timestamp_millis(),

@@ -4,8 +4,9 @@
 //!
 //! Without a resume position a reader first notes where the feed is, then sends the queue's
 //! waiting tickets as snapshot events, then every event after the noted position: nothing falls in
-//! between unseen (an event may repeat what a snapshot showed). With a position, it resumes after
-//! it.
+//! between unseen (an event may repeat what a snapshot showed). With a position — keyed by the
+//! queue's feed key, `<partition>/<team>`, and given exactly as an event carried it — it resumes
+//! right after that event: nothing lost, nothing repeated.
 
 use std::collections::HashMap;
 use std::task::{Context, Poll};
@@ -86,12 +87,20 @@ impl App {
             let teams = teams_named(router, "team_ids", team_ids, &principal.teams)?;
             policy::visible_queues(router, principal, &teams)?
         };
+        let resumes = queues
+            .iter()
+            .map(|queue| {
+                let position = resume_from.get(&queue.feed_key());
+                position.map(|p| resume_after(queue, p)).transpose()
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         let (sender, events) = mpsc::channel(BUFFER);
         let readers = queues
             .into_iter()
-            .map(|queue| {
+            .zip(resumes)
+            .map(|(queue, resume)| {
                 let reader = Reader {
-                    resume: resume_from.get(&queue.feed_key()).cloned(),
+                    resume,
                     queue,
                     store: self.store.clone(),
                     sender: sender.clone(),
@@ -107,6 +116,22 @@ impl App {
             })
             .collect();
         Ok(Watch { events, readers })
+    }
+}
+
+/// Where to resume a queue's feed from a position as `TicketEvent.position` gave it
+/// (`<partition>/<team>@<event id>`), or from the event id alone.
+fn resume_after(queue: &QueueRef, position: &str) -> Result<String, FieldError> {
+    match position.rsplit_once('@') {
+        None => Ok(position.to_owned()),
+        Some((feed, event_id)) if feed == queue.feed_key() => Ok(event_id.to_owned()),
+        Some((feed, _)) => Err(FieldError::new(
+            "resume_from",
+            format!(
+                "position of feed '{feed}' given for feed '{}'",
+                queue.feed_key()
+            ),
+        )),
     }
 }
 

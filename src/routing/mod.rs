@@ -26,7 +26,7 @@ pub mod urgency;
 pub use self::decide::{Choice, RuleFacts};
 
 use rustc_hash::FxHashMap;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use self::address::{AddressIndex, MatchLevel};
 use self::model::{
@@ -39,7 +39,7 @@ use self::urgency::Urgency;
 
 /// A candidate for an ambiguous address: a building, or a commune when the commune itself is
 /// ambiguous (a name shared by communes of two départements).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Candidate {
     pub building_id: Option<String>,
     /// The cooperator, when the candidate names one.
@@ -50,7 +50,7 @@ pub struct Candidate {
 }
 
 /// How the address (or the caller) was matched to the registry.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AddressMatch {
     pub building_id: Option<String>,
     pub level: MatchLevel,
@@ -62,7 +62,7 @@ pub struct AddressMatch {
 }
 
 /// The routing decision, with the reasons for it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RoutingDecision {
     pub cooperator_id: Option<String>,
     pub team_id: String,

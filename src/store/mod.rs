@@ -50,6 +50,8 @@ pub struct NewTicket {
     pub urgency: Urgency,
     pub issue_type: String,
     pub building_id: Option<String>,
+    /// The address as routed (normalised), for the agents' desks.
+    pub address: Option<String>,
     /// Building-wide issue: a call for an incident already open joins it.
     pub incident_id: Option<String>,
     /// When the ticket must be handled by (from the urgency and the calendar).
@@ -76,6 +78,8 @@ pub struct Ticket {
     pub urgency: Urgency,
     pub issue_type: String,
     pub building_id: Option<String>,
+    /// The address as routed (normalised).
+    pub address: Option<String>,
     pub incident_id: Option<String>,
     /// Calls grouped into this ticket as one building-wide incident (1 for an ordinary ticket).
     pub incident_calls: u32,
@@ -180,6 +184,14 @@ pub struct TicketEvent {
     pub urgency: Urgency,
     pub agent_id: Option<String>,
     pub at: Millis,
+    /// What a desk shows of the ticket, as it was after the transition.
+    pub cooperator_id: Option<String>,
+    pub issue_type: String,
+    pub building_id: Option<String>,
+    pub address: Option<String>,
+    pub incident_calls: u32,
+    pub created_at: Millis,
+    pub sla_due_at: Millis,
 }
 
 /// An agent's presence as its desk reports it.

@@ -22,7 +22,9 @@ use super::places::{Commune, CommuneKind};
 use super::text::{self, HouseNumber};
 
 /// How precisely an address was recognised.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum MatchLevel {
     None,

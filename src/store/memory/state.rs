@@ -109,6 +109,13 @@ impl State {
             urgency: ticket.urgency,
             agent_id: ticket.agent_id.clone(),
             at: t,
+            cooperator_id: ticket.cooperator_id.clone(),
+            issue_type: ticket.issue_type.clone(),
+            building_id: ticket.building_id.clone(),
+            address: ticket.address.clone(),
+            incident_calls: ticket.incident_calls,
+            created_at: ticket.created_at,
+            sla_due_at: ticket.sla_due_at,
         });
         while feed.events.len() as u64 > feed_length {
             feed.events.pop_front();
@@ -347,6 +354,7 @@ impl State {
                 urgency: new.urgency,
                 issue_type: new.issue_type,
                 building_id: new.building_id,
+                address: new.address,
                 incident_id: new.incident_id,
                 incident_calls: 1,
                 agent_id: None,

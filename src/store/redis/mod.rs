@@ -355,6 +355,7 @@ impl TicketStore for RedisStore {
             new.escalation_team.clone(),
             new.details.clone(),
             cutoff.to_string(),
+            new.address.clone().unwrap_or_default(),
         ];
         let reply = self
             .run(&self.scripts.create, &at, &keys, &args, &ticket_id)

@@ -164,6 +164,7 @@ fn moved_fields(
             "building_id",
             source.building_id.clone().unwrap_or_default(),
         ),
+        ("address", source.address.clone().unwrap_or_default()),
         ("incident_id", String::new()),
         ("incident_calls", source.incident_calls.to_string()),
         ("agent_id", String::new()),

@@ -143,6 +143,7 @@ pub fn ticket_from_fields(f: &FxHashMap<String, String>) -> Result<Ticket, Store
         urgency,
         issue_type: get("issue_type").to_owned(),
         building_id: opt("building_id"),
+        address: opt("address"),
         incident_id: opt("incident_id"),
         incident_calls: num("incident_calls").unwrap_or(1) as u32,
         agent_id: opt("agent_id"),
@@ -183,11 +184,21 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
                 team_id: get("team_id").to_owned(),
                 state: TicketState::parse(get("state")).ok_or_else(|| corrupt("state"))?,
                 urgency: Urgency::from_rank(get("urgency")).ok_or_else(|| corrupt("urgency"))?,
-                agent_id: Some(get("agent_id"))
-                    .filter(|a| !a.is_empty())
-                    .map(str::to_owned),
+                agent_id: optional(get("agent_id")),
                 at: get("at").parse().unwrap_or(0),
+                cooperator_id: optional(get("cooperator_id")),
+                issue_type: get("issue_type").to_owned(),
+                building_id: optional(get("building_id")),
+                address: optional(get("address")),
+                incident_calls: get("incident_calls").parse().unwrap_or(1),
+                created_at: get("created_at").parse().unwrap_or(0),
+                sla_due_at: get("sla_due_at").parse().unwrap_or(0),
             })
         })
         .collect()
+}
+
+/// A text that is absent when empty.
+fn optional(text: &str) -> Option<String> {
+    Some(text).filter(|t| !t.is_empty()).map(str::to_owned)
 }

@@ -31,11 +31,15 @@ local function remember(id, t, line)
   redis.call('RPUSH', hkey(id), t .. ' ' .. line)
 end
 
+-- Appends a transition to a team's feed, with what a desk shows of the ticket after it.
 local function emit(team, kind, id, t)
-  local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id')
+  local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'cooperator_id',
+    'issue_type', 'building_id', 'address', 'incident_calls', 'created_at', 'sla_due_at')
   redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
     'kind', kind, 'ticket_id', id, 'team_id', team, 'state', h[1] or '',
-    'urgency', h[2] or '', 'agent_id', h[3] or '', 'at', t)
+    'urgency', h[2] or '', 'agent_id', h[3] or '', 'at', t, 'cooperator_id', h[4] or '',
+    'issue_type', h[5] or '', 'building_id', h[6] or '', 'address', h[7] or '',
+    'incident_calls', h[8] or '1', 'created_at', h[9] or '0', 'sla_due_at', h[10] or '0')
 end
 
 -- Closed tickets, their history and their call key are purged after the retention.

@@ -1,7 +1,7 @@
 -- create: a ticket for a call, idempotent by call id; a building-wide issue joins its open incident.
 -- KEYS: call key, queue key, ticket key, incident key (the call key again when there is none).
 -- ARGV[4..]: ticket id, call id, partition, cooperator, team, urgency rank, issue type, building,
--- incident id, SLA due (ms), escalation team, details, cut-off (ms, Redis clock).
+-- incident id, SLA due (ms), escalation team, details, cut-off (ms, Redis clock), address.
 -- Past the cut-off the caller has been told "not queued": nothing is created (a retry still finds
 -- a ticket created before, which is true).
 local t = now_ms()
@@ -40,7 +40,7 @@ redis.call('HSET', KEYS[3],
   'cooperator_id', ARGV[7], 'team_id', team, 'urgency', ARGV[9], 'issue_type', ARGV[10],
   'building_id', ARGV[11], 'incident_id', incident, 'incident_calls', 1, 'agent_id', '',
   'lease_token', 0, 'attempts', 0, 'created_at', t, 'enqueued_at', t, 'sla_due_at', ARGV[13],
-  'escalation_team', ARGV[14], 'details', ARGV[15])
+  'escalation_team', ARGV[14], 'details', ARGV[15], 'address', ARGV[17])
 redis.call('ZADD', KEYS[2], score(ARGV[9], t), id)
 redis.call('SET', KEYS[1], id)
 if incident ~= '' then

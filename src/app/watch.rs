@@ -40,7 +40,10 @@ pub enum WatchEvent {
         ticket: Box<Ticket>,
     },
     /// A transition, with its position in the queue's feed (resume after it).
-    Change { queue: QueueRef, event: TicketEvent },
+    Change {
+        queue: QueueRef,
+        event: Box<TicketEvent>,
+    },
 }
 
 /// A live watch; dropping it stops its readers.
@@ -196,7 +199,7 @@ impl Reader {
                         after = Some(event.event_id.clone());
                         let change = WatchEvent::Change {
                             queue: self.queue.clone(),
-                            event,
+                            event: Box::new(event),
                         };
                         if self.sender.send(Ok(change)).await.is_err() {
                             return;

@@ -26,21 +26,35 @@ use tonic::{Request, Status};
 use crate::app::principal::Principal;
 use crate::app::{App, AppError};
 
+/// The token of an `authorization` value: the scheme is `Bearer`, in any case (as HTTP has it).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// The principal of a request's `authorization: Bearer <token>` metadata.
 pub fn authenticate<T>(app: &App, request: &Request<T>) -> Result<Principal, Status> {
     let token = match request.metadata().get("authorization") {
         None => None,
-        Some(header) => Some(
-            header
-                .to_str()
-                .ok()
-                .and_then(|v| v.strip_prefix("Bearer "))
-                .map(str::trim)
-                .filter(|t| !t.is_empty())
-                .ok_or(AppError::Unauthenticated(
-                    "authorization must be 'Bearer <token>'",
-                ))?,
-        ),
+        Some(header) => Some(header.to_str().ok().and_then(bearer_token).ok_or(
+            AppError::Unauthenticated("authorization must be 'Bearer <token>'"),
+        )?),
     };
     Ok(app.authenticate(token)?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("bearer abc"), Some("abc"));
+        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
+        assert_eq!(bearer_token("Basic abc"), None);
+        assert_eq!(bearer_token("Bearer "), None);
+        assert_eq!(bearer_token("abc"), None);
+    }
 }

@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::api::server::{self, ServerSettings, run};
-use crate::app::tokens::DEMO_SECRETS;
+use crate::app::tokens::DEV_SECRETS;
 use crate::app::{self, App, AppSettings, Snapshot};
 use crate::config::DEMO_CONFIG;
 use crate::metrics::Metrics;
@@ -45,9 +45,14 @@ pub struct ServeOptions {
     /// Main configuration file (routing, teams, registries).
     #[arg(long, env = "CALLROUTER_CONFIG", default_value = DEMO_CONFIG)]
     pub config: PathBuf,
-    /// Secrets file: SHA-256 hashes of bearer tokens and their principals.
-    #[arg(long, env = "CALLROUTER_SECRETS", default_value = DEMO_SECRETS)]
-    pub secrets: PathBuf,
+    /// Secrets file: SHA-256 hashes of bearer tokens and their principals. Required, unless
+    /// --dev takes the published development tokens.
+    #[arg(long, env = "CALLROUTER_SECRETS")]
+    pub secrets: Option<PathBuf>,
+    /// Development mode: accepts the published development tokens (config/dev-secrets.toml by
+    /// default), and only on loopback addresses.
+    #[arg(long, env = "CALLROUTER_DEV")]
+    pub dev: bool,
     /// Redis URL of the queue store (redis://host:port/db). Without it, an in-memory store that is
     /// not durable and serves one instance only.
     #[arg(long, env = "REDIS_URL")]
@@ -121,12 +126,39 @@ impl ServeOptions {
         }
     }
 
-    fn app_settings(&self) -> AppSettings {
-        AppSettings {
+    /// Fails closed: a server needs real secrets, or development mode on loopback addresses.
+    fn app_settings(&self) -> Result<AppSettings, String> {
+        let secrets = match (&self.secrets, self.dev) {
+            (Some(path), _) => path.clone(),
+            (None, true) => PathBuf::from(DEV_SECRETS),
+            (None, false) => {
+                return Err(
+                    "no secrets file: give the hashes of your tokens with --secrets \
+                            (CALLROUTER_SECRETS), or run with --dev for the published development \
+                            tokens (loopback addresses only)"
+                        .to_owned(),
+                );
+            }
+        };
+        if self.dev {
+            for (what, addr) in [("gRPC", self.grpc_addr), ("admin", self.admin_addr)] {
+                if !addr.ip().is_loopback() {
+                    return Err(format!(
+                        "development mode listens on loopback addresses only, not {addr} ({what}): \
+                         its tokens are published"
+                    ));
+                }
+            }
+            tracing::warn!(
+                "development mode: the published development tokens are accepted (loopback only)"
+            );
+        }
+        Ok(AppSettings {
             default_lease: Duration::from_secs(u64::from(self.lease_seconds)),
             store_deadline: Duration::from_millis(self.store_deadline_ms),
-            ..AppSettings::new(self.config.clone(), self.secrets.clone())
-        }
+            development: self.dev,
+            ..AppSettings::new(self.config.clone(), secrets)
+        })
     }
 
     fn server_settings(&self) -> ServerSettings {
@@ -216,7 +248,7 @@ pub async fn admin(
 
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn serve(options: ServeOptions) -> Result<(), String> {
-    let app_settings = options.app_settings();
+    let app_settings = options.app_settings()?;
     let started = std::time::Instant::now();
     let loaded = {
         let settings = app_settings.clone();

@@ -175,3 +175,64 @@ fn promtool_accepts_the_rules_and_the_configuration() {
         );
     }
 }
+
+/// Every file under a directory, recursively.
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).expect("read dir").flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[test]
+fn no_deployment_artefact_ships_the_development_tokens() {
+    let dev = std::fs::read_to_string("config/dev-tokens.toml").expect("dev tokens");
+    let published: Vec<String> = dev
+        .lines()
+        .filter_map(|l| l.strip_prefix("token = \""))
+        .map(|t| t.trim_end_matches('"').to_owned())
+        .collect();
+    assert_eq!(published.len(), 17, "the published tokens");
+    let hashes: Vec<String> = published
+        .iter()
+        .map(|t| callrouter::app::tokens::hash_token(t))
+        .collect();
+    for file in files_under(std::path::Path::new("deploy")) {
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        for secret in published.iter().chain(&hashes) {
+            assert!(
+                !text.contains(secret.as_str()),
+                "{} ships a development token or its hash",
+                file.display()
+            );
+        }
+    }
+    // The image is built from the repository root: its context leaves the development files out.
+    let ignored = std::fs::read_to_string(".dockerignore").expect(".dockerignore");
+    for dev_file in ["config/dev-tokens.toml", "config/dev-secrets.toml"] {
+        assert!(
+            ignored.lines().any(|l| l == dev_file),
+            "{dev_file} in the image"
+        );
+    }
+    // The compose stack needs real secrets and publishes its ports on loopback only.
+    let compose = std::fs::read_to_string("deploy/compose.yaml").expect("compose");
+    assert!(compose.contains("CALLROUTER_SECRETS:"));
+    for line in compose
+        .lines()
+        .filter(|l| l.trim_start().starts_with("- \""))
+    {
+        if line.contains(':') && line.chars().filter(|c| *c == ':').count() >= 2 {
+            assert!(
+                line.contains("\"127.0.0.1:"),
+                "published beyond loopback: {line}"
+            );
+        }
+    }
+}

@@ -55,6 +55,7 @@ fn serve_starts_reloads_and_stops_on_signals() {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
         .args([
             "serve",
+            "--dev",
             "--grpc-addr",
             &format!("127.0.0.1:{grpc}"),
             "--admin-addr",
@@ -154,4 +155,38 @@ fn serve_refuses_unreadable_secrets_and_bad_addresses() {
         .expect("run");
     assert!(!bad_addr.status.success());
     assert!(String::from_utf8_lossy(&bad_addr.stderr).contains("--grpc-addr"));
+}
+
+/// Runs `callrouter serve` with these arguments, expecting it to refuse to start: its stderr.
+fn refused(args: &[&str]) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+        .arg("serve")
+        .args(args)
+        .env_remove("REDIS_URL")
+        .env_remove("CALLROUTER_SECRETS")
+        .env_remove("CALLROUTER_DEV")
+        .output()
+        .expect("run");
+    assert!(!out.status.success(), "started with {args:?}");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn serve_fails_closed_without_real_secrets() {
+    let grpc = format!("127.0.0.1:{}", free_port());
+    let stderr = refused(&["--grpc-addr", &grpc]);
+    assert!(stderr.contains("no secrets file"), "{stderr}");
+    let stderr = refused(&["--secrets", "config/dev-secrets.toml", "--grpc-addr", &grpc]);
+    assert!(
+        stderr.contains("published development tokens") && stderr.contains("--dev"),
+        "{stderr}"
+    );
+    for exposed in ["0.0.0.0", "192.0.2.10"] {
+        let grpc = format!("{exposed}:{}", free_port());
+        let stderr = refused(&["--dev", "--grpc-addr", &grpc]);
+        assert!(stderr.contains("loopback addresses only"), "{stderr}");
+    }
+    let admin = format!("0.0.0.0:{}", free_port());
+    let stderr = refused(&["--dev", "--grpc-addr", &grpc, "--admin-addr", &admin]);
+    assert!(stderr.contains("loopback addresses only"), "{stderr}");
 }

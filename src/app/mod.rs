@@ -59,7 +59,7 @@ impl Snapshot {
     /// Loads configuration and tokens from files (blocking I/O: call from a blocking context).
     pub fn load(settings: &AppSettings, generation: u64) -> Result<Snapshot, ConfigError> {
         let router = crate::config::load(&settings.config_path)?;
-        let tokens = Tokens::load(&settings.secrets_path, &router)?;
+        let tokens = Tokens::load(&settings.secrets_path, &router, settings.development)?;
         Ok(Snapshot {
             router,
             tokens,
@@ -77,6 +77,8 @@ pub struct AppSettings {
     pub default_lease: Duration,
     /// How long `RouteCall` waits for the store before answering with the decision alone.
     pub store_deadline: Duration,
+    /// Development mode: a secrets file of published tokens is accepted.
+    pub development: bool,
 }
 
 impl AppSettings {
@@ -87,6 +89,7 @@ impl AppSettings {
             secrets_path,
             default_lease: Duration::from_secs(u64::from(DEFAULT_LEASE_SECONDS)),
             store_deadline: Duration::from_millis(DEFAULT_STORE_DEADLINE_MS),
+            development: false,
         }
     }
 }

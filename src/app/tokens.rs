@@ -9,16 +9,19 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use super::principal::{Principal, Role};
-use crate::diagnostics::{ConfigError, SourceFile};
+use crate::diagnostics::{ConfigError, Problem, SourceFile};
 use crate::routing::Router;
 use crate::routing::partition::Partition;
 
-/// The secrets file of the demo deployment, relative to the repository root.
-pub const DEMO_SECRETS: &str = "config/secrets.toml";
+/// The secrets file of the published development tokens, relative to the repository root.
+pub const DEV_SECRETS: &str = "config/dev-secrets.toml";
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SecretsFile {
+    /// A file of published tokens (the development ones): accepted in development mode only.
+    #[serde(default)]
+    development: bool,
     #[serde(default)]
     tokens: Vec<TokenEntry>,
 }
@@ -61,12 +64,25 @@ fn parse_hex(hex: &str) -> Option<[u8; 32]> {
 }
 
 impl Tokens {
-    /// Loads the secrets file; each entry's cooperator and teams must exist in the routing config.
-    pub fn load(path: &Path, router: &Router) -> Result<Tokens, ConfigError> {
+    /// Loads the secrets file; each entry's cooperator and teams must exist in the routing config,
+    /// and each agent id is listed once. A development file (published tokens) is refused unless
+    /// `development` allows it.
+    pub fn load(path: &Path, router: &Router, development: bool) -> Result<Tokens, ConfigError> {
         let source = SourceFile::read(path)?;
         let file: SecretsFile = source.parse_toml()?;
+        if file.development && !development {
+            return Err(Problem::new(
+                path,
+                None,
+                "this file holds the published development tokens: it is accepted in development \
+                 mode only (`callrouter serve --dev`, loopback addresses); give your own secrets \
+                 file with --secrets",
+            )
+            .into());
+        }
         let mut tokens = Tokens::default();
         let mut problems = Vec::new();
+        let mut agents: HashMap<String, usize> = HashMap::new();
         for entry in file.tokens {
             let at = |message: String| source.problem_at(entry.sha256.span(), message);
             let Some(hash) = parse_hex(entry.sha256.get_ref()) else {
@@ -96,6 +112,14 @@ impl Tokens {
             if matches!(entry.role, Role::Agent | Role::Supervisor) && entry.teams.is_empty() {
                 problems.push(at("agents and supervisors need teams".to_owned()));
             }
+            // Holds are by agent id: two tokens of one id could act on each other's tickets.
+            let line = source.line_of(entry.sha256.span().start);
+            if let Some(first) = agents.insert(entry.agent_id.clone(), line) {
+                problems.push(at(format!(
+                    "agent id '{}' is listed twice (first at line {first})",
+                    entry.agent_id
+                )));
+            }
             let principal = Principal {
                 role: entry.role,
                 partition,
@@ -118,16 +142,6 @@ impl Tokens {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
         self.by_hash.get(&digest)
     }
-
-    /// A table of the given principals by token (for tests and tools that build one in memory).
-    pub fn from_principals(entries: impl IntoIterator<Item = (String, Principal)>) -> Tokens {
-        Tokens {
-            by_hash: entries
-                .into_iter()
-                .map(|(token, p)| (Sha256::digest(token.as_bytes()).into(), p))
-                .collect(),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -144,6 +158,48 @@ mod tests {
         assert_eq!(parse_hex("zz"), None);
     }
 
+    fn demo_router() -> Router {
+        crate::config::load(Path::new(crate::config::DEMO_CONFIG)).expect("the demo loads")
+    }
+
+    fn secrets_file(name: &str, text: &str) -> std::path::PathBuf {
+        let path =
+            std::env::temp_dir().join(format!("callrouter-{name}-{}.toml", std::process::id()));
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+
+    #[test]
+    fn a_development_file_is_refused_outside_development_mode() {
+        let router = demo_router();
+        let dev = Path::new(DEV_SECRETS);
+        let refused = Tokens::load(dev, &router, false).expect_err("published tokens");
+        assert!(
+            refused.to_string().contains("development mode only"),
+            "{refused}"
+        );
+        assert!(Tokens::load(dev, &router, true).is_ok());
+    }
+
+    #[test]
+    fn an_agent_id_listed_twice_is_refused() {
+        let entry = |hash: &str| {
+            format!(
+                "[[tokens]]\nsha256 = \"{hash}\"\nrole = \"agent\"\ncooperator = \"lb-habitat\"\nteams = [\"lb-habitat.rent\"]\nagent_id = \"lb-1\"\n"
+            )
+        };
+        let text = entry(&hash_token("one")) + &entry(&hash_token("two"));
+        let path = secrets_file("twice", &text);
+        let refused = Tokens::load(&path, &demo_router(), false).expect_err("twice");
+        assert!(
+            refused
+                .to_string()
+                .contains("agent id 'lb-1' is listed twice"),
+            "{refused}"
+        );
+        let _ = std::fs::remove_file(path);
+    }
+
     #[test]
     fn tokens_are_found_by_hash_only() {
         let agent = Principal {
@@ -152,7 +208,9 @@ mod tests {
             teams: vec!["lb-habitat.front-desk".to_owned()],
             agent_id: "a".to_owned(),
         };
-        let tokens = Tokens::from_principals([("secret".to_owned(), agent.clone())]);
+        let tokens = Tokens {
+            by_hash: HashMap::from([(Sha256::digest(b"secret").into(), agent.clone())]),
+        };
         assert_eq!(tokens.principal("secret"), Some(&agent));
         assert_eq!(tokens.principal("Secret"), None);
         assert_eq!(tokens.principal(""), None);

@@ -182,9 +182,10 @@ impl TestServer {
     ) -> TestServer {
         let settings = AppSettings {
             default_lease: Duration::from_secs(60),
+            development: true,
             ..AppSettings::new(
                 config.unwrap_or_else(|| PathBuf::from("config/callrouter.toml")),
-                PathBuf::from("config/secrets.toml"),
+                PathBuf::from("config/dev-secrets.toml"),
             )
         };
         let snapshot = {

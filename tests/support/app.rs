@@ -19,13 +19,14 @@ use callrouter::store::memory::MemoryStore;
 use callrouter::store::{StoreSettings, Ticket};
 
 pub const DEMO_CONFIG: &str = "config/callrouter.toml";
-pub const DEMO_SECRETS: &str = "config/secrets.toml";
+pub const DEMO_SECRETS: &str = "config/dev-secrets.toml";
 /// The technical team of the demo building in Tours.
 pub const TL_TECH: &str = "touraine-logement.technical.tl-tours";
 
 pub fn settings() -> AppSettings {
     AppSettings {
         default_lease: Duration::from_secs(60),
+        development: true,
         ..AppSettings::new(PathBuf::from(DEMO_CONFIG), PathBuf::from(DEMO_SECRETS))
     }
 }
@@ -132,7 +133,7 @@ pub fn demo_copy(name: &str) -> PathBuf {
         "config/callrouter.toml",
         "config/issue-types.toml",
         "config/rules.toml",
-        "config/secrets.toml",
+        "config/dev-secrets.toml",
         "data/communes.json",
         "data/epci.json",
         "data/buildings.csv",
@@ -147,6 +148,7 @@ pub fn demo_copy(name: &str) -> PathBuf {
 pub fn app_on(config: &std::path::Path, store: StoreSettings) -> App {
     let settings = AppSettings {
         default_lease: Duration::from_secs(60),
+        development: true,
         ..AppSettings::new(config.to_path_buf(), PathBuf::from(DEMO_SECRETS))
     };
     let snapshot = Snapshot::load(&settings, 1).expect("the copy loads");

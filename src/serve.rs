@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
+use crate::api::admission::Limits;
 use crate::api::server::{self, ServerSettings, run};
 use crate::app::tokens::DEV_SECRETS;
 use crate::app::{self, App, AppSettings, Snapshot};
@@ -90,6 +91,18 @@ pub struct ServeOptions {
     /// Calls in flight at once; past that, UNAVAILABLE at once.
     #[arg(long, env = "CALLROUTER_MAX_IN_FLIGHT", default_value_t = server::DEFAULT_MAX_IN_FLIGHT, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     pub max_in_flight: u64,
+    /// Calls in flight at once for one principal (token); past that, UNAVAILABLE at once.
+    #[arg(long, env = "CALLROUTER_MAX_IN_FLIGHT_PER_PRINCIPAL", default_value_t = server::DEFAULT_MAX_IN_FLIGHT_PER_PRINCIPAL, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_in_flight_per_principal: u64,
+    /// Open WatchTickets streams at once; past that, RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CALLROUTER_MAX_STREAMS", default_value_t = server::DEFAULT_MAX_STREAMS, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    pub max_streams: u64,
+    /// Open WatchTickets streams at once for one principal; past that, RESOURCE_EXHAUSTED.
+    #[arg(long, env = "CALLROUTER_MAX_STREAMS_PER_PRINCIPAL", default_value_t = server::DEFAULT_MAX_STREAMS_PER_PRINCIPAL, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub max_streams_per_principal: u64,
+    /// HTTP/2 streams one connection may open at once.
+    #[arg(long, env = "CALLROUTER_MAX_STREAMS_PER_CONNECTION", default_value_t = server::DEFAULT_MAX_STREAMS_PER_CONNECTION, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub max_streams_per_connection: u32,
     /// How long in-flight calls may take to finish at shutdown (seconds).
     #[arg(long, env = "CALLROUTER_SHUTDOWN_GRACE_SECONDS", default_value_t = server::DEFAULT_SHUTDOWN_GRACE_SECONDS, value_parser = clap::value_parser!(u64).range(0..=300))]
     pub shutdown_grace_seconds: u64,
@@ -164,7 +177,13 @@ impl ServeOptions {
     fn server_settings(&self) -> ServerSettings {
         ServerSettings {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
-            max_in_flight: self.max_in_flight as usize,
+            limits: Limits {
+                in_flight: self.max_in_flight as usize,
+                in_flight_per_principal: self.max_in_flight_per_principal as usize,
+                streams: self.max_streams as usize,
+                streams_per_principal: self.max_streams_per_principal as usize,
+            },
+            max_streams_per_connection: self.max_streams_per_connection,
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             ..ServerSettings::default()
         }

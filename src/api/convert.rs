@@ -175,13 +175,25 @@ pub fn decision_to_pb(d: RoutingDecision) -> pb::RoutingDecision {
     }
 }
 
-/// The time a request to explain was received at; now when it carries none.
-pub fn received_at(request: &pb::RouteCallRequest) -> chrono::DateTime<chrono::Utc> {
-    request
-        .received_at
-        .as_ref()
-        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
-        .unwrap_or_else(chrono::Utc::now)
+/// The time a request to explain was received at, now when it carries none; a time outside the
+/// years 1970 to 9999 (the calendar's range) is refused.
+pub fn received_at(
+    request: &pb::RouteCallRequest,
+) -> Result<chrono::DateTime<chrono::Utc>, FieldError> {
+    const LAST_SECOND: i64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+    let Some(t) = &request.received_at else {
+        return Ok(chrono::Utc::now());
+    };
+    let in_range = (0..=LAST_SECOND).contains(&t.seconds) && (0..1_000_000_000).contains(&t.nanos);
+    in_range
+        .then(|| chrono::DateTime::from_timestamp(t.seconds, t.nanos as u32))
+        .flatten()
+        .ok_or_else(|| {
+            FieldError::new(
+                "received_at",
+                format!("{} s is outside the years 1970 to 9999", t.seconds),
+            )
+        })
 }
 
 /// The answer to `RouteCall`.

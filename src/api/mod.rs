@@ -13,6 +13,7 @@ pub mod pb {
         include_bytes!(concat!(env!("OUT_DIR"), "/callrouter_descriptor.bin"));
 }
 
+pub mod admission;
 pub mod convert;
 pub mod desk;
 pub mod layer;
@@ -26,35 +27,23 @@ use tonic::{Request, Status};
 use crate::app::principal::Principal;
 use crate::app::{App, AppError};
 
-/// The token of an `authorization` value: the scheme is `Bearer`, in any case (as HTTP has it).
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.trim().split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-/// The principal of a request's `authorization: Bearer <token>` metadata.
+/// The principal of a request: the one the admission layer authenticated, or, for a request that
+/// did not pass through it, the one of its `authorization: Bearer <token>` metadata.
 pub fn authenticate<T>(app: &App, request: &Request<T>) -> Result<Principal, Status> {
+    if let Some(principal) = request.extensions().get::<Principal>() {
+        return Ok(principal.clone());
+    }
     let token = match request.metadata().get("authorization") {
         None => None,
-        Some(header) => Some(header.to_str().ok().and_then(bearer_token).ok_or(
-            AppError::Unauthenticated("authorization must be 'Bearer <token>'"),
-        )?),
+        Some(header) => Some(
+            header
+                .to_str()
+                .ok()
+                .and_then(admission::bearer_token)
+                .ok_or(AppError::Unauthenticated(
+                    "authorization must be 'Bearer <token>'",
+                ))?,
+        ),
     };
     Ok(app.authenticate(token)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_bearer_scheme_is_case_insensitive() {
-        assert_eq!(bearer_token("Bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("bearer abc"), Some("abc"));
-        assert_eq!(bearer_token("BEARER  abc "), Some("abc"));
-        assert_eq!(bearer_token("Basic abc"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("abc"), None);
-    }
 }

@@ -29,7 +29,7 @@ impl pb::call_routing_server::CallRouting for CallRoutingService {
         request: Request<pb::RouteCallRequest>,
     ) -> Result<Response<pb::RoutingDecision>, Status> {
         let principal = authenticate(&self.app, &request)?;
-        let at = convert::received_at(request.get_ref());
+        let at = convert::received_at(request.get_ref())?;
         let route = convert::route_request(request.into_inner())?;
         let decision = self.app.explain_route(&principal, &route, at)?;
         Ok(Response::new(decision_to_pb(decision)))

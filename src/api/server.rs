@@ -16,6 +16,7 @@ use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
 use tower::layer::util::{Identity, Stack};
 
+use super::admission::{Admission, Limits};
 use super::desk::AgentDeskService;
 use super::layer::RpcLayer;
 use super::operations::OperationsService;
@@ -31,8 +32,10 @@ use crate::app::App;
 pub struct ServerSettings {
     /// Longest a unary call may take before `DEADLINE_EXCEEDED`.
     pub request_timeout: Duration,
-    /// Calls in flight at once; past that, new calls are refused with `UNAVAILABLE` at once.
-    pub max_in_flight: usize,
+    /// Budgets of calls and streams, per instance and per principal.
+    pub limits: Limits,
+    /// HTTP/2 streams one connection may open at once (more are refused by the protocol).
+    pub max_streams_per_connection: u32,
     /// Longest message accepted or sent.
     pub max_message_bytes: usize,
     /// How long in-flight calls may take to finish at shutdown.
@@ -48,6 +51,10 @@ pub struct ServerSettings {
 /// Defaults of [`ServerSettings`], shared with the command line.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5000;
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1024;
+pub const DEFAULT_MAX_IN_FLIGHT_PER_PRINCIPAL: u64 = 64;
+pub const DEFAULT_MAX_STREAMS: u64 = 1024;
+pub const DEFAULT_MAX_STREAMS_PER_PRINCIPAL: u64 = 8;
+pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 128;
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 10;
 /// Longest message accepted or sent: far above any request of the contract.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -56,7 +63,13 @@ impl Default for ServerSettings {
     fn default() -> Self {
         ServerSettings {
             request_timeout: Duration::from_millis(DEFAULT_REQUEST_TIMEOUT_MS),
-            max_in_flight: DEFAULT_MAX_IN_FLIGHT as usize,
+            limits: Limits {
+                in_flight: DEFAULT_MAX_IN_FLIGHT as usize,
+                in_flight_per_principal: DEFAULT_MAX_IN_FLIGHT_PER_PRINCIPAL as usize,
+                streams: DEFAULT_MAX_STREAMS as usize,
+                streams_per_principal: DEFAULT_MAX_STREAMS_PER_PRINCIPAL as usize,
+            },
+            max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
             max_message_bytes: MAX_MESSAGE_BYTES,
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECONDS),
             reaper_every: Duration::from_secs(1),
@@ -165,8 +178,9 @@ fn routes(
     let limit = settings.max_message_bytes;
     Ok(Server::builder()
         // Refuse at once past the in-flight limit, bound each call's time, count and log each call.
+        .max_concurrent_streams(Some(settings.max_streams_per_connection))
         .layer(RpcLayer::new(
-            settings.max_in_flight,
+            Admission::new(app.clone(), settings.limits),
             settings.request_timeout,
             app.metrics(),
         ))

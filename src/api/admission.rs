@@ -52,6 +52,9 @@ pub struct Admitted {
     pub stream: Vec<OwnedSemaphorePermit>,
 }
 
+/// One principal's budgets: calls in flight, open streams.
+type Budgets = (Arc<Semaphore>, Arc<Semaphore>);
+
 /// The admission state of one server.
 #[derive(Clone)]
 pub struct Admission {
@@ -63,7 +66,7 @@ pub struct Admission {
     open_streams: Arc<Semaphore>,
     /// Per principal (by agent id): its in-flight and stream budgets. Principals come from the
     /// secrets file, so this map is bounded by it.
-    principals: Arc<Mutex<HashMap<String, (Arc<Semaphore>, Arc<Semaphore>)>>>,
+    principals: Arc<Mutex<HashMap<String, Budgets>>>,
 }
 
 impl Admission {
@@ -122,7 +125,7 @@ impl Admission {
         })
     }
 
-    fn budgets_of(&self, principal: &Principal) -> (Arc<Semaphore>, Arc<Semaphore>) {
+    fn budgets_of(&self, principal: &Principal) -> Budgets {
         let mut budgets = self
             .principals
             .lock()

@@ -51,7 +51,7 @@ pub struct ServerSettings {
 /// Defaults of [`ServerSettings`], shared with the command line.
 pub const DEFAULT_REQUEST_TIMEOUT_MS: u64 = 5000;
 pub const DEFAULT_MAX_IN_FLIGHT: u64 = 1024;
-pub const DEFAULT_MAX_IN_FLIGHT_PER_PRINCIPAL: u64 = 64;
+pub const DEFAULT_MAX_IN_FLIGHT_PER_PRINCIPAL: u64 = 256;
 pub const DEFAULT_MAX_STREAMS: u64 = 1024;
 pub const DEFAULT_MAX_STREAMS_PER_PRINCIPAL: u64 = 8;
 pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 128;

@@ -1,0 +1,209 @@
+//! Abuse of the real server, bounded: counts, timeouts and loopback only. A client that holds idle
+//! streams, sends bodies that are not protobuf, asks for absurd times or opens more streams than
+//! its share must get a clear refusal — and take no capacity from the others.
+
+mod support {
+    pub mod api;
+    pub mod app;
+    pub mod attack;
+    pub mod redis_server;
+}
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BufMut};
+use callrouter::api::pb;
+use support::api::{TestServer, field_of, leak_call};
+use support::attack::RawConnection;
+use tonic::Code;
+use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
+
+/// Legitimate `RouteCall`s sent while an attack runs: how many were served.
+async fn legitimate_calls(server: &TestServer, count: usize) -> usize {
+    let calls: Vec<_> = (0..count)
+        .map(|i| {
+            let mut telephony = server.routing(Some("telephony-ivr"));
+            tokio::spawn(async move {
+                telephony
+                    .route_call(leak_call(&format!("legit-{i}")))
+                    .await
+                    .is_ok()
+            })
+        })
+        .collect();
+    let mut served = 0;
+    for call in calls {
+        served += usize::from(call.await.expect("join"));
+    }
+    served
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_streams_of_one_connection_take_nothing_from_the_others() {
+    let server = TestServer::start().await;
+    // No token: 1,100 calls opened and never finished on one connection.
+    let mut anonymous = RawConnection::open(server.addr).await;
+    anonymous
+        .open_idle_calls("/callrouter.v1.CallRouting/RouteCall", None, 1100)
+        .await;
+    // With an agent's token: 1,100 more on another connection.
+    let token = server.tokens["lb-agent-1"].clone();
+    let mut insider = RawConnection::open(server.addr).await;
+    insider
+        .open_idle_calls("/callrouter.v1.AgentDesk/GetTicket", Some(&token), 1100)
+        .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let started = Instant::now();
+    let served = legitimate_calls(&server, 200).await;
+    println!(
+        "abuse: {served} of 200 legitimate RouteCalls served in {:?} while 2,200 idle streams were held",
+        started.elapsed()
+    );
+    assert_eq!(served, 200, "every legitimate call is served");
+    let mut health = tonic_health::pb::health_client::HealthClient::new(server.channel.clone());
+    let checked = health
+        .check(tonic_health::pb::HealthCheckRequest::default())
+        .await
+        .expect("health answers");
+    assert_eq!(
+        checked.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    drop((anonymous, insider));
+    server.stop().await;
+}
+
+/// A codec that sends and receives raw bytes, to put anything in a request's body.
+#[derive(Clone, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Vec<u8>;
+    type Decode = Vec<u8>;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(&mut self, item: Vec<u8>, dst: &mut EncodeBuf<'_>) -> Result<(), tonic::Status> {
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Vec<u8>>, tonic::Status> {
+        let bytes = src.chunk().to_vec();
+        src.advance(bytes.len());
+        Ok(Some(bytes))
+    }
+}
+
+/// Sends `body` as the request of `RouteCall`, as the telephony platform or anonymously.
+async fn raw_route_call(server: &TestServer, body: Vec<u8>, with_token: bool) -> tonic::Status {
+    let mut grpc = tonic::client::Grpc::new(server.channel.clone());
+    grpc.ready().await.expect("ready");
+    let mut request = tonic::Request::new(body);
+    if with_token {
+        let token = &server.tokens["telephony-ivr"];
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("ascii"),
+        );
+    }
+    let path = "/callrouter.v1.CallRouting/RouteCall"
+        .parse()
+        .expect("a path");
+    grpc.unary::<Vec<u8>, Vec<u8>, _>(request, path, RawCodec)
+        .await
+        .expect_err("refused")
+}
+
+#[tokio::test]
+async fn a_body_that_is_not_protobuf_is_the_clients_error() {
+    let server = TestServer::start().await;
+    let garbage = vec![0xff; 64];
+    let status = raw_route_call(&server, garbage.clone(), true).await;
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let status = raw_route_call(&server, garbage, false).await;
+    assert_eq!(
+        status.code(),
+        Code::Unauthenticated,
+        "no token, no decoding"
+    );
+    let huge = vec![0x0a; 400 * 1024];
+    let status = raw_route_call(&server, huge, true).await;
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_time_beyond_the_calendar_is_invalid_argument() {
+    let server = TestServer::start().await;
+    let mut request = leak_call("far-future");
+    request.received_at = Some(prost_types::Timestamp {
+        seconds: 8_210_266_873_200,
+        nanos: 0,
+    });
+    let status = server
+        .routing(Some("telephony-ivr"))
+        .explain_route(request)
+        .await
+        .expect_err("out of range");
+    assert_eq!(
+        (status.code(), field_of(&status).as_str()),
+        (Code::InvalidArgument, "received_at")
+    );
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn streams_past_a_principals_share_are_refused() {
+    let server = TestServer::start().await;
+    let mut desk = server.desk(Some("tl-agent-1"));
+    let mut open = Vec::new();
+    for _ in 0..8 {
+        open.push(
+            desk.watch_tickets(pb::WatchTicketsRequest::default())
+                .await
+                .expect("within the share")
+                .into_inner(),
+        );
+    }
+    let refused = desk
+        .watch_tickets(pb::WatchTicketsRequest::default())
+        .await
+        .expect_err("past the share");
+    assert_eq!(refused.code(), Code::ResourceExhausted);
+    // Another agent is not affected; closing a stream frees its place.
+    server
+        .desk(Some("tl-sup-1"))
+        .watch_tickets(pb::WatchTicketsRequest::default())
+        .await
+        .expect("another principal's share");
+    drop(open.pop());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while desk
+        .watch_tickets(pb::WatchTicketsRequest::default())
+        .await
+        .is_err()
+    {
+        assert!(Instant::now() < deadline, "a closed stream frees its place");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.stop().await;
+}

@@ -207,3 +207,95 @@ async fn streams_past_a_principals_share_are_refused() {
     }
     server.stop().await;
 }
+
+/// Redis's connected clients, by its own count.
+fn redis_clients(server: &mut TestServer) -> u64 {
+    let info = server.redis_mut().command(&["INFO", "clients"]);
+    info.lines()
+        .find_map(|l| l.strip_prefix("connected_clients:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("connected_clients")
+}
+
+/// This process's resident memory, in MiB.
+fn resident_mib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .map_or(0, |kib| kib / 1024)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn thousands_of_watchers_cost_redis_a_bounded_number_of_connections() {
+    use callrouter::api::admission::Limits;
+    let settings = callrouter::api::server::ServerSettings {
+        limits: Limits {
+            in_flight: 4096,
+            in_flight_per_principal: 4096,
+            streams: 4096,
+            streams_per_principal: 4096,
+        },
+        max_streams_per_connection: 4096,
+        ..support::api::test_settings()
+    };
+    let Some(mut server) = TestServer::start_redis_with(settings).await else {
+        return;
+    };
+    let clients_before = redis_clients(&mut server);
+    let memory_before = resident_mib();
+    // 2,000 watch streams of one agent, each naming one of its teams 500 times over.
+    let team = support::app::TL_TECH.to_owned();
+    let mut desk = server.desk(Some("tl-agent-1"));
+    let mut watches = Vec::new();
+    for _ in 0..2000 {
+        let request = pb::WatchTicketsRequest {
+            team_ids: vec![team.clone(); 500],
+            ..Default::default()
+        };
+        watches.push(
+            desk.watch_tickets(request)
+                .await
+                .expect("watch")
+                .into_inner(),
+        );
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let clients_during = redis_clients(&mut server);
+    let memory_during = resident_mib();
+    // Every watcher still hears of a new call.
+    server
+        .routing(Some("telephony-ivr"))
+        .route_call(leak_call("watched"))
+        .await
+        .expect("route");
+    for watch in watches.iter_mut().step_by(97) {
+        let event = support::api::next_event(watch).await;
+        assert_eq!(event.kind, "created");
+    }
+    println!(
+        "abuse: 2,000 watchers x 500 repeated team ids: Redis clients {clients_before} -> {clients_during}, \
+         resident memory {memory_before} -> {memory_during} MiB"
+    );
+    assert!(
+        clients_during <= clients_before + 2,
+        "one feed reader for the partition: {clients_before} -> {clients_during}"
+    );
+    assert!(
+        memory_during <= memory_before + 200,
+        "memory {memory_before} -> {memory_during} MiB"
+    );
+    // Statistics asked for one team 6,000 times over (as much as a message holds) cost one team's reads.
+    let stats = server
+        .ops(Some("tl-sup-1"))
+        .get_queue_stats(pb::GetQueueStatsRequest {
+            team_ids: vec![team.clone(); 6_000],
+        })
+        .await
+        .expect("stats")
+        .into_inner();
+    assert_eq!(stats.teams.len(), 1, "repeats removed");
+    drop(watches);
+    server.stop().await;
+}

@@ -16,6 +16,7 @@
 pub mod background;
 pub mod calls;
 pub mod error;
+pub mod feeds;
 pub mod operations;
 pub mod policy;
 pub mod principal;
@@ -31,6 +32,7 @@ use std::time::Duration;
 use tokio::sync::watch as signal;
 
 pub use self::error::AppError;
+use self::feeds::FeedHub;
 use self::policy::UseCase;
 use self::principal::Principal;
 use self::tokens::Tokens;
@@ -105,6 +107,8 @@ pub struct App {
     closing: Arc<signal::Sender<bool>>,
     /// Reloads one at a time, so that generations count up by one.
     reloading: Arc<tokio::sync::Mutex<()>>,
+    /// The store's feeds as watches follow them: one reader per partition.
+    feeds: FeedHub,
 }
 
 impl App {
@@ -124,6 +128,7 @@ impl App {
         };
         App {
             snapshot: Arc::new(RwLock::new(snapshot)),
+            feeds: FeedHub::new(store.clone()),
             store,
             settings: Arc::new(settings),
             metrics,
@@ -158,6 +163,11 @@ impl App {
 
     pub fn metrics(&self) -> Arc<Metrics> {
         self.metrics.clone()
+    }
+
+    /// The feed hub (how many store readers watches hold, for the tests and metrics).
+    pub fn feeds(&self) -> &FeedHub {
+        &self.feeds
     }
 
     pub fn settings(&self) -> &AppSettings {
@@ -229,7 +239,8 @@ fn allow(principal: &Principal, use_case: UseCase) -> Result<(), AppError> {
     policy::may_call(principal, use_case).map_err(AppError::from)
 }
 
-/// The teams named in a request (all of `default` when none are), each known to the router.
+/// The teams named in a request (all of `default` when none are named), each known to the router,
+/// each once; a request naming more than [`requests::MAX_TEAMS_PER_REQUEST`] teams is refused.
 fn teams_named<'r>(
     router: &'r Router,
     field: &str,
@@ -237,11 +248,20 @@ fn teams_named<'r>(
     default: &[String],
 ) -> Result<Vec<&'r Team>, FieldError> {
     let ids = if named.is_empty() { default } else { named };
-    ids.iter()
-        .map(|id| {
-            router
-                .team(id)
-                .ok_or_else(|| FieldError::new(field, format!("unknown team '{id}'")))
-        })
-        .collect()
+    let mut teams: Vec<&Team> = Vec::new();
+    for id in ids {
+        let team = router
+            .team(id)
+            .ok_or_else(|| FieldError::new(field, format!("unknown team '{id}'")))?;
+        if !teams.iter().any(|t| t.id == team.id) {
+            teams.push(team);
+        }
+        if teams.len() > requests::MAX_TEAMS_PER_REQUEST {
+            return Err(FieldError::new(
+                field,
+                format!("names more than {} teams", requests::MAX_TEAMS_PER_REQUEST),
+            ));
+        }
+    }
+    Ok(teams)
 }

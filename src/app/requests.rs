@@ -10,6 +10,11 @@ use crate::routing::request::{FieldError, required_text};
 /// agent can act, and a day would keep a vanished desk's ticket from everyone.
 pub const LEASE_RANGE: RangeInclusive<u32> = 5..=4 * 3600;
 
+/// The most team ids a request may name (after removing repeats), and resume positions a watch
+/// may give: far above the teams of a deployment, far below what would cost the store.
+pub const MAX_TEAMS_PER_REQUEST: usize = 128;
+pub const MAX_RESUME_POSITIONS: usize = 256;
+
 /// Tickets a list returns when the request names no limit, and the most it may ask for.
 pub const DEFAULT_LIST_LIMIT: usize = 50;
 pub const MAX_LIST_LIMIT: usize = 1000;

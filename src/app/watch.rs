@@ -1,8 +1,10 @@
-//! Live ticket events across the queues a caller may read. One reader per queue follows that
-//! queue's feed and sends into one bounded channel; the [`Watch`] the caller holds ends them all
-//! when dropped (the client left) and they end by themselves when the service shuts down.
+//! Live ticket events across the queues a caller may read. Each queue of a watch has a follower
+//! task that takes the queue's live events from the [`FeedHub`] (one store reader per partition,
+//! whatever the number of watchers) and sends them into the watch's one bounded channel; the
+//! [`Watch`] the caller holds ends them all when dropped (the client left), and they end by
+//! themselves when the service shuts down.
 //!
-//! Without a resume position a reader first notes where the feed is, then sends the queue's
+//! Without a resume position a follower first notes where the feed is, then sends the queue's
 //! waiting tickets as snapshot events, then every event after the noted position: nothing falls in
 //! between unseen (an event may repeat what a snapshot showed). With a position — keyed by the
 //! queue's feed key, `<partition>/<team>`, and given exactly as an event carried it — it resumes
@@ -12,17 +14,17 @@ use std::collections::HashMap;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::sync::mpsc;
+use tokio::sync::{broadcast, mpsc};
 
+use super::feeds::{FeedHub, is_after};
 use super::policy::{self, UseCase};
 use super::principal::Principal;
+use super::requests;
 use super::{App, AppError, allow, teams_named};
 use crate::routing::partition::QueueRef;
 use crate::routing::request::FieldError;
 use crate::store::{StoreError, Ticket, TicketEvent, TicketStore};
 
-/// How long one feed read waits for news before asking again.
-const FEED_WAIT: Duration = Duration::from_secs(5);
 /// How long a reader waits before reading a failing feed again.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
 /// Events buffered for a slow client before readers wait for it.
@@ -84,6 +86,16 @@ impl App {
         resume_from: &HashMap<String, String>,
     ) -> Result<Watch, AppError> {
         allow(principal, UseCase::WatchTickets)?;
+        if resume_from.len() > requests::MAX_RESUME_POSITIONS {
+            return Err(FieldError::new(
+                "resume_from",
+                format!(
+                    "gives more than {} positions",
+                    requests::MAX_RESUME_POSITIONS
+                ),
+            )
+            .into());
+        }
         let queues = {
             let snapshot = self.current();
             let router = &snapshot.router;
@@ -102,10 +114,11 @@ impl App {
             .into_iter()
             .zip(resumes)
             .map(|(queue, resume)| {
-                let reader = Reader {
+                let reader = Follower {
                     resume,
                     queue,
                     store: self.store.clone(),
+                    hub: self.feeds.clone(),
                     sender: sender.clone(),
                 };
                 let app = self.clone();
@@ -139,77 +152,99 @@ fn resume_after(queue: &QueueRef, position: &str) -> Result<String, FieldError> 
 }
 
 /// Follows one queue's feed into the watch's channel.
-struct Reader {
+struct Follower {
     queue: QueueRef,
     resume: Option<String>,
     store: std::sync::Arc<dyn TicketStore>,
+    hub: FeedHub,
     sender: mpsc::Sender<Result<WatchEvent, AppError>>,
 }
 
-impl Reader {
+/// Why a follower stopped: the client left, or the store refused (already told to the client).
+enum Stop {
+    Left,
+    Refused,
+}
+
+impl Follower {
     async fn run(self) {
-        let after = match self.resume.clone() {
-            Some(position) => Some(position),
-            None => match self.snapshot().await {
-                Ok(Some(after)) => after,
-                Ok(None) => return,
+        let start = match &self.resume {
+            Some(position) => position.clone(),
+            None => match self.store.feed_tail(&self.queue).await {
+                Ok(tail) => tail,
                 Err(e) => {
                     let _ = self.sender.send(Err(e.into())).await;
                     return;
                 }
             },
         };
-        self.follow(after).await;
+        let mut subscription = self.hub.subscribe(&self.queue, &start);
+        if self.resume.is_none() && self.snapshot().await.is_err() {
+            return;
+        }
+        let mut last = start;
+        if self.catch_up(&mut last).await.is_err() {
+            return;
+        }
+        loop {
+            match subscription.events.recv().await {
+                Ok(event) if is_after(&event.event_id, &last) => {
+                    last = event.event_id.clone();
+                    if self.send_change(event.as_ref().clone()).await.is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    if self.catch_up(&mut last).await.is_err() {
+                        return;
+                    }
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            }
+        }
     }
 
-    /// Notes the feed's position, then sends the waiting tickets: the position to follow from, or
-    /// `None` when the client left.
-    async fn snapshot(&self) -> Result<Option<Option<String>>, StoreError> {
-        let after = self
-            .store
-            .read_events(&self.queue, None, SNAPSHOT_LIMIT, None)
-            .await?
-            .last()
-            .map(|e| e.event_id.clone());
-        for ticket in self.store.list_queued(&self.queue, SNAPSHOT_LIMIT).await? {
+    /// Sends the queue's waiting tickets.
+    async fn snapshot(&self) -> Result<(), Stop> {
+        let tickets = match self.store.list_queued(&self.queue, SNAPSHOT_LIMIT).await {
+            Ok(tickets) => tickets,
+            Err(e) => {
+                let _ = self.sender.send(Err(e.into())).await;
+                return Err(Stop::Refused);
+            }
+        };
+        for ticket in tickets {
             let event = WatchEvent::Snapshot {
                 queue: self.queue.clone(),
                 ticket: Box::new(ticket),
             };
-            if self.sender.send(Ok(event)).await.is_err() {
-                return Ok(None);
-            }
+            self.sender.send(Ok(event)).await.map_err(|_| Stop::Left)?;
         }
-        Ok(Some(after))
+        Ok(())
     }
 
-    /// Sends every event after `after`, until the client leaves or the position is refused.
-    async fn follow(&self, mut after: Option<String>) {
-        // A store outage is logged once per reader, not on every retry.
+    /// Sends every event after `last` that the feed holds now, by ordinary reads (the hub's
+    /// reader may be ahead of this follower, or this follower behind the hub's buffer).
+    async fn catch_up(&self, last: &mut String) -> Result<(), Stop> {
         let mut failing = false;
         loop {
-            let read = self
+            match self
                 .store
-                .read_events(&self.queue, after.as_deref(), READ_LIMIT, Some(FEED_WAIT))
-                .await;
-            match read {
+                .read_events(&self.queue, Some(last), READ_LIMIT, None)
+                .await
+            {
+                Ok(events) if events.is_empty() => return Ok(()),
                 Ok(events) => {
-                    failing = false;
                     for event in events {
-                        after = Some(event.event_id.clone());
-                        let change = WatchEvent::Change {
-                            queue: self.queue.clone(),
-                            event: Box::new(event),
-                        };
-                        if self.sender.send(Ok(change)).await.is_err() {
-                            return;
-                        }
+                        *last = event.event_id.clone();
+                        self.send_change(event).await?;
                     }
                 }
                 Err(StoreError::Invalid(message)) => {
                     let refused = AppError::Field(FieldError::new("resume_from", message));
                     let _ = self.sender.send(Err(refused)).await;
-                    return;
+                    return Err(Stop::Refused);
                 }
                 Err(e) => {
                     if !failing {
@@ -220,5 +255,13 @@ impl Reader {
                 }
             }
         }
+    }
+
+    async fn send_change(&self, event: TicketEvent) -> Result<(), Stop> {
+        let change = WatchEvent::Change {
+            queue: self.queue.clone(),
+            event: Box::new(event),
+        };
+        self.sender.send(Ok(change)).await.map_err(|_| Stop::Left)
     }
 }

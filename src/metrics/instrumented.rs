@@ -155,6 +155,21 @@ impl TicketStore for InstrumentedStore {
             .await
     }
 
+    async fn feed_tail(&self, queue: &QueueRef) -> Result<String, StoreError> {
+        self.timed("feed_tail", self.inner.feed_tail(queue)).await
+    }
+
+    async fn read_feeds(
+        &self,
+        partition: &Partition,
+        feeds: &[(String, String)],
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        // A blocking wait, as read_events with a wait: its time says nothing of the store's.
+        self.inner.read_feeds(partition, feeds, limit, wait).await
+    }
+
     async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError> {
         self.timed("heartbeat", self.inner.heartbeat(agent)).await
     }

@@ -406,11 +406,32 @@ pub trait TicketStore: Send + Sync + 'static {
         wait: Option<Duration>,
     ) -> Result<Vec<TicketEvent>, StoreError>;
 
+    /// The position of a team feed's newest event (`0-0` when it has none): where to follow it
+    /// from.
+    async fn feed_tail(&self, queue: &QueueRef) -> Result<String, StoreError>;
+
+    /// Events of several team feeds of one partition, each after its position (every feed must
+    /// have one), waiting up to `wait` for one when there are none yet: one blocking read for all,
+    /// so that following a partition's feeds costs one connection, whatever the number of feeds.
+    async fn read_feeds(
+        &self,
+        partition: &Partition,
+        feeds: &[(String, String)],
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<TicketEvent>, StoreError>;
+
     /// Records an agent's presence; the desk calls it at least once per presence TTL.
     async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError>;
 
     /// Every agent seen within the retention of presence, offline ones included.
     async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+}
+
+/// The order of feed positions (`<ms>-<seq>`, increasing along a feed); `None` for a malformed one.
+pub fn feed_order(event_id: &str) -> Option<(u64, u64)> {
+    let (ms, seq) = event_id.split_once('-')?;
+    Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
 /// The partition a ticket id belongs to (ids are `<partition>-<unique>`).

@@ -140,21 +140,28 @@ impl TestServer {
     /// A server on `config` (the demo's when `None`) over the in-memory store.
     pub async fn start_with(config: Option<PathBuf>) -> TestServer {
         let store = MemoryStore::new(StoreSettings::default());
-        TestServer::launch(config, Arc::new(store), None).await
+        TestServer::launch(config, Arc::new(store), None, test_settings()).await
     }
 
     /// A server over a `redis-server` of its own (`None` outside CI when none can start).
     pub async fn start_redis() -> Option<TestServer> {
         let redis = RedisServer::start()?;
         let url = redis.url();
-        let mut server = TestServer::launch(None, redis_store(&url), Some(url)).await;
+        let mut server =
+            TestServer::launch(None, redis_store(&url), Some(url), test_settings()).await;
         server.redis = Some(redis);
         Some(server)
     }
 
     /// A server over a Redis it reaches at `url` (a proxy, say), which `redis` is the server of.
     pub async fn over_redis(url: &str, redis: RedisServer) -> TestServer {
-        let mut server = TestServer::launch(None, redis_store(url), Some(url.to_owned())).await;
+        let mut server = TestServer::launch(
+            None,
+            redis_store(url),
+            Some(url.to_owned()),
+            test_settings(),
+        )
+        .await;
         server.redis = Some(redis);
         server
     }
@@ -165,7 +172,7 @@ impl TestServer {
             .redis_url
             .clone()
             .expect("a second instance shares the first one's Redis");
-        TestServer::launch(None, redis_store(&url), Some(url)).await
+        TestServer::launch(None, redis_store(&url), Some(url), test_settings()).await
     }
 
     /// The Redis this server or the first instance started.
@@ -175,10 +182,20 @@ impl TestServer {
             .expect("this instance started the Redis")
     }
 
+    /// A server over its own Redis with these server settings (budgets, say).
+    pub async fn start_redis_with(settings: ServerSettings) -> Option<TestServer> {
+        let redis = RedisServer::start()?;
+        let url = redis.url();
+        let mut server = TestServer::launch(None, redis_store(&url), Some(url), settings).await;
+        server.redis = Some(redis);
+        Some(server)
+    }
+
     async fn launch(
         config: Option<PathBuf>,
         store: Arc<dyn TicketStore>,
         redis_url: Option<String>,
+        server_settings: ServerSettings,
     ) -> TestServer {
         let settings = AppSettings {
             default_lease: Duration::from_secs(60),
@@ -218,13 +235,6 @@ impl TestServer {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server_settings = ServerSettings {
-            reaper_every: Duration::from_millis(100),
-            health_every: Duration::from_millis(100),
-            sample_every: Duration::from_millis(100),
-            shutdown_grace: Duration::from_secs(2),
-            ..ServerSettings::default()
-        };
         let handle = tokio::spawn(run(app, listener, server_settings, async move {
             let _ = stopped.await;
             let _ = stop_admin.send(());
@@ -312,6 +322,17 @@ impl TestServer {
                 .expect("join")
                 .expect("the server stops cleanly");
         }
+    }
+}
+
+/// Server settings for tests: background passes every 100 ms, a short drain.
+pub fn test_settings() -> ServerSettings {
+    ServerSettings {
+        reaper_every: Duration::from_millis(100),
+        health_every: Duration::from_millis(100),
+        sample_every: Duration::from_millis(100),
+        shutdown_grace: Duration::from_secs(2),
+        ..ServerSettings::default()
     }
 }
 

@@ -31,7 +31,48 @@ pub struct MemoryStore {
     settings: Arc<StoreSettings>,
 }
 
+/// The sequence number of a feed position (`<ms>-<seq>`).
+fn feed_seq(id: &str) -> Result<u64, StoreError> {
+    id.split_once('-')
+        .and_then(|(_, seq)| seq.parse::<u64>().ok())
+        .ok_or_else(|| StoreError::Invalid(format!("feed position '{id}'")))
+}
+
 impl MemoryStore {
+    /// Events of these feeds after their sequence numbers, waiting up to `wait` for one.
+    async fn wait_for_events(
+        &self,
+        feeds: &[(QueueRef, u64)],
+        limit: usize,
+        wait: Option<Duration>,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
+        let limit = limit.clamp(1, 1000);
+        loop {
+            let notified = self.feed_changed.notified();
+            let events: Vec<TicketEvent> = {
+                let s = self.lock();
+                feeds
+                    .iter()
+                    .filter_map(|(queue, after)| s.feeds.get(queue).map(|f| (f, *after)))
+                    .flat_map(|(f, after)| {
+                        f.events
+                            .iter()
+                            .filter(move |e| feed_seq(&e.event_id).is_ok_and(|seq| seq > after))
+                            .take(limit)
+                    })
+                    .cloned()
+                    .collect()
+            };
+            match deadline {
+                Some(deadline) if events.is_empty() && tokio::time::Instant::now() < deadline => {
+                    let _ = tokio::time::timeout_at(deadline, notified).await;
+                }
+                _ => return Ok(events),
+            }
+        }
+    }
+
     pub fn new(settings: StoreSettings) -> MemoryStore {
         tracing::warn!(
             "queue store: in-memory — not durable (a restart loses every ticket) and for a single instance only; set REDIS_URL for production"
@@ -513,43 +554,34 @@ impl TicketStore for MemoryStore {
         limit: usize,
         wait: Option<Duration>,
     ) -> Result<Vec<TicketEvent>, StoreError> {
-        let after_seq = match after {
+        let after = match after {
             None => 0,
-            Some(id) => id
-                .split_once('-')
-                .and_then(|(_, seq)| seq.parse::<u64>().ok())
-                .ok_or_else(|| StoreError::Invalid(format!("feed position '{id}'")))?,
+            Some(id) => feed_seq(id)?,
         };
-        let deadline = wait.map(|w| tokio::time::Instant::now() + w);
-        loop {
-            let notified = self.feed_changed.notified();
-            let events: Vec<TicketEvent> = {
-                let s = self.lock();
-                s.feeds
-                    .get(queue)
-                    .map(|f| {
-                        f.events
-                            .iter()
-                            .filter(|e| {
-                                e.event_id
-                                    .split_once('-')
-                                    .and_then(|(_, q)| q.parse::<u64>().ok())
-                                    .unwrap_or(0)
-                                    > after_seq
-                            })
-                            .take(limit.clamp(1, 1000))
-                            .cloned()
-                            .collect()
-                    })
-                    .unwrap_or_default()
-            };
-            match deadline {
-                Some(deadline) if events.is_empty() && tokio::time::Instant::now() < deadline => {
-                    let _ = tokio::time::timeout_at(deadline, notified).await;
-                }
-                _ => return Ok(events),
-            }
-        }
+        self.wait_for_events(&[(queue.clone(), after)], limit, wait)
+            .await
+    }
+
+    async fn feed_tail(&self, queue: &QueueRef) -> Result<String, StoreError> {
+        let s = self.lock();
+        Ok(s.feeds
+            .get(queue)
+            .and_then(|f| f.events.back())
+            .map_or_else(|| "0-0".to_owned(), |e| e.event_id.clone()))
+    }
+
+    async fn read_feeds(
+        &self,
+        partition: &Partition,
+        feeds: &[(String, String)],
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        let feeds = feeds
+            .iter()
+            .map(|(team, after)| Ok((QueueRef::new(partition, team), feed_seq(after)?)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.wait_for_events(&feeds, limit, Some(wait)).await
     }
 
     async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError> {

@@ -26,6 +26,8 @@ pub(super) struct QueueStatsState {
 #[derive(Default)]
 pub(super) struct Feed {
     pub(super) next_seq: u64,
+    /// The milliseconds of the last event id: ids never go back, even if the clock does.
+    pub(super) last_ms: Millis,
     pub(super) events: VecDeque<TicketEvent>,
 }
 
@@ -100,8 +102,9 @@ impl State {
         };
         let feed = self.feeds.entry(queue.clone()).or_default();
         feed.next_seq += 1;
+        feed.last_ms = feed.last_ms.max(t);
         feed.events.push_back(TicketEvent {
-            event_id: format!("{t}-{}", feed.next_seq),
+            event_id: format!("{}-{}", feed.last_ms, feed.next_seq),
             kind,
             ticket_id: id.to_owned(),
             team_id: queue.team.clone(),

@@ -540,6 +540,33 @@ impl TicketStore for RedisStore {
         self.feed(queue, after, limit, wait).await
     }
 
+    async fn feed_tail(&self, queue: &QueueRef) -> Result<String, StoreError> {
+        let at = self.keys.of_queue(queue)?;
+        let last: Value = self
+            .query(
+                redis::cmd("XREVRANGE")
+                    .arg(at.feed(&queue.team))
+                    .arg("+")
+                    .arg("-")
+                    .arg("COUNT")
+                    .arg(1),
+            )
+            .await?;
+        Ok(reply::parse_events(&last)?
+            .pop()
+            .map_or_else(|| "0-0".to_owned(), |e| e.event_id))
+    }
+
+    async fn read_feeds(
+        &self,
+        partition: &Partition,
+        feeds: &[(String, String)],
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        self.partition_feeds(partition, feeds, limit, wait).await
+    }
+
     async fn heartbeat(&self, agent: &AgentStatus) -> Result<(), StoreError> {
         self.record_presence(agent).await
     }

@@ -188,8 +188,42 @@ impl RedisStore {
         let Some(wait) = wait.filter(|_| events.is_empty()) else {
             return Ok(events);
         };
-        // A blocking read holds its connection: it gets its own, never the shared one. The client's
-        // default response timeout (500 ms) would cut the wait short, so the bound is ours.
+        self.blocking_read(&[(key, after.unwrap_or("0-0").to_owned())], limit, wait)
+            .await
+    }
+
+    /// Events of several feeds of a partition, each after its position, in one blocking read.
+    pub(super) async fn partition_feeds(
+        &self,
+        partition: &Partition,
+        feeds: &[(String, String)],
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
+        let at = self.keys.partition(partition)?;
+        let streams = feeds
+            .iter()
+            .map(|(team, after)| {
+                if valid_stream_id(after) {
+                    Ok((at.feed(team), after.clone()))
+                } else {
+                    Err(StoreError::Invalid(format!("feed position '{after}'")))
+                }
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        self.blocking_read(&streams, limit.clamp(1, 1000), wait)
+            .await
+    }
+
+    /// One `XREAD BLOCK` over streams, each after its id. A blocking read holds its connection: it
+    /// gets its own, never the shared one. The client's default response timeout (500 ms) would
+    /// cut the wait short, so the bound is ours.
+    async fn blocking_read(
+        &self,
+        streams: &[(String, String)],
+        limit: usize,
+        wait: Duration,
+    ) -> Result<Vec<TicketEvent>, StoreError> {
         let mut conn = self.blocking_connection().await?;
         let mut xread = redis::cmd("XREAD");
         xread
@@ -197,9 +231,13 @@ impl RedisStore {
             .arg(limit)
             .arg("BLOCK")
             .arg(wait.as_millis().max(1) as u64)
-            .arg("STREAMS")
-            .arg(&key)
-            .arg(after.unwrap_or("0-0"));
+            .arg("STREAMS");
+        for (key, _) in streams {
+            xread.arg(key);
+        }
+        for (_, after) in streams {
+            xread.arg(after);
+        }
         let read = xread.query_async::<Value>(&mut conn);
         let reply = match tokio::time::timeout(wait + self.settings.operation_timeout, read).await {
             Ok(Ok(reply)) => reply,
@@ -207,13 +245,11 @@ impl RedisStore {
             Err(_) => return Err(StoreError::Timeout),
         };
         self.return_blocking_connection(conn);
-        match reply {
-            Value::Nil => Ok(Vec::new()),
-            reply => match array(&reply)?.first() {
-                Some(stream) => parse_events(array(stream)?.get(1).unwrap_or(&Value::Nil)),
-                None => Ok(Vec::new()),
-            },
+        let mut events = Vec::new();
+        for stream in array(&reply)? {
+            events.extend(parse_events(array(stream)?.get(1).unwrap_or(&Value::Nil))?);
         }
+        Ok(events)
     }
 
     /// A connection for a blocking read: an idle one from the pool, or a new one without the

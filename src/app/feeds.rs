@@ -1,0 +1,181 @@
+//! The feed hub: one reader per partition follows the team feeds someone watches — a single
+//! blocking read over all of them — and fans each event out in process to every watcher of its
+//! team. Watching therefore costs a bounded number of store connections per instance (one per
+//! partition watched), whatever the number of watchers and however many times they name a team.
+//!
+//! A watcher subscribes to a team's live events, then catches up from its own position by
+//! ordinary reads, and delivers each event once, in feed order (positions only grow along a feed).
+//! A watcher that falls behind the hub's buffer catches up the same way.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::broadcast;
+
+use crate::routing::partition::{Partition, QueueRef};
+use crate::store::{TicketEvent, TicketStore, feed_order};
+
+/// How long one read of a partition's feeds waits before it looks again at who is watched.
+const READ_WAIT: Duration = Duration::from_secs(1);
+/// Events read at once, and buffered per team for watchers that are momentarily slower.
+const READ_LIMIT: usize = 200;
+const TEAM_BUFFER: usize = 1024;
+/// How long a reader waits before reading a failing store again.
+const RETRY_AFTER: Duration = Duration::from_millis(500);
+
+/// The hub: the partitions watched, their teams and their readers.
+#[derive(Clone)]
+pub struct FeedHub {
+    store: Arc<dyn TicketStore>,
+    partitions: Arc<Mutex<HashMap<Partition, Watched>>>,
+}
+
+/// A partition's watched teams, and its reader.
+#[derive(Default)]
+struct Watched {
+    teams: HashMap<String, TeamFeed>,
+    reader: Option<tokio::task::AbortHandle>,
+}
+
+/// A watched team: where the hub's reader is in its feed, and who listens.
+struct TeamFeed {
+    position: String,
+    sender: broadcast::Sender<Arc<TicketEvent>>,
+    watchers: usize,
+}
+
+/// A subscription to a team's live events; dropping it ends it (and the hub stops reading the
+/// team once nobody watches it).
+pub struct Subscription {
+    hub: FeedHub,
+    queue: QueueRef,
+    pub events: broadcast::Receiver<Arc<TicketEvent>>,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        self.hub.unsubscribe(&self.queue);
+    }
+}
+
+impl FeedHub {
+    pub fn new(store: Arc<dyn TicketStore>) -> FeedHub {
+        FeedHub {
+            store,
+            partitions: Arc::default(),
+        }
+    }
+
+    /// Subscribes to a team's live events; the hub reads its feed from `position` on if nobody
+    /// watches it yet (a watcher catches up on anything older by itself).
+    pub fn subscribe(&self, queue: &QueueRef, position: &str) -> Subscription {
+        let mut partitions = self.lock();
+        let watched = partitions.entry(queue.partition.clone()).or_default();
+        let feed = watched
+            .teams
+            .entry(queue.team.clone())
+            .or_insert_with(|| TeamFeed {
+                position: position.to_owned(),
+                sender: broadcast::channel(TEAM_BUFFER).0,
+                watchers: 0,
+            });
+        feed.watchers += 1;
+        let events = feed.sender.subscribe();
+        if watched.reader.is_none() {
+            let hub = self.clone();
+            let partition = queue.partition.clone();
+            watched.reader = Some(tokio::spawn(hub.read(partition)).abort_handle());
+        }
+        Subscription {
+            hub: self.clone(),
+            queue: queue.clone(),
+            events,
+        }
+    }
+
+    /// How many partitions have a reader (each holds at most one store connection).
+    pub fn readers(&self) -> usize {
+        self.lock().values().filter(|w| w.reader.is_some()).count()
+    }
+
+    fn unsubscribe(&self, queue: &QueueRef) {
+        let mut partitions = self.lock();
+        let Some(watched) = partitions.get_mut(&queue.partition) else {
+            return;
+        };
+        if let Some(feed) = watched.teams.get_mut(&queue.team) {
+            feed.watchers -= 1;
+            if feed.watchers == 0 {
+                watched.teams.remove(&queue.team);
+            }
+        }
+        if watched.teams.is_empty() {
+            if let Some(reader) = watched.reader.take() {
+                reader.abort();
+            }
+            partitions.remove(&queue.partition);
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Partition, Watched>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The reader of a partition: one blocking read over every watched team's feed, then each
+    /// event to its team's watchers; it looks again at who is watched at least every second.
+    async fn read(self, partition: Partition) {
+        let mut failing = false;
+        loop {
+            let feeds: Vec<(String, String)> = match self.lock().get(&partition) {
+                Some(watched) => watched
+                    .teams
+                    .iter()
+                    .map(|(team, feed)| (team.clone(), feed.position.clone()))
+                    .collect(),
+                None => return,
+            };
+            let read = self
+                .store
+                .read_feeds(&partition, &feeds, READ_LIMIT, READ_WAIT)
+                .await;
+            match read {
+                Ok(events) => {
+                    failing = false;
+                    self.deliver(&partition, events);
+                }
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "ticket feed reads fail; retrying");
+                        failing = true;
+                    }
+                    tokio::time::sleep(RETRY_AFTER).await;
+                }
+            }
+        }
+    }
+
+    fn deliver(&self, partition: &Partition, events: Vec<TicketEvent>) {
+        let mut partitions = self.lock();
+        let Some(watched) = partitions.get_mut(partition) else {
+            return;
+        };
+        for event in events {
+            if let Some(feed) = watched.teams.get_mut(&event.team_id) {
+                feed.position = event.event_id.clone();
+                // No receiver left is not an error: the last watcher is leaving.
+                let _ = feed.sender.send(Arc::new(event));
+            }
+        }
+    }
+}
+
+/// Whether a feed position comes after another.
+pub fn is_after(event_id: &str, position: &str) -> bool {
+    match (feed_order(event_id), feed_order(position)) {
+        (Some(event), Some(position)) => event > position,
+        _ => true,
+    }
+}

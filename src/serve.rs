@@ -10,6 +10,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 
 use crate::api::admission::Limits;
+use crate::api::listener::{ConnectionSettings, Tls, TlsFiles};
 use crate::api::server::{self, ServerSettings, run};
 use crate::app::tokens::DEV_SECRETS;
 use crate::app::{self, App, AppSettings, Snapshot};
@@ -100,6 +101,18 @@ pub struct ServeOptions {
     /// Open WatchTickets streams at once for one principal; past that, RESOURCE_EXHAUSTED.
     #[arg(long, env = "CALLROUTER_MAX_STREAMS_PER_PRINCIPAL", default_value_t = server::DEFAULT_MAX_STREAMS_PER_PRINCIPAL, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub max_streams_per_principal: u64,
+    /// Connections open at once; more are closed as they arrive.
+    #[arg(long, env = "CALLROUTER_MAX_CONNECTIONS", default_value_t = server::DEFAULT_MAX_CONNECTIONS, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub max_connections: u64,
+    /// TLS certificate chain of the API (PEM); with --tls-key, the API is served over TLS only.
+    #[arg(long, env = "CALLROUTER_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key of the API (PEM).
+    #[arg(long, env = "CALLROUTER_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+    /// CA of client certificates (PEM): mutual TLS, required of the telephony platform.
+    #[arg(long, env = "CALLROUTER_TLS_CLIENT_CA", requires = "tls_cert")]
+    pub tls_client_ca: Option<PathBuf>,
     /// HTTP/2 streams one connection may open at once.
     #[arg(long, env = "CALLROUTER_MAX_STREAMS_PER_CONNECTION", default_value_t = server::DEFAULT_MAX_STREAMS_PER_CONNECTION, value_parser = clap::value_parser!(u32).range(1..=10_000))]
     pub max_streams_per_connection: u32,
@@ -174,7 +187,20 @@ impl ServeOptions {
         })
     }
 
-    fn server_settings(&self) -> ServerSettings {
+    /// The API's TLS, loaded from its files, when asked for.
+    fn tls(&self) -> Result<Option<Tls>, String> {
+        match (&self.tls_cert, &self.tls_key) {
+            (Some(cert), Some(key)) => Tls::load(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+                client_ca: self.tls_client_ca.clone(),
+            })
+            .map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    fn server_settings(&self, tls: Option<Tls>) -> ServerSettings {
         ServerSettings {
             request_timeout: Duration::from_millis(self.request_timeout_ms),
             limits: Limits {
@@ -184,6 +210,11 @@ impl ServeOptions {
                 streams_per_principal: self.max_streams_per_principal as usize,
             },
             max_streams_per_connection: self.max_streams_per_connection,
+            connections: ConnectionSettings {
+                max_connections: self.max_connections as usize,
+                first_bytes: server::FIRST_BYTES_WITHIN,
+                tls,
+            },
             shutdown_grace: Duration::from_secs(self.shutdown_grace_seconds),
             ..ServerSettings::default()
         }
@@ -206,8 +237,9 @@ async fn termination() {
     }
 }
 
-/// Reloads the configuration on every SIGHUP; a broken one is refused and logged.
-fn reload_on_hangup(app: App) {
+/// Reloads the configuration, and the TLS certificates, on every SIGHUP; a broken one is refused
+/// and logged, and what is in force keeps serving.
+fn reload_on_hangup(app: App, tls: Option<Tls>) {
     tokio::spawn(async move {
         let Ok(mut hangups) =
             tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -218,6 +250,14 @@ fn reload_on_hangup(app: App) {
         while hangups.recv().await.is_some() {
             // Counted and logged by the reload itself, whatever its outcome.
             let _ = app.reload("SIGHUP").await;
+            if let Some(tls) = &tls {
+                match tls.reload() {
+                    Ok(()) => tracing::info!("TLS certificates reloaded (SIGHUP)"),
+                    Err(e) => {
+                        tracing::error!(problem = %e, "TLS certificates refused; the ones in force stay")
+                    }
+                }
+            }
         }
     });
 }
@@ -268,6 +308,7 @@ pub async fn admin(
 /// Runs the service until SIGINT/SIGTERM.
 pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let app_settings = options.app_settings()?;
+    let tls = options.tls()?;
     let started = std::time::Instant::now();
     let loaded = {
         let settings = app_settings.clone();
@@ -301,12 +342,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         .await
         .map_err(|e| format!("cannot listen on {} (admin): {e}", options.admin_addr))?;
     tracing::info!(grpc = %options.grpc_addr, admin = %options.admin_addr, "listening");
-    reload_on_hangup(app.clone());
+    reload_on_hangup(app.clone(), tls.clone());
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin(app.clone(), admin_listener, async move {
         let _ = admin_stopped.await;
     }));
-    let result = run(app, grpc, options.server_settings(), termination()).await;
+    let result = run(app, grpc, options.server_settings(tls), termination()).await;
     let _ = stop_admin.send(());
     let _ = admin_task.await;
     tracing::info!("stopped");

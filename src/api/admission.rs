@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tonic::Status;
 
-use crate::app::principal::Principal;
+use crate::app::principal::{Principal, Role};
 use crate::app::{App, AppError};
 
 /// How many calls and streams may be open at once.
@@ -60,6 +60,8 @@ type Budgets = (Arc<Semaphore>, Arc<Semaphore>);
 pub struct Admission {
     app: App,
     limits: Limits,
+    /// Mutual TLS: the telephony platform must come with a verified client certificate.
+    telephony_certificate: bool,
     in_flight: Arc<Semaphore>,
     streams: Arc<Semaphore>,
     open_in_flight: Arc<Semaphore>,
@@ -70,8 +72,9 @@ pub struct Admission {
 }
 
 impl Admission {
-    pub fn new(app: App, limits: Limits) -> Admission {
+    pub fn new(app: App, limits: Limits, telephony_certificate: bool) -> Admission {
         Admission {
+            telephony_certificate,
             in_flight: Arc::new(Semaphore::new(limits.in_flight.max(1))),
             streams: Arc::new(Semaphore::new(limits.streams.max(1))),
             open_in_flight: Arc::new(Semaphore::new(OPEN_IN_FLIGHT)),
@@ -82,8 +85,14 @@ impl Admission {
         }
     }
 
-    /// Admits a call to `path` with this `authorization` value, or refuses it at once.
-    pub fn admit(&self, path: &str, authorization: Option<&str>) -> Result<Admitted, Status> {
+    /// Admits a call to `path` with this `authorization` value on a connection with or without a
+    /// verified client certificate, or refuses it at once.
+    pub fn admit(
+        &self,
+        path: &str,
+        authorization: Option<&str>,
+        client_certificate: bool,
+    ) -> Result<Admitted, Status> {
         let streaming = STREAMS.contains(&path);
         if is_open(path) {
             let call = vec![take(&self.open_in_flight, "calls in flight")?];
@@ -105,6 +114,12 @@ impl Admission {
             ))?),
         };
         let principal = self.app.authenticate(token)?;
+        if self.telephony_certificate && principal.role == Role::Telephony && !client_certificate {
+            return Err(AppError::Unauthenticated(
+                "the telephony platform connects with its client certificate (mutual TLS)",
+            )
+            .into());
+        }
         let (own_calls, own_streams) = self.budgets_of(&principal);
         let call = vec![
             take(&own_calls, "of your calls in flight")?,

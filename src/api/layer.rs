@@ -21,6 +21,7 @@ use tonic::codegen::http;
 use tower::{Layer, Service};
 
 use super::admission::Admission;
+use super::listener::ConnInfo;
 use crate::metrics::Metrics;
 
 /// Admission, per-call timeout, panics and codec errors mapped, metrics and one log line per call.
@@ -82,7 +83,15 @@ where
             .headers()
             .get("authorization")
             .map(|v| v.to_str().unwrap_or_default());
-        let admitted = match self.layer.admission.admit(&method, authorization) {
+        let client_certificate = request
+            .extensions()
+            .get::<ConnInfo>()
+            .is_some_and(|c| c.client_certificate);
+        let admitted = match self
+            .layer
+            .admission
+            .admit(&method, authorization, client_certificate)
+        {
             Ok(admitted) => admitted,
             Err(refused) => {
                 let response = refused.into_http();
@@ -237,7 +246,7 @@ mod tests {
         let metrics = Arc::new(Metrics::new());
         let store = Arc::new(MemoryStore::new(StoreSettings::default()));
         let app = App::new(Arc::new(snapshot), store, settings, metrics.clone());
-        RpcLayer::new(Admission::new(app, limits), timeout, metrics)
+        RpcLayer::new(Admission::new(app, limits, false), timeout, metrics)
     }
 
     fn limits(in_flight: usize) -> Limits {

@@ -17,6 +17,7 @@ pub mod admission;
 pub mod convert;
 pub mod desk;
 pub mod layer;
+pub mod listener;
 pub mod operations;
 pub mod routing;
 pub mod server;

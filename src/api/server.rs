@@ -10,7 +10,7 @@ use std::future::Future;
 use std::time::Duration;
 
 use tonic::transport::Server;
-use tonic::transport::server::{Router, TcpIncoming};
+use tonic::transport::server::Router;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
@@ -19,6 +19,7 @@ use tower::layer::util::{Identity, Stack};
 use super::admission::{Admission, Limits};
 use super::desk::AgentDeskService;
 use super::layer::RpcLayer;
+use super::listener::{self, ConnectionSettings};
 use super::operations::OperationsService;
 use super::pb;
 use super::pb::agent_desk_server::AgentDeskServer;
@@ -36,6 +37,8 @@ pub struct ServerSettings {
     pub limits: Limits,
     /// HTTP/2 streams one connection may open at once (more are refused by the protocol).
     pub max_streams_per_connection: u32,
+    /// Connections open at once, how long one may stay silent, TLS.
+    pub connections: ConnectionSettings,
     /// Longest message accepted or sent.
     pub max_message_bytes: usize,
     /// How long in-flight calls may take to finish at shutdown.
@@ -55,6 +58,9 @@ pub const DEFAULT_MAX_IN_FLIGHT_PER_PRINCIPAL: u64 = 256;
 pub const DEFAULT_MAX_STREAMS: u64 = 1024;
 pub const DEFAULT_MAX_STREAMS_PER_PRINCIPAL: u64 = 8;
 pub const DEFAULT_MAX_STREAMS_PER_CONNECTION: u32 = 128;
+pub const DEFAULT_MAX_CONNECTIONS: u64 = 4096;
+/// How long a new connection may stay silent before it is closed.
+pub const FIRST_BYTES_WITHIN: Duration = Duration::from_secs(10);
 pub const DEFAULT_SHUTDOWN_GRACE_SECONDS: u64 = 10;
 /// Longest message accepted or sent: far above any request of the contract.
 pub const MAX_MESSAGE_BYTES: usize = 256 * 1024;
@@ -70,6 +76,11 @@ impl Default for ServerSettings {
                 streams_per_principal: DEFAULT_MAX_STREAMS_PER_PRINCIPAL as usize,
             },
             max_streams_per_connection: DEFAULT_MAX_STREAMS_PER_CONNECTION,
+            connections: ConnectionSettings {
+                max_connections: DEFAULT_MAX_CONNECTIONS as usize,
+                first_bytes: FIRST_BYTES_WITHIN,
+                tls: None,
+            },
             max_message_bytes: MAX_MESSAGE_BYTES,
             shutdown_grace: Duration::from_secs(DEFAULT_SHUTDOWN_GRACE_SECONDS),
             reaper_every: Duration::from_secs(1),
@@ -138,11 +149,7 @@ pub async fn run(
         }
     };
     let router = routes(&app, &settings, health)?;
-    // Small replies must leave at once: without TCP_NODELAY, Nagle's algorithm and delayed ACKs
-    // hold them for ~40 ms. Keepalive finds dead peers (desks that vanished with a stream open).
-    let incoming = TcpIncoming::from(listener)
-        .with_nodelay(Some(true))
-        .with_keepalive(Some(Duration::from_secs(60)));
+    let incoming = listener::accept(listener, settings.connections.clone());
     let serve = router.serve_with_incoming_shutdown(incoming, stop_accepting);
     tokio::pin!(serve);
     let grace = settings.shutdown_grace;
@@ -179,8 +186,19 @@ fn routes(
     Ok(Server::builder()
         // Refuse at once past the in-flight limit, bound each call's time, count and log each call.
         .max_concurrent_streams(Some(settings.max_streams_per_connection))
+        // Pings find dead peers (desks that vanished with a stream open).
+        .http2_keepalive_interval(Some(Duration::from_secs(30)))
+        .http2_keepalive_timeout(Some(Duration::from_secs(10)))
         .layer(RpcLayer::new(
-            Admission::new(app.clone(), settings.limits),
+            Admission::new(
+                app.clone(),
+                settings.limits,
+                settings
+                    .connections
+                    .tls
+                    .as_ref()
+                    .is_some_and(|tls| tls.verifies_clients()),
+            ),
             settings.request_timeout,
             app.metrics(),
         ))

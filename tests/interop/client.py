@@ -5,6 +5,9 @@ services by reflection, routes a call as the telephony platform, and claims, acc
 it as an agent. Exits non-zero on the first failed check.
 
 Usage: client.py ADDRESS PROTO_DIR   (tokens in CALLROUTER_TELEPHONY_TOKEN, CALLROUTER_AGENT_TOKEN)
+
+Over TLS when CALLROUTER_TLS_CA names the CA's PEM file; with a client certificate (mutual TLS)
+when CALLROUTER_TLS_CERT and CALLROUTER_TLS_KEY name its PEM files.
 """
 
 import importlib.resources
@@ -44,6 +47,26 @@ def compile_proto(proto_dir):
     sys.path.insert(0, out)
 
 
+def read(variable):
+    path = os.environ.get(variable)
+    if path is None:
+        return None
+    with open(path, "rb") as f:
+        return f.read()
+
+
+def open_channel(address):
+    ca = read("CALLROUTER_TLS_CA")
+    if ca is None:
+        return grpc.insecure_channel(address)
+    credentials = grpc.ssl_channel_credentials(
+        root_certificates=ca,
+        private_key=read("CALLROUTER_TLS_KEY"),
+        certificate_chain=read("CALLROUTER_TLS_CERT"),
+    )
+    return grpc.secure_channel(address, credentials)
+
+
 def main(address, proto_dir):
     compile_proto(proto_dir)
     from callrouter.v1 import callrouter_pb2 as pb
@@ -51,7 +74,7 @@ def main(address, proto_dir):
 
     telephony = [("authorization", "Bearer " + os.environ["CALLROUTER_TELEPHONY_TOKEN"])]
     agent = [("authorization", "Bearer " + os.environ["CALLROUTER_AGENT_TOKEN"])]
-    channel = grpc.insecure_channel(address)
+    channel = open_channel(address)
     grpc.channel_ready_future(channel).result(timeout=10)
 
     health = health_pb2_grpc.HealthStub(channel)

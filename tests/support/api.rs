@@ -22,7 +22,7 @@ use callrouter::store::{StoreSettings, TicketStore};
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::Interceptor;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 pub use super::app::{dev_tokens, tours_building};
 use super::redis_server::RedisServer;
@@ -191,11 +191,28 @@ impl TestServer {
         Some(server)
     }
 
+    /// A server over the in-memory store serving over TLS as `settings` say; its channel connects
+    /// as `client` says.
+    pub async fn start_tls(settings: ServerSettings, client: ClientTlsConfig) -> TestServer {
+        let store = MemoryStore::new(StoreSettings::default());
+        TestServer::launch_with(None, Arc::new(store), None, settings, Some(client)).await
+    }
+
     async fn launch(
         config: Option<PathBuf>,
         store: Arc<dyn TicketStore>,
         redis_url: Option<String>,
         server_settings: ServerSettings,
+    ) -> TestServer {
+        TestServer::launch_with(config, store, redis_url, server_settings, None).await
+    }
+
+    async fn launch_with(
+        config: Option<PathBuf>,
+        store: Arc<dyn TicketStore>,
+        redis_url: Option<String>,
+        server_settings: ServerSettings,
+        client_tls: Option<ClientTlsConfig>,
     ) -> TestServer {
         let settings = AppSettings {
             default_lease: Duration::from_secs(60),
@@ -239,11 +256,20 @@ impl TestServer {
             let _ = stopped.await;
             let _ = stop_admin.send(());
         }));
-        let channel = Channel::from_shared(format!("http://{addr}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect to the test server");
+        let channel = match client_tls {
+            None => Channel::from_shared(format!("http://{addr}"))
+                .expect("uri")
+                .connect()
+                .await
+                .expect("connect to the test server"),
+            Some(tls) => Channel::from_shared(format!("https://localhost:{}", addr.port()))
+                .expect("uri")
+                .tls_config(tls)
+                .expect("TLS settings")
+                .connect()
+                .await
+                .expect("connect to the test server over TLS"),
+        };
         TestServer {
             addr,
             admin,

@@ -179,7 +179,7 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let settings = StoreSettings {
-            namespace: "bench".to_owned(),
+            namespace: "callrouter:bench".to_owned(),
             operation_timeout: Duration::from_secs(10),
             ..StoreSettings::default()
         };

@@ -17,7 +17,7 @@ use crate::app::{self, App, AppSettings, Snapshot};
 use crate::config::DEMO_CONFIG;
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::RedisStore;
+use crate::store::redis::{RedisStore, RedisTls};
 use crate::store::{self, StoreSettings, TicketStore};
 
 /// The default gRPC and admin listen addresses.
@@ -55,10 +55,19 @@ pub struct ServeOptions {
     /// default), and only on loopback addresses.
     #[arg(long, env = "CALLROUTER_DEV")]
     pub dev: bool,
-    /// Redis URL of the queue store (redis://host:port/db). Without it, an in-memory store that is
-    /// not durable and serves one instance only.
+    /// Redis URL of the queue store (redis://user:password@host:port/db, rediss:// for TLS).
+    /// Without it, an in-memory store that is not durable and serves one instance only.
     #[arg(long, env = "REDIS_URL")]
     pub redis_url: Option<String>,
+    /// CA of Redis's TLS certificate (PEM), for a rediss:// URL; the system's roots otherwise.
+    #[arg(long, env = "CALLROUTER_REDIS_CA")]
+    pub redis_ca: Option<PathBuf>,
+    /// Client certificate for Redis (PEM), when Redis authenticates TLS clients.
+    #[arg(long, env = "CALLROUTER_REDIS_CERT", requires = "redis_key")]
+    pub redis_cert: Option<PathBuf>,
+    /// Key of the client certificate for Redis (PEM).
+    #[arg(long, env = "CALLROUTER_REDIS_KEY", requires = "redis_cert")]
+    pub redis_key: Option<PathBuf>,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     #[arg(long, env = "CALLROUTER_NAMESPACE", default_value = store::DEFAULT_NAMESPACE)]
     pub namespace: String,
@@ -184,6 +193,20 @@ impl ServeOptions {
             store_deadline: Duration::from_millis(self.store_deadline_ms),
             development: self.dev,
             ..AppSettings::new(self.config.clone(), secrets)
+        })
+    }
+
+    /// The certificates for Redis, read from their files.
+    fn redis_tls(&self) -> Result<RedisTls, String> {
+        let read = |path: &PathBuf| {
+            std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+        };
+        Ok(RedisTls {
+            ca: self.redis_ca.as_ref().map(read).transpose()?,
+            client: match (&self.redis_cert, &self.redis_key) {
+                (Some(cert), Some(key)) => Some((read(cert)?, read(key)?)),
+                _ => None,
+            },
         })
     }
 
@@ -326,7 +349,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
     let store: Arc<dyn TicketStore> = match &options.redis_url {
         Some(url) => {
             tracing::info!("queue store: Redis");
-            Arc::new(RedisStore::connect(url, options.store_settings()).map_err(|e| e.to_string())?)
+            let tls = options.redis_tls()?;
+            let store = RedisStore::connect_with(url, &tls, options.store_settings());
+            Arc::new(store.map_err(|e| e.to_string())?)
         }
         None => Arc::new(MemoryStore::new(options.store_settings())),
     };

@@ -299,3 +299,122 @@ async fn thousands_of_watchers_cost_redis_a_bounded_number_of_connections() {
     drop(watches);
     server.stop().await;
 }
+
+/// A plain-text channel to the server: one HTTP/2 connection.
+async fn connection(server: &TestServer) -> tonic::transport::Channel {
+    tonic::transport::Channel::from_shared(format!("http://{}", server.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unauthenticated_health_watches_are_capped_and_cost_bounded_memory() {
+    use tonic_health::pb::HealthCheckRequest;
+    use tonic_health::pb::health_client::HealthClient;
+    let server = TestServer::start().await;
+    let memory_before = resident_mib();
+    // 4,000 Health/Watch streams without a token, 100 on each of 40 connections.
+    let mut open = Vec::new();
+    let mut refused = 0;
+    for _ in 0..40 {
+        let mut health = HealthClient::new(connection(&server).await);
+        for _ in 0..100 {
+            match health.watch(HealthCheckRequest::default()).await {
+                Ok(stream) => open.push(stream.into_inner()),
+                Err(status) => {
+                    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+                    refused += 1;
+                }
+            }
+        }
+    }
+    let memory_during = resident_mib();
+    println!(
+        "abuse: 4,000 unauthenticated Health/Watch streams: {} open, {refused} refused, \
+         resident memory {memory_before} -> {memory_during} MiB",
+        open.len()
+    );
+    assert_eq!(open.len(), 256, "health streams have a budget of their own");
+    assert_eq!(refused, 4000 - 256);
+    assert!(
+        memory_during <= memory_before + 100,
+        "memory {memory_before} -> {memory_during} MiB"
+    );
+    // Health checks and the contract's calls go on.
+    let checked = HealthClient::new(server.channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("a health check answers");
+    assert_eq!(
+        checked.into_inner().status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+    assert_eq!(legitimate_calls(&server, 50).await, 50);
+    drop(open);
+    server.stop().await;
+}
+
+/// Reads what the server sends (its HTTP/2 settings) until it closes the connection.
+async fn until_closed(stream: &mut tokio::net::TcpStream) {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    while let Ok(n) = stream.read(&mut buf).await {
+        if n == 0 {
+            return;
+        }
+    }
+}
+
+#[tokio::test]
+async fn silent_connections_are_closed_and_connections_are_capped() {
+    let mut settings = support::api::test_settings();
+    settings.connections.first_bytes = Duration::from_millis(300);
+    settings.connections.max_connections = 20;
+    let server = TestServer::start_with_settings(settings).await;
+    // A bare TCP connection that never sends the HTTP/2 preface is closed.
+    let mut silent = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connect");
+    let started = Instant::now();
+    tokio::time::timeout(Duration::from_secs(3), until_closed(&mut silent))
+        .await
+        .expect("the server closes a silent connection");
+    assert!(
+        started.elapsed() >= Duration::from_millis(250),
+        "not before its time"
+    );
+    drop(silent);
+    // A connection that spoke stays open past that time.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(legitimate_calls(&server, 5).await, 5);
+    // Past the cap, new connections are closed as they arrive; closing one makes room.
+    let mut held = Vec::new();
+    for _ in 0..19 {
+        held.push(connection(&server).await);
+    }
+    let mut extra = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("the kernel accepts");
+    tokio::time::timeout(Duration::from_millis(250), until_closed(&mut extra))
+        .await
+        .expect("a connection past the cap is closed at once");
+    held.pop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let channel = connection(&server).await;
+        let mut routing =
+            callrouter::api::pb::call_routing_client::CallRoutingClient::with_interceptor(
+                channel,
+                TestServer::raw_bearer(&server.tokens["telephony-ivr"]),
+            );
+        if routing.route_call(leak_call("after-room")).await.is_ok() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "a closed connection makes room");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(held);
+    server.stop().await;
+}

@@ -339,7 +339,7 @@ async fn callers_of_one_incident_hang_up_one_by_one() {
 async fn behind_proxy() -> Option<(TestServer, Proxy)> {
     let redis = RedisServer::start()?;
     let proxy = Proxy::start(([127, 0, 0, 1], redis.port).into()).await;
-    let server = TestServer::over_redis(&proxy.url(), redis).await;
+    let server = TestServer::over_redis(&redis.url_at(proxy.addr), redis).await;
     Some((server, proxy))
 }
 

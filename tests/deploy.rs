@@ -236,3 +236,75 @@ fn no_deployment_artefact_ships_the_development_tokens() {
         }
     }
 }
+
+#[test]
+fn redis_users_agree_across_conf_compose_and_manifests() {
+    let read = |path: &str| std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let users = read("deploy/redis/users.acl.example");
+    let user = |name: &str| {
+        users
+            .lines()
+            .find(|l| l.starts_with(&format!("user {name} ")))
+            .unwrap_or_else(|| panic!("no user {name} in users.acl.example"))
+            .to_owned()
+    };
+    let service = user("callrouter");
+    assert!(
+        service.contains(&format!(" ~{}:* ", callrouter::store::DEFAULT_NAMESPACE)),
+        "the service's keys are its namespace's: {service}"
+    );
+    assert!(service.contains(" -@all "), "nothing but what is listed");
+    assert!(
+        user("default").contains(" off "),
+        "nobody logs in as default"
+    );
+    let conf = read("deploy/redis/redis.conf");
+    assert!(conf.contains("\naclfile /usr/local/etc/redis/users.acl\n"));
+    assert!(!conf.contains("\nrequirepass"));
+    let replica = read("deploy/redis/replica.conf");
+    assert!(replica.contains("\nmasteruser replication\n"));
+    user("replication");
+    let sentinel = read("deploy/redis/sentinel.conf");
+    assert!(sentinel.contains("\nsentinel auth-user callrouter sentinel\n"));
+    user("sentinel");
+    let compose = read("deploy/compose.yaml");
+    assert!(compose.contains("./redis/users.acl:/usr/local/etc/redis/users.acl:ro"));
+    for text in [&compose, &read("deploy/kubernetes/secret.yaml")] {
+        let urls: Vec<&str> = text
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix("REDIS_URL: "))
+            .collect();
+        assert!(!urls.is_empty());
+        for url in urls {
+            assert!(url.starts_with("redis://callrouter:"), "{url}");
+        }
+    }
+    // The users file with real passwords never enters the repository or the image.
+    assert!(
+        read(".gitignore")
+            .lines()
+            .any(|l| l == "/deploy/redis/users.acl")
+    );
+    assert!(
+        read(".dockerignore")
+            .lines()
+            .any(|l| l == "deploy/redis/users.acl")
+    );
+}
+
+#[test]
+fn only_the_monitoring_namespace_reaches_the_admin_port() {
+    let policy = std::fs::read_to_string("deploy/kubernetes/networkpolicy.yaml").expect("policy");
+    let rules: Vec<&str> = policy.split("\n    - ").skip(1).collect();
+    let admin: Vec<&&str> = rules.iter().filter(|r| r.contains("port: admin")).collect();
+    assert_eq!(admin.len(), 1, "one rule for the admin port");
+    assert!(admin[0].contains("kubernetes.io/metadata.name: monitoring"));
+    let open: Vec<&&str> = rules.iter().filter(|r| !r.contains("from:")).collect();
+    assert!(
+        open.iter().all(|r| !r.contains("port: admin")),
+        "the admin port is never open to all"
+    );
+    let deployment =
+        std::fs::read_to_string("deploy/kubernetes/deployment.yaml").expect("deployment");
+    assert!(deployment.contains("name: admin") && deployment.contains("name: grpc"));
+}

@@ -22,7 +22,7 @@ const P: &str = "meduane-habitat";
 
 fn settings() -> StoreSettings {
     StoreSettings {
-        namespace: "conc".to_owned(),
+        namespace: "callrouter:conc".to_owned(),
         max_attempts: 1000,
         operation_timeout: Duration::from_secs(10),
         ..StoreSettings::default()

@@ -22,7 +22,7 @@ type Store = Arc<dyn TicketStore>;
 
 fn settings() -> StoreSettings {
     StoreSettings {
-        namespace: "test".to_owned(),
+        namespace: "callrouter:test".to_owned(),
         max_attempts: 2,
         retention: Duration::from_millis(1500),
         presence_ttl: Duration::from_millis(400),

@@ -17,7 +17,7 @@ const P: &str = "lb-habitat";
 
 fn settings() -> StoreSettings {
     StoreSettings {
-        namespace: "dur".to_owned(),
+        namespace: "callrouter:dur".to_owned(),
         operation_timeout: Duration::from_millis(500),
         ..StoreSettings::default()
     }
@@ -229,7 +229,7 @@ async fn keys_share_one_hash_tag_per_partition() {
     assert!(keys.len() >= 8, "{keys:?}");
     for key in keys {
         assert!(
-            key.starts_with("dur:{lb-habitat}:"),
+            key.starts_with("callrouter:dur:{lb-habitat}:"),
             "key {key} is outside the partition's slot"
         );
     }
@@ -279,7 +279,7 @@ async fn a_move_between_partitions_leaves_no_key_without_expiry() {
         &held.ticket_id,
         &moved.transferred_from.clone().expect("source"),
     ] {
-        let stub = format!("dur:{{platform}}:t:{id}");
+        let stub = format!("callrouter:dur:{{platform}}:t:{id}");
         let ttl: i64 = server.command(&["PTTL", &stub]).parse().expect("PTTL");
         assert!(ttl > 0, "the MOVED stub {stub} expires (PTTL {ttl})");
     }

@@ -271,7 +271,7 @@ fn memory_and_redis_agree_on_random_histories() {
     proptest!(config, |(ops in prop::collection::vec(op(), 1..40))| {
         let case = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         runtime.block_on(async {
-            let redis = RedisStore::connect(&server.url(), settings(format!("prop{case}"))).expect("connect");
+            let redis = RedisStore::connect(&server.url(), settings(format!("callrouter:prop{case}"))).expect("connect");
             let mut sides = [
                 Side { store: Arc::new(MemoryStore::new(settings("m".to_owned()))), ids: HashMap::new(), holds: HashMap::new(), previous: HashMap::new() },
                 Side { store: Arc::new(redis), ids: HashMap::new(), holds: HashMap::new(), previous: HashMap::new() },

@@ -191,6 +191,12 @@ impl TestServer {
         Some(server)
     }
 
+    /// A server over the in-memory store with these settings.
+    pub async fn start_with_settings(settings: ServerSettings) -> TestServer {
+        let store = MemoryStore::new(StoreSettings::default());
+        TestServer::launch(None, Arc::new(store), None, settings).await
+    }
+
     /// A server over the in-memory store serving over TLS as `settings` say; its channel connects
     /// as `client` says.
     pub async fn start_tls(settings: ServerSettings, client: ClientTlsConfig) -> TestServer {
@@ -365,7 +371,7 @@ pub fn test_settings() -> ServerSettings {
 /// A Redis store under the tests' namespace, quick to report an outage.
 fn redis_store(url: &str) -> Arc<dyn TicketStore> {
     let settings = StoreSettings {
-        namespace: "api".to_owned(),
+        namespace: "callrouter:api".to_owned(),
         operation_timeout: Duration::from_millis(500),
         ..StoreSettings::default()
     };

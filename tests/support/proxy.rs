@@ -43,11 +43,6 @@ impl Proxy {
         }
     }
 
-    /// The Redis URL through the proxy.
-    pub fn url(&self) -> String {
-        format!("redis://{}/", self.addr)
-    }
-
     /// Holds every answer from now on.
     pub fn hold(&self) {
         self.holding.send_replace(true);

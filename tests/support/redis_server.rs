@@ -1,20 +1,33 @@
 //! A `redis-server` of the test's own: a free loopback port, a temporary directory, AOF with
-//! `appendfsync always`, and control over its life (stop, SIGKILL, restart on the same port and
-//! data). When none can be started the test fails if `CI` is set, and is skipped with a message
-//! otherwise.
+//! `appendfsync always`, the users of `deploy/redis/users.acl.example` (the store connects as
+//! `callrouter`, with only the commands production grants it; checks from outside as `admin`), and
+//! control over its life (stop, SIGKILL, restart on the same port and data). When none can be
+//! started the test fails if `CI` is set, and is skipped with a message otherwise.
 
 #![allow(dead_code)]
 
-use std::net::TcpListener;
+use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+/// The passwords of the test users (the production ACL's users, these passwords).
+pub const CALLROUTER_PASSWORD: &str = "callrouter-test-password";
+pub const ADMIN_PASSWORD: &str = "admin-test-password";
 
 pub struct RedisServer {
     pub port: u16,
     dir: PathBuf,
     child: Option<Child>,
     fsync: &'static str,
+    tls: Option<ServerTls>,
+}
+
+/// TLS of a server: its certificate and key, and the CA of client certificates it requires.
+pub struct ServerTls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub client_ca: PathBuf,
 }
 
 impl RedisServer {
@@ -25,6 +38,15 @@ impl RedisServer {
 
     /// Starts a server with this AOF fsync policy (`always`, `everysec`, `no`).
     pub fn start_with_fsync(fsync: &'static str) -> Option<RedisServer> {
+        RedisServer::start_as(fsync, None)
+    }
+
+    /// Starts a server that speaks TLS only (`rediss://`), requiring client certificates.
+    pub fn start_tls(tls: ServerTls) -> Option<RedisServer> {
+        RedisServer::start_as("always", Some(tls))
+    }
+
+    fn start_as(fsync: &'static str, tls: Option<ServerTls>) -> Option<RedisServer> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -38,6 +60,7 @@ impl RedisServer {
             dir,
             child: None,
             fsync,
+            tls,
         };
         match server.spawn() {
             Ok(()) => Some(server),
@@ -54,19 +77,56 @@ impl RedisServer {
         }
     }
 
+    /// The production ACL with the test passwords in place of its placeholders.
+    fn write_users(&self) -> Result<PathBuf, String> {
+        let example = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/deploy/redis/users.acl.example"
+        );
+        let mut users = std::fs::read_to_string(example).map_err(|e| format!("{example}: {e}"))?;
+        for (user, password) in [
+            ("callrouter", CALLROUTER_PASSWORD),
+            ("admin", ADMIN_PASSWORD),
+            ("replication", "replication-test-password"),
+            ("sentinel", "sentinel-test-password"),
+        ] {
+            let placeholder = format!("<{user}-password-sha256>");
+            users = users.replace(&placeholder, &sha256_hex(password));
+        }
+        let path = self.dir.join("users.acl");
+        std::fs::write(&path, users).map_err(|e| e.to_string())?;
+        Ok(path)
+    }
+
     fn spawn(&mut self) -> Result<(), String> {
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &self.port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
+        let users = self.write_users()?;
+        let port = self.port.to_string();
+        let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => command.args(["--port", &port]),
+            Some(tls) => command
+                .args([
+                    "--port",
+                    "0",
+                    "--tls-port",
+                    &port,
+                    "--tls-auth-clients",
+                    "yes",
+                ])
+                .arg("--tls-cert-file")
+                .arg(&tls.cert)
+                .arg("--tls-key-file")
+                .arg(&tls.key)
+                .arg("--tls-ca-cert-file")
+                .arg(&tls.client_ca),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", self.fsync])
             .arg("--dir")
             .arg(&self.dir)
+            .arg("--aclfile")
+            .arg(&users)
             .args([
                 "--maxmemory-policy",
                 "noeviction",
@@ -93,21 +153,38 @@ impl RedisServer {
         Err("redis-server did not answer within 10 s".to_owned())
     }
 
+    /// Whether the server answers: `NOAUTH` to a `PING` in clear text (nobody is logged in by
+    /// default), or a TCP connection for a TLS server.
     fn ping(&self) -> bool {
         use std::io::{Read, Write};
         let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else {
             return false;
         };
+        if self.tls.is_some() {
+            return true;
+        }
         let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
         if stream.write_all(b"PING\r\n").is_err() {
             return false;
         }
         let mut buf = [0u8; 16];
-        matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"+PONG"))
+        matches!(stream.read(&mut buf), Ok(n) if buf[..n].starts_with(b"-NOAUTH"))
     }
 
+    /// The store's URL: the `callrouter` user (over TLS to `localhost` for a TLS server).
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/", self.port)
+        match self.tls {
+            None => self.url_at(([127, 0, 0, 1], self.port).into()),
+            Some(_) => format!(
+                "rediss://callrouter:{CALLROUTER_PASSWORD}@localhost:{}/",
+                self.port
+            ),
+        }
+    }
+
+    /// The store's URL to this server reached at another address (through a proxy).
+    pub fn url_at(&self, addr: SocketAddr) -> String {
+        format!("redis://callrouter:{CALLROUTER_PASSWORD}@{addr}/")
     }
 
     /// SIGKILL: no shutdown, no final fsync beyond what `appendfsync always` already did.
@@ -144,15 +221,29 @@ impl RedisServer {
         self.spawn().expect("redis-server restarts");
     }
 
-    /// Runs one command with redis-cli-like framing, for checks from outside the store.
+    /// Runs one command as `admin` with redis-cli, for checks from outside the store.
     pub fn command(&self, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli runs");
+        self.command_as(Some(("admin", ADMIN_PASSWORD)), args)
+    }
+
+    /// Runs one command with redis-cli as `user` (logged in as nobody when `None`); its answer.
+    pub fn command_as(&self, user: Option<(&str, &str)>, args: &[&str]) -> String {
+        let mut command = Command::new("redis-cli");
+        command.args(["-p", &self.port.to_string(), "--no-auth-warning"]);
+        if let Some((user, password)) = user {
+            command.args(["--user", user, "--pass", password]);
+        }
+        let out = command.args(args).output().expect("redis-cli runs");
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
     }
+}
+
+fn sha256_hex(text: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(text.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 impl Drop for RedisServer {

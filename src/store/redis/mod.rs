@@ -37,6 +37,9 @@
 //! one), `move_in` creates it in the target (idempotent by source id), `move_done` leaves a `MOVED`
 //! stub naming the new id. A crash between steps leaves the ticket in the outbox, and the reaper
 //! finishes the move: never lost, never twice in a queue.
+//!
+//! **Connections.** `redis://` in clear text, or `rediss://` over TLS ([`RedisTls`]: the CA of
+//! Redis's certificate, else the system's roots; a client certificate when Redis asks for one).
 
 mod clock;
 mod keys;
@@ -130,6 +133,43 @@ pub struct RedisStore {
     blocking: Arc<Mutex<Vec<MultiplexedConnection>>>,
 }
 
+/// Certificates for a `rediss://` URL, as PEM: the CA that signed Redis's certificate (the system's
+/// roots when `None`), and the client's certificate and key when Redis authenticates clients.
+#[derive(Debug, Clone, Default)]
+pub struct RedisTls {
+    pub ca: Option<Vec<u8>>,
+    pub client: Option<(Vec<u8>, Vec<u8>)>,
+}
+
+impl RedisTls {
+    fn is_empty(&self) -> bool {
+        self.ca.is_none() && self.client.is_none()
+    }
+
+    /// A client for `url` with these certificates.
+    fn client(&self, url: &str) -> Result<Client, StoreError> {
+        let invalid = |e: redis::RedisError| StoreError::Invalid(format!("Redis URL: {e}"));
+        if self.is_empty() {
+            return Client::open(url).map_err(invalid);
+        }
+        if !url.starts_with("rediss://") {
+            return Err(StoreError::Invalid(
+                "Redis certificates are given but the Redis URL is not rediss:// (TLS)".to_owned(),
+            ));
+        }
+        let certificates = redis::TlsCertificates {
+            client_tls: self.client.clone().map(|(client_cert, client_key)| {
+                redis::ClientTlsConfig {
+                    client_cert,
+                    client_key,
+                }
+            }),
+            root_cert: self.ca.clone(),
+        };
+        Client::build_with_tls(url, certificates).map_err(invalid)
+    }
+}
+
 /// How many expired leases one reaper pass handles per partition.
 const REAP_BATCH: u32 = 500;
 
@@ -137,8 +177,16 @@ impl RedisStore {
     /// Connects lazily: the store is created even when Redis is down, and every operation fails
     /// with `Unavailable` until it answers.
     pub fn connect(url: &str, settings: StoreSettings) -> Result<RedisStore, StoreError> {
-        let client =
-            Client::open(url).map_err(|e| StoreError::Invalid(format!("Redis URL: {e}")))?;
+        RedisStore::connect_with(url, &RedisTls::default(), settings)
+    }
+
+    /// [`RedisStore::connect`] with certificates for a `rediss://` URL.
+    pub fn connect_with(
+        url: &str,
+        tls: &RedisTls,
+        settings: StoreSettings,
+    ) -> Result<RedisStore, StoreError> {
+        let client = tls.client(url)?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.operation_timeout))
             .set_response_timeout(Some(settings.operation_timeout))

@@ -2,11 +2,12 @@
 //! input line (fields named as `RouteCallRequest`), one decision per output line (fields named as
 //! `RoutingDecision`).
 //!
-//! A line that cannot be routed yields an error object on its output line instead
+//! A line that cannot be routed — not JSON, not UTF-8, longer than [`MAX_LINE_BYTES`], not a valid
+//! request — yields an error object on its output line instead
 //! (`{"error":{"line":3,"field":"issue_type","message":"…"}}`), so output lines stay aligned with
 //! input lines and one bad request does not stop the others.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -105,22 +106,77 @@ pub enum DecisionTime {
     FromRequest,
 }
 
+/// Longest request line read: far above any valid request (whose fields are bounded).
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// One input line: its text, or why it has none.
+enum Line {
+    Text(String),
+    NotText(FieldError),
+}
+
+/// Reads the next line (without its end), at most [`MAX_LINE_BYTES`] of it kept; `None` at the
+/// end of the input.
+fn next_line(input: &mut impl BufRead) -> std::io::Result<Option<Line>> {
+    let mut bytes = Vec::new();
+    let read = input
+        .by_ref()
+        .take(MAX_LINE_BYTES as u64 + 1)
+        .read_until(b'\n', &mut bytes)?;
+    if read == 0 {
+        return Ok(None);
+    }
+    if bytes.last() == Some(&b'\n') {
+        bytes.pop();
+    } else if bytes.len() > MAX_LINE_BYTES {
+        // Skip the rest of the line without keeping it.
+        loop {
+            let buffer = input.fill_buf()?;
+            let (used, ended) = match buffer.iter().position(|&b| b == b'\n') {
+                Some(end) => (end + 1, true),
+                None => (buffer.len(), buffer.is_empty()),
+            };
+            input.consume(used);
+            if ended {
+                break;
+            }
+        }
+        let message = format!("longer than {MAX_LINE_BYTES} bytes");
+        return Ok(Some(Line::NotText(FieldError::new("", message))));
+    }
+    if bytes.last() == Some(&b'\r') {
+        bytes.pop();
+    }
+    Ok(Some(match String::from_utf8(bytes) {
+        Ok(text) => Line::Text(text),
+        Err(e) => Line::NotText(FieldError::new(
+            "",
+            format!("not UTF-8 text: {}", e.utf8_error()),
+        )),
+    }))
+}
+
 /// Reads requests line by line and writes one decision (or error) per non-empty line.
 pub fn explain_lines(
     router: &Router,
-    input: impl BufRead,
+    mut input: impl BufRead,
     mut output: impl Write,
     time: DecisionTime,
 ) -> std::io::Result<ExplainSummary> {
     let mut summary = ExplainSummary::default();
-    for (i, line) in input.lines().enumerate() {
-        let line = line?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let number = i + 1;
-        let outcome = serde_json::from_str::<RouteCallRequestJson>(&line)
-            .map_err(|e| FieldError::new("", format!("not a request object: {e}")))
+    let mut number = 0;
+    while let Some(line) = next_line(&mut input)? {
+        number += 1;
+        let text = match line {
+            Line::Text(text) if text.trim().is_empty() => continue,
+            Line::Text(text) => Ok(text),
+            Line::NotText(problem) => Err(problem),
+        };
+        let outcome = text
+            .and_then(|line| {
+                serde_json::from_str::<RouteCallRequestJson>(&line)
+                    .map_err(|e| FieldError::new("", format!("not a request object: {e}")))
+            })
             .and_then(RouteCallRequestJson::into_domain)
             .and_then(|(request, received_at)| {
                 let at = match time {

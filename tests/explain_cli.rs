@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-fn explain(args: &[&str], input: &str) -> (bool, Vec<serde_json::Value>, String) {
+fn explain(args: &[&str], input: impl AsRef<[u8]>) -> (bool, Vec<serde_json::Value>, String) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
         .arg("explain")
         .args(args)
@@ -16,7 +16,7 @@ fn explain(args: &[&str], input: &str) -> (bool, Vec<serde_json::Value>, String)
         .stdin
         .take()
         .expect("stdin")
-        .write_all(input.as_bytes())
+        .write_all(input.as_ref())
         .expect("write requests");
     let out = child.wait_with_output().expect("explain finishes");
     let lines = String::from_utf8_lossy(&out.stdout)
@@ -127,6 +127,31 @@ fn bad_lines_give_an_error_naming_the_field_and_the_others_are_decided() {
         assert!(message.contains(words), "line {line}: {message}");
     }
     assert_eq!(lines[6]["cooperator_id"], "touraine-logement");
+}
+
+#[test]
+fn lines_that_are_not_text_or_too_long_give_an_error_and_the_others_are_decided() {
+    let good = r#"{"call_id":"c","address":{"city":"Tours"},"issue_type":"other"}"#;
+    let mut input = Vec::new();
+    input.extend_from_slice(b"{\"call_id\":\"\xff\xfe\"}\n");
+    input.extend_from_slice(format!("{good}\r\n").as_bytes());
+    input.extend_from_slice(&vec![b'x'; 70_000]);
+    input.extend_from_slice(b"\n");
+    input.extend_from_slice(good.as_bytes());
+    let (ok, lines, _) = explain(&["--at", "2026-11-27T10:00:00+01:00"], &input);
+    assert!(!ok, "a run with failed lines exits non-zero");
+    assert_eq!(lines.len(), 4, "one output line per request line");
+    assert_eq!(lines[0]["error"]["line"], 1);
+    let message = lines[0]["error"]["message"].as_str().expect("message");
+    assert!(message.contains("not UTF-8"), "{message}");
+    assert_eq!(
+        lines[1]["cooperator_id"], "touraine-logement",
+        "CRLF ends a line"
+    );
+    assert_eq!(lines[2]["error"]["line"], 3);
+    let message = lines[2]["error"]["message"].as_str().expect("message");
+    assert!(message.contains("longer than 65536 bytes"), "{message}");
+    assert_eq!(lines[3]["cooperator_id"], "touraine-logement");
 }
 
 #[test]

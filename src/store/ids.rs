@@ -1,32 +1,15 @@
 //! Ticket ids: `<partition>-<16 hex digits>`. The partition comes first so that an action that
-//! names only a ticket id knows which partition (and, in Redis, which slot) to go to; the digits are
-//! unique with overwhelming probability across instances and restarts.
+//! names only a ticket id knows which partition (and, in Redis, which slot) to go to; the digits
+//! are 64 bits from the operating system's cryptographic random source, so an id says nothing of
+//! when or where it was made and cannot be guessed from another.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use super::StoreError;
 
-/// A new ticket id in a partition: the partition, then 64 bits mixed from the wall clock, the
-/// process id and a per-process counter.
-pub fn new_ticket_id(partition: &str) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let seed = nanos
-        ^ (u64::from(std::process::id()) << 40)
-        ^ COUNTER
-            .fetch_add(1, Ordering::Relaxed)
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    format!("{partition}-{:016x}", mix(seed))
-}
-
-/// SplitMix64's finaliser: spreads every input bit over the whole output, so ids made a nanosecond
-/// or one count apart share no visible prefix.
-fn mix(seed: u64) -> u64 {
-    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// A new ticket id in a partition.
+pub fn new_ticket_id(partition: &str) -> Result<String, StoreError> {
+    let digits = getrandom::u64()
+        .map_err(|e| StoreError::Unavailable(format!("no random source for ticket ids: {e}")))?;
+    Ok(format!("{partition}-{digits:016x}"))
 }
 
 #[cfg(test)]
@@ -35,12 +18,27 @@ mod tests {
 
     #[test]
     fn ids_start_with_their_partition_and_do_not_repeat() {
-        let ids: std::collections::HashSet<String> =
-            (0..10_000).map(|_| new_ticket_id("lb-habitat")).collect();
+        let ids: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| new_ticket_id("lb-habitat").expect("random"))
+            .collect();
         assert_eq!(ids.len(), 10_000);
         assert!(
             ids.iter()
                 .all(|id| id.starts_with("lb-habitat-") && id.len() == 27)
         );
+    }
+
+    #[test]
+    fn every_bit_of_the_digits_varies() {
+        let mut ones = [0u32; 64];
+        for _ in 0..4096 {
+            let id = new_ticket_id("p").expect("random");
+            let digits = u64::from_str_radix(&id[2..], 16).expect("hex");
+            for (bit, count) in ones.iter_mut().enumerate() {
+                *count += u32::from(digits >> bit & 1 == 1);
+            }
+        }
+        // Each bit is set about half the time (2,048 ± 6 standard deviations of 32).
+        assert!(ones.iter().all(|&n| (1856..=2240).contains(&n)), "{ones:?}");
     }
 }

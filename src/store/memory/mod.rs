@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 mod state;
 
 use self::state::{State, now_ms};
+use super::ids::new_ticket_id;
 use super::lifecycle::{Action, EventKind};
 use super::{
     AgentStatus, Created, Hold, Millis, NewTicket, Presence, QueuePosition, QueueStats, ReapReport,
@@ -126,7 +127,8 @@ impl TicketStore for MemoryStore {
                 s.created(&open, false, true)
             }
             None => {
-                let id = s.queue_new(new, t, &self.settings);
+                let id = new_ticket_id(new.partition.as_str())?;
+                s.queue_new(new, &id, t, &self.settings);
                 s.created(&id, false, false)
             }
         };
@@ -396,7 +398,8 @@ impl TicketStore for MemoryStore {
             return Ok(ticket);
         }
         // Another partition: a new ticket there, a MOVED stub here — in one step, under the lock.
-        let new_id = s.move_to(ticket_id, hold, to, t, &self.settings);
+        let new_id = new_ticket_id(to.partition.as_str())?;
+        s.move_to(ticket_id, &new_id, hold, to, t, &self.settings);
         let ticket = s.tickets[&new_id].clone();
         drop(s);
         self.feed_changed.notify_waiters();

@@ -6,7 +6,6 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Duration;
 
 use crate::routing::partition::{Partition, QueueRef};
-use crate::store::ids::new_ticket_id;
 use crate::store::lifecycle::{Action, EventKind, TicketState};
 use crate::store::{
     AgentStatus, Created, DEFAULT_CLAIM_INTERVAL_MS, Hold, Millis, NewTicket, QueuePosition,
@@ -227,17 +226,17 @@ impl State {
     pub(super) fn move_to(
         &mut self,
         ticket_id: &str,
+        new_id: &str,
         hold: &Hold,
         to: &QueueRef,
         t: Millis,
         settings: &StoreSettings,
-    ) -> String {
-        let new_id = new_ticket_id(to.partition.as_str());
+    ) {
         let Some(mut moved) = self.tickets.get(ticket_id).cloned() else {
-            return new_id;
+            return;
         };
         let from = QueueRef::new(&moved.partition, &moved.team_id);
-        moved.ticket_id = new_id.clone();
+        moved.ticket_id = new_id.to_owned();
         moved.partition = to.partition.clone();
         moved.cooperator_id = to.partition.cooperator_id().map(str::to_owned);
         moved.team_id = to.team.clone();
@@ -251,25 +250,25 @@ impl State {
             "{t} transfer by {} to {}/{}",
             hold.agent_id, to.partition, to.team
         ));
-        self.history.insert(new_id.clone(), history);
-        self.remember(&new_id, t, format!("moved in from {ticket_id}"));
+        self.history.insert(new_id.to_owned(), history);
+        self.remember(new_id, t, format!("moved in from {ticket_id}"));
         let call_id = moved.call_id.clone();
-        self.tickets.insert(new_id.clone(), moved);
-        self.enqueue(&new_id);
+        self.tickets.insert(new_id.to_owned(), moved);
+        self.enqueue(new_id);
         self.calls
             .entry((to.partition.clone(), call_id))
-            .or_insert_with(|| new_id.clone());
+            .or_insert_with(|| new_id.to_owned());
         self.count(to, TicketState::Queued, 1);
         self.emit(
             to,
             EventKind::TransferredIn,
-            &new_id,
+            new_id,
             t,
             settings.feed_length,
         );
         if let Some(stub) = self.tickets.get_mut(ticket_id) {
             stub.state = TicketState::Moved;
-            stub.moved_to = Some(new_id.clone());
+            stub.moved_to = Some(new_id.to_owned());
             stub.closed_at = Some(t);
             State::drop_hold(stub);
         }
@@ -282,7 +281,6 @@ impl State {
             settings.feed_length,
         );
         self.expire_closed(ticket_id, t, settings.retention);
-        new_id
     }
 
     /// What `create` answers for a ticket.
@@ -329,26 +327,28 @@ impl State {
         );
     }
 
-    /// A new ticket for a call, at the end of its queue (by urgency): its id.
+    /// A new ticket `id` for a call, at the end of its queue (by urgency).
     pub(super) fn queue_new(
         &mut self,
         new: NewTicket,
+        id: &str,
         t: Millis,
         settings: &StoreSettings,
-    ) -> String {
-        let id = new_ticket_id(new.partition.as_str());
+    ) {
         let queue = QueueRef::new(&new.partition, &new.team_id);
-        self.calls
-            .insert((new.partition.clone(), new.call_id.clone()), id.clone());
+        self.calls.insert(
+            (new.partition.clone(), new.call_id.to_owned()),
+            id.to_owned(),
+        );
         if let Some(incident) = &new.incident_id {
             self.incidents
-                .insert((new.partition.clone(), incident.clone()), id.clone());
+                .insert((new.partition.clone(), incident.clone()), id.to_owned());
         }
-        self.remember(&id, t, format!("created in {}", new.team_id));
+        self.remember(id, t, format!("created in {}", new.team_id));
         self.tickets.insert(
-            id.clone(),
+            id.to_owned(),
             Ticket {
-                ticket_id: id.clone(),
+                ticket_id: id.to_owned(),
                 call_id: new.call_id,
                 partition: new.partition,
                 state: TicketState::Queued,
@@ -377,10 +377,9 @@ impl State {
                 details: new.details,
             },
         );
-        self.enqueue(&id);
+        self.enqueue(id);
         self.count(&queue, TicketState::Queued, 1);
-        self.emit(&queue, EventKind::Created, &id, t, settings.feed_length);
-        id
+        self.emit(&queue, EventKind::Created, id, t, settings.feed_length);
     }
 
     /// Expired leases of a partition go back to their queue at their original place, attempts

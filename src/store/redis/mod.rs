@@ -377,7 +377,7 @@ impl TicketStore for RedisStore {
         }
         let cutoff = self.clock.cutoff(started, within);
         let at = self.keys.partition(&new.partition)?;
-        let ticket_id = new_ticket_id(new.partition.as_str());
+        let ticket_id = new_ticket_id(new.partition.as_str())?;
         let call_key = at.call(&new.call_id);
         let incident_key = match &new.incident_id {
             Some(incident) => at.incident(incident),

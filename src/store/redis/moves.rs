@@ -111,7 +111,7 @@ impl RedisStore {
         {
             urgency = urgency.min(raised);
         }
-        let new_id = new_ticket_id(target.as_str());
+        let new_id = new_ticket_id(target.as_str())?;
         let mut args = vec![new_id.clone(), source.ticket_id.clone(), history.join("\n")];
         for (name, value) in moved_fields(&source, &new_id, &target, to_team, urgency) {
             args.push(name.to_owned());

@@ -1,5 +1,5 @@
 //! The fuzz harness of the request path (`fuzz/request_path.rs`) run in the test suite: on seeds
-//! that must be decided, and on every input the fuzzer ever found a problem with
+//! that must be decided (its own, and `fuzz/seeds/`, the fuzzer's starting corpus), and on every input the fuzzer ever found a problem with
 //! (`fuzz/regressions/`), which must now pass through without a panic.
 
 #[path = "../fuzz/request_path.rs"]
@@ -39,6 +39,18 @@ fn valid_requests_through_either_edge_are_decided() {
         "\n"
     );
     assert_eq!(request_path::exercise(lines.as_bytes()), 2);
+}
+
+#[test]
+fn every_seed_of_the_fuzzer_is_decided() {
+    let mut seeds = 0;
+    for entry in std::fs::read_dir("fuzz/seeds").expect("fuzz/seeds") {
+        let path = entry.expect("entry").path();
+        let input = std::fs::read(&path).expect("read");
+        assert_eq!(request_path::exercise(&input), 1, "{}", path.display());
+        seeds += 1;
+    }
+    assert!(seeds >= 20, "the seeds are where the test looks");
 }
 
 #[test]

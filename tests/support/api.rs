@@ -357,6 +357,24 @@ impl TestServer {
     }
 }
 
+/// Whether Python's grpcio is here for the interoperability tests: when it is missing, the test
+/// fails when `CI` is set (`.ci/run` installs it) and is skipped with a message otherwise.
+pub fn python_grpc_ready() -> bool {
+    let imports = "import grpc, grpc_tools, grpc_reflection, grpc_health";
+    let ready = std::process::Command::new("python3")
+        .args(["-c", imports])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ready {
+        let message = "Python grpcio is missing (pip install grpcio grpcio-tools grpcio-reflection grpcio-health-checking)";
+        if std::env::var_os("CI").is_some() {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+    }
+    ready
+}
+
 /// Server settings for tests: background passes every 100 ms, a short drain.
 pub fn test_settings() -> ServerSettings {
     ServerSettings {

@@ -569,3 +569,50 @@ async fn a_watch_resumed_from_a_position_as_received_loses_and_repeats_nothing()
     assert!(quiet.is_err(), "no event beyond the changes: {quiet:?}");
     server.stop().await;
 }
+
+/// The value of the sample of `name` whose labels include every one of `labels` (0 when absent).
+async fn sample_value(server: &TestServer, name: &str, labels: &[&str]) -> f64 {
+    let text = server.admin_get("/metrics").await;
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .find(|l| labels.iter().all(|label| l.contains(label)))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[tokio::test]
+async fn a_call_past_the_store_deadline_is_counted_as_a_store_timeout() {
+    let Some(mut server) = TestServer::start_redis().await else {
+        return;
+    };
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    telephony
+        .route_call(leak_call("before-the-stall"))
+        .await
+        .expect("the store answers");
+    let errors = "callrouter_store_errors_total";
+    let timings = "callrouter_store_operation_seconds_count";
+    let timeout = ["operation=\"create\"", "kind=\"timeout\""];
+    let create = ["operation=\"create\""];
+    let errors_before = sample_value(&server, errors, &timeout).await;
+    let timed_before = sample_value(&server, timings, &create).await;
+    server.redis_mut().pause();
+    let answer = telephony
+        .route_call(leak_call("during-the-stall"))
+        .await
+        .expect("an answer all the same")
+        .into_inner();
+    server.redis_mut().resume();
+    assert!(!answer.queued);
+    assert_eq!(
+        sample_value(&server, errors, &timeout).await - errors_before,
+        1.0,
+        "the stalled creation is a store timeout"
+    );
+    assert_eq!(
+        sample_value(&server, timings, &create).await - timed_before,
+        1.0,
+        "and its time is observed"
+    );
+    server.stop().await;
+}

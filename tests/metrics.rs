@@ -258,3 +258,27 @@ async fn metrics_after_a_routed_and_completed_call() {
     }
     server.stop().await;
 }
+
+#[test]
+fn every_method_of_the_contract_is_labelled_as_itself() {
+    use callrouter::metrics::rpc_labels;
+    use prost::Message;
+    let contract = prost_types::FileDescriptorSet::decode(pb::FILE_DESCRIPTOR_SET)
+        .expect("the contract's descriptors");
+    let mut methods = 0;
+    for file in &contract.file {
+        for service in &file.service {
+            let service_name = format!("{}.{}", file.package(), service.name());
+            for method in &service.method {
+                let path = format!("/{service_name}/{}", method.name());
+                assert_eq!(
+                    rpc_labels(&path),
+                    (service_name.as_str(), method.name()),
+                    "{path}"
+                );
+                methods += 1;
+            }
+        }
+    }
+    assert_eq!(methods, 15, "the contract's methods");
+}

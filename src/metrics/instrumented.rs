@@ -1,5 +1,7 @@
 //! A store wrapper that times every operation and counts errors by kind, for the metrics. It
-//! changes nothing else: each call goes straight to the store it wraps.
+//! changes nothing else: each call goes straight to the store it wraps. An operation whose caller
+//! stops waiting (`RouteCall`'s store deadline drops it) is recorded as a timeout after the time
+//! it ran, so a slow store shows in the figures the runbook points to.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -30,11 +32,37 @@ impl InstrumentedStore {
         operation: &'static str,
         call: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
-        let started = Instant::now();
+        let mut timing = Timing {
+            metrics: &self.metrics,
+            operation,
+            started: Instant::now(),
+            finished: false,
+        };
         let result = call.await;
+        timing.finished = true;
         self.metrics
-            .store_operation(operation, started.elapsed(), result.as_ref().err());
+            .store_operation(operation, timing.started.elapsed(), result.as_ref().err());
         result
+    }
+}
+
+/// An operation under way: dropped before it finished, it is recorded as a timeout.
+struct Timing<'a> {
+    metrics: &'a Metrics,
+    operation: &'static str,
+    started: Instant,
+    finished: bool,
+}
+
+impl Drop for Timing<'_> {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.metrics.store_operation(
+                self.operation,
+                self.started.elapsed(),
+                Some(&StoreError::Timeout),
+            );
+        }
     }
 }
 

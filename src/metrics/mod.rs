@@ -34,49 +34,45 @@ pub struct Metrics {
     config: ConfigFamilies,
 }
 
-/// The gRPC paths served; anything else is counted as `other`.
-const KNOWN_SERVICES: [&str; 6] = [
-    "callrouter.v1.CallRouting",
-    "callrouter.v1.AgentDesk",
-    "callrouter.v1.Operations",
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1.ServerReflection",
-    "grpc.reflection.v1alpha.ServerReflection",
+/// The gRPC methods served, as (service, method): the only label pairs of the RPC families, so
+/// a path of a real service with another service's method — or anything else — is `other`.
+const SERVED: [(&str, &str); 19] = [
+    ("callrouter.v1.CallRouting", "RouteCall"),
+    ("callrouter.v1.CallRouting", "ExplainRoute"),
+    ("callrouter.v1.CallRouting", "CancelCall"),
+    ("callrouter.v1.AgentDesk", "ClaimNextTicket"),
+    ("callrouter.v1.AgentDesk", "AcceptTicket"),
+    ("callrouter.v1.AgentDesk", "CompleteTicket"),
+    ("callrouter.v1.AgentDesk", "ReleaseTicket"),
+    ("callrouter.v1.AgentDesk", "TransferTicket"),
+    ("callrouter.v1.AgentDesk", "GetTicket"),
+    ("callrouter.v1.AgentDesk", "ListTickets"),
+    ("callrouter.v1.AgentDesk", "WatchTickets"),
+    ("callrouter.v1.AgentDesk", "SetAgentStatus"),
+    ("callrouter.v1.Operations", "GetQueueStats"),
+    ("callrouter.v1.Operations", "ListAgents"),
+    ("callrouter.v1.Operations", "ReloadConfig"),
+    ("grpc.health.v1.Health", "Check"),
+    ("grpc.health.v1.Health", "Watch"),
+    (
+        "grpc.reflection.v1.ServerReflection",
+        "ServerReflectionInfo",
+    ),
+    (
+        "grpc.reflection.v1alpha.ServerReflection",
+        "ServerReflectionInfo",
+    ),
 ];
 
-const KNOWN_METHODS: [&str; 18] = [
-    "RouteCall",
-    "ExplainRoute",
-    "CancelCall",
-    "ClaimNextTicket",
-    "AcceptTicket",
-    "CompleteTicket",
-    "ReleaseTicket",
-    "TransferTicket",
-    "GetTicket",
-    "ListTickets",
-    "WatchTickets",
-    "SetAgentStatus",
-    "GetQueueStats",
-    "ListAgents",
-    "ReloadConfig",
-    "Check",
-    "Watch",
-    "ServerReflectionInfo",
-];
-
-/// The service and method labels of a gRPC path, bounded to the served contracts.
+/// The service and method labels of a gRPC path: one of the served pairs, else `other`.
 pub fn rpc_labels(path: &str) -> (&'static str, &'static str) {
     let mut parts = path.trim_start_matches('/').splitn(2, '/');
     let service = parts.next().unwrap_or_default();
     let method = parts.next().unwrap_or_default();
-    match (
-        KNOWN_SERVICES.iter().find(|s| **s == service),
-        KNOWN_METHODS.iter().find(|m| **m == method),
-    ) {
-        (Some(s), Some(m)) => (s, m),
-        _ => ("other", "other"),
-    }
+    SERVED
+        .iter()
+        .find(|(s, m)| *s == service && *m == method)
+        .map_or(("other", "other"), |&pair| pair)
 }
 
 fn store_error_kind(error: &StoreError) -> &'static str {
@@ -369,6 +365,15 @@ mod tests {
         );
         assert_eq!(rpc_labels("/evil.Service/+33612345678"), ("other", "other"));
         assert_eq!(rpc_labels("garbage"), ("other", "other"));
+        // A real service with another service's method is no method of the contract.
+        assert_eq!(
+            rpc_labels("/grpc.health.v1.Health/RouteCall"),
+            ("other", "other")
+        );
+        assert_eq!(
+            rpc_labels("/callrouter.v1.CallRouting/Check"),
+            ("other", "other")
+        );
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! certificate, for the store and for the binary.
 
 mod support {
+    pub mod binary;
     pub mod certs;
     pub mod redis_server;
 }
@@ -16,6 +17,7 @@ use callrouter::routing::partition::Partition;
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::redis::{RedisStore, RedisTls};
 use callrouter::store::{NewTicket, StoreError, StoreSettings, TicketStore};
+use support::binary::{free_port, http_get};
 use support::certs::{Authority, PemDir};
 use support::redis_server::{CALLROUTER_PASSWORD, RedisServer, ServerTls};
 
@@ -191,28 +193,6 @@ async fn the_store_speaks_tls_to_redis_with_its_ca_and_client_certificate() {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-fn ready(admin: u16) -> bool {
-    use std::io::{Read, Write};
-    let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", admin)) else {
-        return false;
-    };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    let request = "GET /readyz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n";
-    if stream.write_all(request.as_bytes()).is_err() {
-        return false;
-    }
-    let mut answer = String::new();
-    let _ = stream.read_to_string(&mut answer);
-    answer.starts_with("HTTP/1.1 200")
-}
-
 #[test]
 fn the_binary_reaches_redis_over_tls_with_the_files_it_is_given() {
     let pki = Pki::new("redis-binary");
@@ -240,7 +220,7 @@ fn the_binary_reaches_redis_over_tls_with_the_files_it_is_given() {
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut answered = false;
     while Instant::now() < deadline && !answered {
-        answered = ready(admin);
+        answered = http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"));
         std::thread::sleep(Duration::from_millis(100));
     }
     let _ = child.kill();

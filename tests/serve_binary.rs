@@ -1,30 +1,14 @@
 //! The `callrouter serve` binary as an operator runs it: defaults from a fresh clone, readiness
 //! over HTTP, reload on SIGHUP, a clean stop on SIGTERM, and a refused broken configuration.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+mod support {
+    pub mod binary;
+}
+
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
-
-fn http_get(port: u16, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).ok()?;
-    Some(response)
-}
+use support::binary::{free_port, http_get};
 
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")

@@ -2,12 +2,9 @@
 -- ARGV[4..]: ticket id, agent id, lease token, lease (ms).
 local t = now_ms()
 local id = ARGV[4]
-local refused, done = check_hold(id, ARGV[5], ARGV[6], 'accept', t)
-if done then
-  return redis.call('HGETALL', tkey(id))
-end
-if refused then
-  return refused
+local answer = hold_answer(id, ARGV[5], ARGV[6], 'accept', t)
+if answer then
+  return answer
 end
 local h = redis.call('HMGET', tkey(id), 'state', 'team_id')
 local expires = t + tonumber(ARGV[7])

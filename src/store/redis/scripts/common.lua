@@ -74,6 +74,16 @@ local function check_hold(id, agent, token, action, t)
   return nil, false
 end
 
+-- check_hold for an action that answers with the ticket: the ticket when the holder's retry finds
+-- the action done, the refusal, or nil when the action may go on.
+local function hold_answer(id, agent, token, action, t)
+  local refused, done = check_hold(id, agent, token, action, t)
+  if done then
+    return redis.call('HGETALL', tkey(id))
+  end
+  return refused
+end
+
 -- Records how a hold ended, so that its holder's retry of the same action is answered as done.
 local function end_hold(id, agent, token, action)
   redis.call('HSET', tkey(id), 'ended:' .. token, agent .. ' ' .. action)

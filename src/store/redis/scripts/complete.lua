@@ -2,12 +2,9 @@
 -- ARGV[4..]: ticket id, agent id, lease token, resolution code.
 local t = now_ms()
 local id = ARGV[4]
-local refused, done = check_hold(id, ARGV[5], ARGV[6], 'complete', t)
-if done then
-  return redis.call('HGETALL', tkey(id))
-end
-if refused then
-  return refused
+local answer = hold_answer(id, ARGV[5], ARGV[6], 'complete', t)
+if answer then
+  return answer
 end
 local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'incident_id')
 redis.call('HSET', tkey(id), 'state', 'COMPLETED', 'closed_at', t, 'resolution', ARGV[7],

@@ -2,12 +2,9 @@
 -- ARGV[4..]: ticket id, agent id, lease token.
 local t = now_ms()
 local id = ARGV[4]
-local refused, done = check_hold(id, ARGV[5], ARGV[6], 'release', t)
-if done then
-  return redis.call('HGETALL', tkey(id))
-end
-if refused then
-  return refused
+local answer = hold_answer(id, ARGV[5], ARGV[6], 'release', t)
+if answer then
+  return answer
 end
 local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'urgency', 'enqueued_at')
 redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', 0,

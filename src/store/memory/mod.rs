@@ -92,6 +92,14 @@ impl MemoryStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
+
+    /// The ticket as a transition left it, once the lock is let go and watchers are woken.
+    fn changed(&self, s: std::sync::MutexGuard<'_, State>, ticket_id: &str) -> Ticket {
+        let ticket = s.tickets[ticket_id].clone();
+        drop(s);
+        self.feed_changed.notify_waiters();
+        ticket
+    }
 }
 
 #[async_trait]
@@ -207,10 +215,7 @@ impl TicketStore for MemoryStore {
             t,
             self.settings.feed_length,
         );
-        let ticket = s.tickets[&id].clone();
-        drop(s);
-        self.feed_changed.notify_waiters();
-        Ok(Some(ticket))
+        Ok(Some(self.changed(s, &id)))
     }
 
     async fn accept(
@@ -244,10 +249,7 @@ impl TicketStore for MemoryStore {
                 self.settings.feed_length,
             );
         }
-        let ticket = s.tickets[ticket_id].clone();
-        drop(s);
-        self.feed_changed.notify_waiters();
-        Ok(ticket)
+        Ok(self.changed(s, ticket_id))
     }
 
     async fn complete(
@@ -297,10 +299,7 @@ impl TicketStore for MemoryStore {
             self.settings.feed_length,
         );
         s.expire_closed(ticket_id, t, self.settings.retention);
-        let ticket = s.tickets[ticket_id].clone();
-        drop(s);
-        self.feed_changed.notify_waiters();
-        Ok(ticket)
+        Ok(self.changed(s, ticket_id))
     }
 
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {
@@ -330,10 +329,7 @@ impl TicketStore for MemoryStore {
             t,
             self.settings.feed_length,
         );
-        let ticket = s.tickets[ticket_id].clone();
-        drop(s);
-        self.feed_changed.notify_waiters();
-        Ok(ticket)
+        Ok(self.changed(s, ticket_id))
     }
 
     async fn transfer(
@@ -392,18 +388,12 @@ impl TicketStore for MemoryStore {
                 t,
                 self.settings.feed_length,
             );
-            let ticket = s.tickets[ticket_id].clone();
-            drop(s);
-            self.feed_changed.notify_waiters();
-            return Ok(ticket);
+            return Ok(self.changed(s, ticket_id));
         }
         // Another partition: a new ticket there, a MOVED stub here — in one step, under the lock.
         let new_id = new_ticket_id(to.partition.as_str())?;
         s.move_to(ticket_id, &new_id, hold, to, t, &self.settings);
-        let ticket = s.tickets[&new_id].clone();
-        drop(s);
-        self.feed_changed.notify_waiters();
-        Ok(ticket)
+        Ok(self.changed(s, &new_id))
     }
 
     async fn cancel(&self, ticket_id: &str, call_id: Option<&str>) -> Result<Ticket, StoreError> {
@@ -432,10 +422,7 @@ impl TicketStore for MemoryStore {
         if s.withdraw(ticket_id, &call, t, &self.settings) {
             s.cancel_queued(ticket_id, &call, t, &self.settings);
         }
-        let ticket = s.tickets[ticket_id].clone();
-        drop(s);
-        self.feed_changed.notify_waiters();
-        Ok(ticket)
+        Ok(self.changed(s, ticket_id))
     }
 
     async fn get(&self, ticket_id: &str) -> Result<Option<Ticket>, StoreError> {

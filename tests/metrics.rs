@@ -99,52 +99,79 @@ async fn metrics_after_a_routed_and_completed_call() {
     };
 
     let tl = ("cooperator", "touraine-logement");
-    let routed = [
-        tl,
-        ("team", team.as_str()),
-        ("category", "technical"),
-        ("outcome", "queued"),
-    ];
+    let team_of = ("team", team.as_str());
+    let routed = [tl, team_of, ("outcome", "queued")];
     assert_eq!(
         sample(&body, "callrouter_calls_routed_total", &routed),
         Some(1.0),
         "{body}"
     );
-    let rpc = |service, method, code| [("service", service), ("method", method), ("code", code)];
     assert_eq!(
         sample(
             &body,
-            "callrouter_grpc_server_handled_total",
-            &rpc("callrouter.v1.CallRouting", "RouteCall", "Ok")
+            "callrouter_calls_by_category_total",
+            &[tl, ("category", "technical")]
         ),
         Some(1.0)
     );
     assert_eq!(
         sample(
             &body,
-            "callrouter_grpc_server_handled_total",
-            &rpc("callrouter.v1.CallRouting", "RouteCall", "Unauthenticated")
+            "callrouter_calls_by_urgency_total",
+            &[tl, ("urgency", "U2")]
         ),
         Some(1.0)
     );
+    let rpc = |service, method, code| {
+        [
+            ("grpc_type", "unary"),
+            ("grpc_service", service),
+            ("grpc_method", method),
+            ("grpc_code", code),
+        ]
+    };
+    for (method, code, n) in [
+        ("RouteCall", "OK", 1.0),
+        ("RouteCall", "Unauthenticated", 1.0),
+        ("RouteCall", "Internal", 0.0),
+    ] {
+        assert_eq!(
+            sample(
+                &body,
+                "grpc_server_handled_total",
+                &rpc("callrouter.v1.CallRouting", method, code)
+            ),
+            Some(n),
+            "{method} {code}"
+        );
+    }
     assert_eq!(
         sample(
             &body,
-            "callrouter_grpc_server_handled_total",
-            &rpc("callrouter.v1.AgentDesk", "CompleteTicket", "Ok")
+            "grpc_server_handled_total",
+            &rpc("callrouter.v1.AgentDesk", "CompleteTicket", "OK")
         ),
         Some(1.0)
     );
+    let route_call = [
+        ("grpc_type", "unary"),
+        ("grpc_service", "callrouter.v1.CallRouting"),
+        ("grpc_method", "RouteCall"),
+    ];
+    for family in [
+        "grpc_server_started_total",
+        "grpc_server_handling_seconds_count",
+    ] {
+        assert_eq!(sample(&body, family, &route_call), Some(2.0), "{family}");
+    }
+    // One request and one answer each for the served call; none read from the refused one.
     assert_eq!(
-        sample(
-            &body,
-            "callrouter_grpc_server_handling_seconds_count",
-            &[
-                ("service", "callrouter.v1.CallRouting"),
-                ("method", "RouteCall")
-            ]
-        ),
-        Some(2.0)
+        sample(&body, "grpc_server_msg_received_total", &route_call),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, "grpc_server_msg_sent_total", &route_call),
+        Some(1.0)
     );
     assert_eq!(
         sample(
@@ -162,8 +189,20 @@ async fn metrics_after_a_routed_and_completed_call() {
         sample(
             &body,
             "callrouter_ticket_wait_seconds_count",
-            &[tl, ("urgency", "U2")]
+            &[tl, team_of, ("urgency", "U2")]
         ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(
+            &body,
+            "callrouter_tickets_answered_total",
+            &[tl, ("urgency", "U2"), ("within_target", "yes")]
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&body, "callrouter_tickets_completed_total", &[tl, team_of]),
         Some(1.0)
     );
     assert_eq!(
@@ -194,7 +233,7 @@ async fn metrics_after_a_routed_and_completed_call() {
         sample(
             &body,
             "callrouter_queue_depth",
-            &[tl, ("team", team.as_str()), ("urgency", "U2")]
+            &[tl, team_of, ("urgency", "U2")]
         ),
         Some(0.0)
     );
@@ -203,9 +242,7 @@ async fn metrics_after_a_routed_and_completed_call() {
         sample(&body, "callrouter_config_generation", &[]),
         Some(1.0)
     );
-    assert!(
-        sample(&body, "callrouter_process_resident_memory_bytes", &[]).is_some_and(|b| b > 0.0)
-    );
+    assert!(sample(&body, "process_resident_memory_bytes", &[]).is_some_and(|b| b > 0.0));
     assert!(body.contains("callrouter_build_info{version=\""));
     for family in [
         "callrouter_lease_expiries_total",
@@ -271,11 +308,19 @@ fn every_method_of_the_contract_is_labelled_as_itself() {
             let service_name = format!("{}.{}", file.package(), service.name());
             for method in &service.method {
                 let path = format!("/{service_name}/{}", method.name());
+                let labels = rpc_labels(&path);
                 assert_eq!(
-                    rpc_labels(&path),
+                    (labels.service, labels.method),
                     (service_name.as_str(), method.name()),
                     "{path}"
                 );
+                let kind = match (method.client_streaming(), method.server_streaming()) {
+                    (false, false) => "unary",
+                    (false, true) => "server_stream",
+                    (true, false) => "client_stream",
+                    (true, true) => "bidi_stream",
+                };
+                assert_eq!(labels.kind, kind, "{path}");
                 methods += 1;
             }
         }

@@ -1048,6 +1048,80 @@ async fn a_creation_past_its_deadline_creates_nothing(store: Store) {
     assert_eq!(retried.ticket.ticket_id, created.ticket.ticket_id);
 }
 
+/// What the metrics of the whole store read: one holder of a store-wide job's lease at a time
+/// (taken over once it lapses), waiting tickets by the time they entered their queue, the move
+/// outboxes.
+async fn store_wide_figures(store: Store) {
+    let ttl = Duration::from_millis(300);
+    assert!(store.lease("metrics", "a", ttl).await.expect("lease"));
+    assert!(!store.lease("metrics", "b", ttl).await.expect("lease"));
+    assert!(store.lease("metrics", "a", ttl).await.expect("renewed"));
+    assert!(
+        store
+            .lease("other-job", "b", ttl)
+            .await
+            .expect("another job's lease")
+    );
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    assert!(store.lease("metrics", "b", ttl).await.expect("taken over"));
+    assert!(!store.lease("metrics", "a", ttl).await.expect("lease"));
+
+    let first = create(&store, "since-1", "tl.since", Urgency::U2).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = create(&store, "since-2", "tl.since", Urgency::U2).await;
+    create(&store, "since-3", "tl.since", Urgency::U1).await;
+    let queue = q(P, "tl.since");
+    let counts = store
+        .waiting_between(&[
+            (queue.clone(), Urgency::U2, 0, first.enqueued_at - 1),
+            (queue.clone(), Urgency::U2, 0, first.enqueued_at),
+            (queue.clone(), Urgency::U2, 0, second.enqueued_at),
+            (
+                queue.clone(),
+                Urgency::U2,
+                first.enqueued_at + 1,
+                second.enqueued_at,
+            ),
+            (
+                queue.clone(),
+                Urgency::U2,
+                second.enqueued_at + 1,
+                i64::MAX / 4,
+            ),
+            (queue.clone(), Urgency::U1, 0, second.enqueued_at + 60_000),
+            (queue.clone(), Urgency::U3, 0, second.enqueued_at + 60_000),
+            (q(P, "tl.empty"), Urgency::U2, 0, second.enqueued_at),
+        ])
+        .await
+        .expect("counts");
+    assert_eq!(counts, vec![0, 1, 2, 1, 0, 1, 0, 0]);
+
+    let partitions = [Partition::parse(P), Partition::parse("platform")];
+    assert_eq!(
+        store.move_backlog(&partitions).await.expect("backlog"),
+        vec![0, 0]
+    );
+    let claimed = store
+        .claim_next("agent-since", std::slice::from_ref(&queue), LONG, None)
+        .await
+        .expect("claim")
+        .expect("a ticket");
+    store
+        .transfer(
+            &claimed.ticket_id,
+            &hold(&claimed),
+            &q("platform", "platform.triage"),
+            None,
+        )
+        .await
+        .expect("moved to the platform");
+    assert_eq!(
+        store.move_backlog(&partitions).await.expect("backlog"),
+        vec![0, 0],
+        "a finished move leaves nothing in the outbox"
+    );
+}
+
 macro_rules! conformance {
     ($($name:ident),* $(,)?) => {
         mod memory {
@@ -1092,4 +1166,5 @@ conformance!(
     a_holders_retry_of_a_done_action_is_answered_as_done,
     a_claim_id_finds_its_hold_again,
     a_picked_up_incident_is_not_cancelled_by_its_callers,
+    store_wide_figures,
 );

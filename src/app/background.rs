@@ -1,13 +1,11 @@
-//! The service's own work between requests: the reaper (expired leases back to their queues,
-//! interrupted moves finished) and the metrics sampler (queue depths, oldest waits, agents by
-//! presence). Each pass reads the configuration snapshot in force, so a partition added by a
-//! reload is reaped and sampled from the next pass on.
+//! The reaper, the service's own work between requests: expired leases back to their queues,
+//! interrupted moves finished. Each pass reads the configuration snapshot in force, so a partition
+//! added by a reload is reaped from the next pass on. (The metrics sampler is [`super::sampler`].)
 
 use std::future::Future;
 use std::time::Duration;
 
 use super::App;
-use crate::store::Presence;
 
 impl App {
     /// Runs the reaper until `shutdown` resolves: every `every`, each partition's expired leases go
@@ -50,40 +48,6 @@ impl App {
                         }
                     }
                 }
-            }
-        }
-    }
-
-    /// Keeps the queue and agent gauges current until `shutdown` resolves: one pipelined read of
-    /// every queue per pass, cheap for Redis.
-    pub async fn run_sampler(&self, every: Duration, shutdown: impl Future<Output = ()>) {
-        if !self.metrics.is_enabled() {
-            return;
-        }
-        tokio::pin!(shutdown);
-        loop {
-            let queues = self.current().router.all_queues();
-            if let Ok((stats, _)) = self.store.queue_stats(&queues).await {
-                for s in stats {
-                    self.metrics.queue(
-                        &s.queue.partition,
-                        &s.queue.team,
-                        s.urgency,
-                        s.depth,
-                        s.oldest_wait_ms,
-                    );
-                }
-            }
-            if let Ok(agents) = self.store.agents().await {
-                let counts: Vec<(Presence, i64)> = Presence::ALL
-                    .into_iter()
-                    .map(|p| (p, agents.iter().filter(|a| a.presence == p).count() as i64))
-                    .collect();
-                self.metrics.agents(&counts);
-            }
-            tokio::select! {
-                _ = &mut shutdown => return,
-                _ = tokio::time::sleep(every) => {}
             }
         }
     }

@@ -10,11 +10,12 @@ use chrono::{DateTime, Utc};
 use super::policy::UseCase;
 use super::principal::Principal;
 use super::{App, AppError, allow};
+use crate::metrics::RoutedCall;
 use crate::routing::calendar;
-use crate::routing::partition::Partition;
+use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::request::{RouteRequest, required_text};
 use crate::routing::{Router, RoutingDecision};
-use crate::store::{NewTicket, QueuePosition, StoreError, Ticket};
+use crate::store::{NewTicket, QueuePosition, StoreError, Ticket, TicketState};
 
 /// What became of a routed call.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,14 +97,16 @@ impl App {
                 (CallOutcome::Degraded, None)
             }
         };
-        self.metrics.routed(
-            &partition,
-            &decision.team_id,
-            &decision.issue_category,
-            outcome.label(),
-            decision.address_match.level.as_str(),
-            decision_time,
-        );
+        self.metrics.routed(&RoutedCall {
+            partition: &partition,
+            team: &decision.team_id,
+            category: &decision.issue_category,
+            urgency: decision.urgency,
+            on_call: decision.transfer_to.is_some(),
+            outcome: outcome.label(),
+            level: decision.address_match.level.as_str(),
+            decision: decision_time,
+        });
         let (ticket, position) = match created {
             Some(created) => (
                 Some(self.follow_move(created.ticket).await),
@@ -143,7 +146,8 @@ impl App {
 
     /// A caller hung up before pickup: withdraws its call from the ticket `RouteCall` gave it
     /// (the ticket's own call when `call_id` is `None`), and cancels the ticket once no caller of
-    /// it is left. Each caller of a building-wide incident counts on its own.
+    /// it is left. Each caller of a building-wide incident counts on its own, as an abandoned
+    /// call.
     pub async fn cancel_call(
         &self,
         principal: &Principal,
@@ -152,8 +156,20 @@ impl App {
     ) -> Result<Ticket, AppError> {
         allow(principal, UseCase::CancelCall)?;
         let ticket_id = required_text("ticket_id", ticket_id)?;
-        Ok(self.store.cancel(&ticket_id, call_id).await?)
+        let ticket = self.store.cancel(&ticket_id, call_id).await?;
+        let cancelled_after = match (ticket.state, ticket.closed_at) {
+            (TicketState::Cancelled, Some(closed)) => Some(closed - ticket.created_at),
+            _ => None,
+        };
+        self.metrics
+            .abandoned(&queue_of(&ticket), ticket.urgency, cancelled_after);
+        Ok(ticket)
     }
+}
+
+/// The queue a ticket is (or was last) in.
+pub fn queue_of(ticket: &Ticket) -> QueueRef {
+    QueueRef::new(ticket.partition.as_str(), &ticket.team_id)
 }
 
 /// The routing decision recorded with a ticket when its call was routed (absent for a ticket

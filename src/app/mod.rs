@@ -11,7 +11,8 @@
 //! - [`tickets`]: claim, accept, complete, release, transfer, get and list tickets (agents);
 //! - [`watch`]: live ticket events across an agent's queues;
 //! - [`operations`]: presence, queue statistics, agents, configuration reload;
-//! - [`background`]: the reaper and the metrics sampler, which read the snapshot on every pass.
+//! - [`background`]: the reaper, and [`sampler`]: the metrics of the whole store; both read the
+//!   snapshot on every pass.
 
 pub mod background;
 pub mod calls;
@@ -21,6 +22,7 @@ pub mod operations;
 pub mod policy;
 pub mod principal;
 pub mod requests;
+pub mod sampler;
 pub mod tickets;
 pub mod tokens;
 pub mod watch;
@@ -37,8 +39,8 @@ use self::policy::UseCase;
 use self::principal::Principal;
 use self::tokens::Tokens;
 use crate::diagnostics::{ConfigError, Problem};
-use crate::metrics::Metrics;
 use crate::metrics::instrumented::InstrumentedStore;
+use crate::metrics::{Catalogue, Metrics};
 use crate::routing::Router;
 use crate::routing::model::Team;
 use crate::routing::request::FieldError;
@@ -55,6 +57,8 @@ pub struct Snapshot {
     pub tokens: Tokens,
     /// 1 for the configuration loaded at start, then one more per successful reload.
     pub generation: u64,
+    /// Digest of the configuration's files ([`crate::config::digest`]).
+    pub digest: String,
 }
 
 impl Snapshot {
@@ -62,11 +66,30 @@ impl Snapshot {
     pub fn load(settings: &AppSettings, generation: u64) -> Result<Snapshot, ConfigError> {
         let router = crate::config::load(&settings.config_path)?;
         let tokens = Tokens::load(&settings.secrets_path, &router, settings.development)?;
+        let digest = crate::config::digest(&settings.config_path)?;
         Ok(Snapshot {
             router,
             tokens,
             generation,
+            digest,
         })
+    }
+
+    /// The label values this configuration gives the metrics.
+    pub fn catalogue(&self) -> Catalogue {
+        let router = &self.router;
+        let mut categories: Vec<String> = router
+            .issue_types
+            .iter()
+            .map(|i| i.category().to_owned())
+            .collect();
+        categories.sort();
+        categories.dedup();
+        Catalogue {
+            partitions: router.partitions(),
+            queues: router.all_queues(),
+            categories,
+        }
     }
 }
 
@@ -119,8 +142,8 @@ impl App {
         settings: AppSettings,
         metrics: Arc<Metrics>,
     ) -> App {
-        metrics.config(snapshot.generation);
-        metrics.prime(&snapshot.router.partitions());
+        metrics.config(snapshot.generation, &snapshot.digest);
+        metrics.prime(&snapshot.catalogue());
         let store: Arc<dyn TicketStore> = if metrics.is_enabled() {
             Arc::new(InstrumentedStore::new(store, metrics.clone()))
         } else {
@@ -210,8 +233,8 @@ impl App {
                     .snapshot
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = snapshot.clone();
-                self.metrics.prime(&snapshot.router.partitions());
-                self.metrics.config(snapshot.generation);
+                self.metrics.prime(&snapshot.catalogue());
+                self.metrics.config(snapshot.generation, &snapshot.digest);
                 self.metrics.reload(true);
                 tracing::info!(
                     trigger,

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use super::calls::queue_of;
 use super::policy::{self, UseCase};
 use super::principal::Principal;
 use super::requests::HeldAction;
@@ -51,8 +52,10 @@ impl App {
             .claim_next(&principal.agent_id, &queues, lease, claim_id.as_deref())
             .await?;
         if let Some(t) = &ticket {
-            let waited = t.claimed_at.unwrap_or(t.enqueued_at) - t.enqueued_at;
-            self.metrics.claimed(&t.partition, t.urgency, waited);
+            let claimed = t.claimed_at.unwrap_or(t.enqueued_at);
+            let on_time = t.sla_due_at <= 0 || claimed <= t.sla_due_at;
+            self.metrics
+                .claimed(&queue_of(t), t.urgency, claimed - t.enqueued_at, on_time);
         }
         Ok(ticket)
     }
@@ -87,7 +90,7 @@ impl App {
         if let (Some(closed), Some(claimed)) = (ticket.closed_at, ticket.claimed_at) {
             let breached = ticket.sla_due_at > 0 && closed > ticket.sla_due_at;
             self.metrics.completed(
-                &ticket.partition,
+                &queue_of(&ticket),
                 ticket.urgency,
                 closed - claimed,
                 breached,
@@ -104,7 +107,9 @@ impl App {
     ) -> Result<Ticket, AppError> {
         allow(principal, UseCase::ReleaseTicket)?;
         let hold = holder(principal, action)?;
-        Ok(self.store.release(&action.ticket_id, &hold).await?)
+        let ticket = self.store.release(&action.ticket_id, &hold).await?;
+        self.metrics.released(&queue_of(&ticket));
+        Ok(ticket)
     }
 
     /// Sends a held ticket to another team's queue (another partition's, when the policy allows).
@@ -142,10 +147,12 @@ impl App {
             policy::may_transfer(router, principal, &source, &partition, team)?;
             QueueRef::new(partition, &team_id)
         };
-        Ok(self
+        let ticket = self
             .store
             .transfer(&action.ticket_id, &hold, &target, to.urgency)
-            .await?)
+            .await?;
+        self.metrics.transferred(&target, &source);
+        Ok(ticket)
     }
 
     /// A ticket the caller may see.

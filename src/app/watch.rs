@@ -11,6 +11,7 @@
 //! right after that event: nothing lost, nothing repeated.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +22,7 @@ use super::policy::{self, UseCase};
 use super::principal::Principal;
 use super::requests;
 use super::{App, AppError, allow, teams_named};
+use crate::metrics::Metrics;
 use crate::routing::partition::QueueRef;
 use crate::routing::request::FieldError;
 use crate::store::{StoreError, Ticket, TicketEvent, TicketStore};
@@ -48,10 +50,12 @@ pub enum WatchEvent {
     },
 }
 
-/// A live watch; dropping it stops its readers.
+/// A live watch; dropping it stops its readers. Counted in `callrouter_watch_streams` while it
+/// lives.
 pub struct Watch {
     events: mpsc::Receiver<Result<WatchEvent, AppError>>,
     readers: Vec<tokio::task::AbortHandle>,
+    metrics: Arc<Metrics>,
 }
 
 impl Watch {
@@ -70,6 +74,7 @@ impl Watch {
 
 impl Drop for Watch {
     fn drop(&mut self) {
+        self.metrics.watch_streams(-1);
         for reader in &self.readers {
             reader.abort();
         }
@@ -131,7 +136,12 @@ impl App {
                 .abort_handle()
             })
             .collect();
-        Ok(Watch { events, readers })
+        self.metrics.watch_streams(1);
+        Ok(Watch {
+            events,
+            readers,
+            metrics: self.metrics.clone(),
+        })
     }
 }
 

@@ -119,6 +119,34 @@ impl MainConfig {
     }
 }
 
+/// A digest of the configuration's files — the main file, issue types, rules, communes,
+/// groupings, buildings and tenants — in hexadecimal: instances that read the same files show the
+/// same digest. Not a security measure: it only tells configurations apart.
+pub fn digest(path: &Path) -> Result<String, ConfigError> {
+    use std::hash::Hasher;
+    let main = MainConfig::read(path)?;
+    let files = &main.file.files;
+    let mut hasher = rustc_hash::FxHasher::default();
+    let mut paths = vec![path.to_path_buf()];
+    for relative in [
+        &files.issue_types,
+        &files.rules,
+        &files.communes,
+        &files.epci,
+        &files.buildings,
+        &files.tenants,
+    ] {
+        paths.push(main.path(relative));
+    }
+    for file in paths {
+        let bytes = std::fs::read(&file)
+            .map_err(|e| Problem::new(&file, None, format!("cannot read: {e}")))?;
+        hasher.write_usize(bytes.len());
+        hasher.write(&bytes);
+    }
+    Ok(format!("{:016x}", hasher.finish()))
+}
+
 /// Loads and validates a deployment from its main file.
 pub fn load(path: &Path) -> Result<Router, ConfigError> {
     let main = MainConfig::read(path)?;

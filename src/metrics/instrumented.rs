@@ -11,6 +11,7 @@ use async_trait::async_trait;
 use crate::metrics::Metrics;
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
+use crate::store::Millis;
 use crate::store::{
     AgentStatus, Created, Hold, NewTicket, QueuePosition, QueueStats, ReapReport, StateCounts,
     StoreError, Ticket, TicketEvent, TicketStore,
@@ -204,5 +205,23 @@ impl TicketStore for InstrumentedStore {
 
     async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.timed("agents", self.inner.agents()).await
+    }
+
+    async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.timed("lease", self.inner.lease(name, holder, ttl))
+            .await
+    }
+
+    async fn move_backlog(&self, partitions: &[Partition]) -> Result<Vec<u64>, StoreError> {
+        self.timed("move_backlog", self.inner.move_backlog(partitions))
+            .await
+    }
+
+    async fn waiting_between(
+        &self,
+        ranges: &[(QueueRef, Urgency, Millis, Millis)],
+    ) -> Result<Vec<u64>, StoreError> {
+        self.timed("waiting_between", self.inner.waiting_between(ranges))
+            .await
     }
 }

@@ -12,20 +12,25 @@ use std::time::Duration;
 use prometheus::{Encoder, Registry, TextEncoder};
 
 mod families;
+pub mod grpc;
 pub mod instrumented;
 
+pub use self::families::ANSWER_BUCKETS;
 use self::families::{
     ConfigFamilies, QueueFamilies, RoutingFamilies, RpcFamilies, StoreFamilies, TicketFamilies,
     gauge,
 };
-use crate::routing::partition::Partition;
+pub use self::grpc::{RpcLabels, rpc_labels};
+use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
-use crate::store::{Presence, StoreError};
+use crate::store::{Presence, StoreError, TicketState};
 
-/// All the service's metrics and their registry.
+/// All the service's metrics and their registries: `callrouter_*`, and the conventional names
+/// stock dashboards look for (`grpc_server_*`, `process_*`) without the prefix.
 pub struct Metrics {
     enabled: bool,
     registry: Registry,
+    standard: Registry,
     rpc: RpcFamilies,
     routing: RoutingFamilies,
     queues: QueueFamilies,
@@ -34,45 +39,44 @@ pub struct Metrics {
     config: ConfigFamilies,
 }
 
-/// The gRPC methods served, as (service, method): the only label pairs of the RPC families, so
-/// a path of a real service with another service's method — or anything else — is `other`.
-const SERVED: [(&str, &str); 19] = [
-    ("callrouter.v1.CallRouting", "RouteCall"),
-    ("callrouter.v1.CallRouting", "ExplainRoute"),
-    ("callrouter.v1.CallRouting", "CancelCall"),
-    ("callrouter.v1.AgentDesk", "ClaimNextTicket"),
-    ("callrouter.v1.AgentDesk", "AcceptTicket"),
-    ("callrouter.v1.AgentDesk", "CompleteTicket"),
-    ("callrouter.v1.AgentDesk", "ReleaseTicket"),
-    ("callrouter.v1.AgentDesk", "TransferTicket"),
-    ("callrouter.v1.AgentDesk", "GetTicket"),
-    ("callrouter.v1.AgentDesk", "ListTickets"),
-    ("callrouter.v1.AgentDesk", "WatchTickets"),
-    ("callrouter.v1.AgentDesk", "SetAgentStatus"),
-    ("callrouter.v1.Operations", "GetQueueStats"),
-    ("callrouter.v1.Operations", "ListAgents"),
-    ("callrouter.v1.Operations", "ReloadConfig"),
-    ("grpc.health.v1.Health", "Check"),
-    ("grpc.health.v1.Health", "Watch"),
-    (
-        "grpc.reflection.v1.ServerReflection",
-        "ServerReflectionInfo",
-    ),
-    (
-        "grpc.reflection.v1alpha.ServerReflection",
-        "ServerReflectionInfo",
-    ),
-];
+/// The label values a configuration gives, primed at start and at every reload so that rates and
+/// alerts see the first event of each series.
+#[derive(Debug, Clone, Default)]
+pub struct Catalogue {
+    /// Cooperators and `platform`.
+    pub partitions: Vec<Partition>,
+    /// Every team queue, per partition.
+    pub queues: Vec<QueueRef>,
+    /// Issue categories.
+    pub categories: Vec<String>,
+}
 
-/// The service and method labels of a gRPC path: one of the served pairs, else `other`.
-pub fn rpc_labels(path: &str) -> (&'static str, &'static str) {
-    let mut parts = path.trim_start_matches('/').splitn(2, '/');
-    let service = parts.next().unwrap_or_default();
-    let method = parts.next().unwrap_or_default();
-    SERVED
-        .iter()
-        .find(|(s, m)| *s == service && *m == method)
-        .map_or(("other", "other"), |&pair| pair)
+/// How many agents of a team queue are in a presence.
+pub type TeamPresence = (QueueRef, Presence, u64);
+
+/// One read of the whole store, by the instance holding the metrics lease.
+#[derive(Debug, Clone, Default)]
+pub struct StoreFigures {
+    pub queues: Vec<QueueFigures>,
+    /// Held tickets per queue: (queue, reserved, in progress).
+    pub held: Vec<(QueueRef, u64, u64)>,
+    /// Tickets in each partition's move outbox.
+    pub move_backlog: Vec<(Partition, u64)>,
+    /// Agents by partition and presence, each agent once.
+    pub agents: Vec<(Partition, Presence, u64)>,
+    /// Agents by team queue and presence; an agent of several teams counts in each.
+    pub team_agents: Vec<TeamPresence>,
+}
+
+/// One queue and urgency, store-wide.
+#[derive(Debug, Clone)]
+pub struct QueueFigures {
+    pub queue: QueueRef,
+    pub urgency: Urgency,
+    pub depth: u64,
+    pub oldest_wait: Option<Duration>,
+    pub near_due: u64,
+    pub overdue: u64,
 }
 
 fn store_error_kind(error: &StoreError) -> &'static str {
@@ -86,6 +90,10 @@ fn store_error_kind(error: &StoreError) -> &'static str {
         StoreError::TooLate => "too_late",
         StoreError::Corrupt(_) => "corrupt",
     }
+}
+
+fn seconds(ms: i64) -> f64 {
+    ms.max(0) as f64 / 1000.0
 }
 
 impl Metrics {
@@ -102,14 +110,15 @@ impl Metrics {
     fn build(enabled: bool) -> Metrics {
         let registry =
             Registry::new_custom(Some("callrouter".to_owned()), None).unwrap_or_default();
-        let r = &registry;
+        let standard = Registry::new();
         // Resident memory, CPU and file descriptors of the process (process_*).
         #[cfg(target_os = "linux")]
-        if let Err(e) = r.register(Box::new(
+        if let Err(e) = standard.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
         )) {
             tracing::error!(error = %e, "process metrics could not be registered");
         }
+        let r = &registry;
         gauge(
             r,
             "build_info",
@@ -120,13 +129,14 @@ impl Metrics {
         .set(1);
         Metrics {
             enabled,
-            rpc: RpcFamilies::new(r),
+            rpc: RpcFamilies::new(&standard),
             routing: RoutingFamilies::new(r),
             queues: QueueFamilies::new(r),
             tickets: TicketFamilies::new(r),
             store: StoreFamilies::new(r),
             config: ConfigFamilies::new(r),
             registry,
+            standard,
         }
     }
 
@@ -137,38 +147,73 @@ impl Metrics {
 
     /// The exposition, in the Prometheus text format.
     pub fn encode(&self) -> String {
+        let mut families = self.standard.gather();
+        families.extend(self.registry.gather());
         let mut buffer = Vec::new();
-        if TextEncoder::new()
-            .encode(&self.registry.gather(), &mut buffer)
-            .is_err()
-        {
+        if TextEncoder::new().encode(&families, &mut buffer).is_err() {
             return String::new();
         }
         String::from_utf8(buffer).unwrap_or_default()
     }
 
-    /// Creates zero-valued series for every partition (cooperators and `platform`), so that rates
-    /// and alerts have data before the first event.
-    pub fn prime(&self, partitions: &[Partition]) {
+    /// Creates zero-valued series for what a configuration can produce — every served method and
+    /// code, every team queue, cooperator, urgency and category — so that rates and alerts have
+    /// data before the first event.
+    pub fn prime(&self, catalogue: &Catalogue) {
         if !self.enabled {
             return;
         }
-        for partition in partitions {
-            let partition = partition.as_str();
-            self.tickets
-                .lease_expiries
-                .with_label_values(&[partition])
-                .inc_by(0);
-            self.tickets
-                .escalations
-                .with_label_values(&[partition])
-                .inc_by(0);
-            for urgency in Urgency::ALL {
-                self.tickets
-                    .sla_breaches
-                    .with_label_values(&[partition, urgency.as_str()])
+        grpc::prime(&self.rpc);
+        let t = &self.tickets;
+        for queue in &catalogue.queues {
+            let (p, team) = (queue.partition.as_str(), queue.team.as_str());
+            for outcome in ["queued", "duplicate", "incident", "degraded"] {
+                self.routing
+                    .calls
+                    .with_label_values(&[p, team, outcome])
                     .inc_by(0);
             }
+            for family in [&t.completed, &t.released, &t.transferred] {
+                family.with_label_values(&[p, team]).inc_by(0);
+            }
+            for urgency in Urgency::ALL {
+                let labels = [p, team, urgency.as_str()];
+                t.wait.with_label_values(&labels);
+                t.abandoned.with_label_values(&labels).inc_by(0);
+            }
+        }
+        for partition in &catalogue.partitions {
+            let p = partition.as_str();
+            for family in [
+                &t.lease_expiries,
+                &t.escalations,
+                &t.moved,
+                &self.routing.on_call,
+            ] {
+                family.with_label_values(&[p]).inc_by(0);
+            }
+            for category in &catalogue.categories {
+                self.routing
+                    .categories
+                    .with_label_values(&[p, category])
+                    .inc_by(0);
+            }
+            for urgency in Urgency::ALL {
+                let u = urgency.as_str();
+                t.sla_breaches.with_label_values(&[p, u]).inc_by(0);
+                t.handle.with_label_values(&[p, u]);
+                t.abandon_wait.with_label_values(&[p, u]);
+                self.routing.urgencies.with_label_values(&[p, u]).inc_by(0);
+                for within in ["yes", "no"] {
+                    t.answered.with_label_values(&[p, u, within]).inc_by(0);
+                }
+            }
+        }
+        for level in ["BUILDING", "STREET", "COMMUNE", "NONE"] {
+            self.routing
+                .address_matches
+                .with_label_values(&[level])
+                .inc_by(0);
         }
         for result in ["ok", "refused"] {
             self.config.reloads.with_label_values(&[result]).inc_by(0);
@@ -179,84 +224,148 @@ impl Metrics {
                 .with_label_values(&["create", kind])
                 .inc_by(0);
         }
-        for presence in Presence::ALL {
-            self.queues
-                .agents
-                .with_label_values(&[presence.as_str()])
-                .set(0);
+    }
+
+    pub fn rpc_started(&self, labels: &RpcLabels) {
+        if self.enabled {
+            self.rpc.started.with_label_values(&labels.values()).inc();
         }
     }
 
-    pub fn rpc(&self, path: &str, code: &str, elapsed: Duration) {
+    /// An RPC ended with `code` after `elapsed`, having received and sent so many messages.
+    pub fn rpc_handled(
+        &self,
+        labels: &RpcLabels,
+        code: tonic::Code,
+        elapsed: Duration,
+        received: u64,
+        sent: u64,
+    ) {
         if !self.enabled {
             return;
         }
-        let (service, method) = rpc_labels(path);
-        let code = match code.parse::<i32>() {
-            Ok(n) => format!("{:?}", tonic::Code::from_i32(n)),
-            Err(_) => "Unknown".to_owned(),
-        };
+        let values = labels.values();
+        let [kind, service, method] = values;
         self.rpc
             .handled
-            .with_label_values(&[service, method, &code])
+            .with_label_values(&[kind, service, method, grpc::code_name(code)])
             .inc();
         self.rpc
             .handling
-            .with_label_values(&[service, method])
+            .with_label_values(&values)
             .observe(elapsed.as_secs_f64());
+        self.rpc
+            .received
+            .with_label_values(&values)
+            .inc_by(received);
+        self.rpc.sent.with_label_values(&values).inc_by(sent);
     }
 
-    pub fn routed(
-        &self,
-        partition: &Partition,
-        team: &str,
-        category: &str,
-        outcome: &str,
-        level: &str,
-        decision: Duration,
-    ) {
+    /// A routed call. A retry (`duplicate`) counts only in `calls_routed_total`.
+    pub fn routed(&self, call: &RoutedCall<'_>) {
         if !self.enabled {
             return;
         }
+        let p = call.partition.as_str();
         self.routing
             .calls
-            .with_label_values(&[partition.as_str(), team, category, outcome])
+            .with_label_values(&[p, call.team, call.outcome])
             .inc();
-        self.routing.decision.observe(decision.as_secs_f64());
+        self.routing.decision.observe(call.decision.as_secs_f64());
         self.routing
             .address_matches
-            .with_label_values(&[level])
+            .with_label_values(&[call.level])
             .inc();
-    }
-
-    pub fn claimed(&self, partition: &Partition, urgency: Urgency, waited_ms: i64) {
-        if self.enabled {
-            self.tickets
-                .wait
-                .with_label_values(&[partition.as_str(), urgency.as_str()])
-                .observe(waited_ms.max(0) as f64 / 1000.0);
+        if call.outcome == "duplicate" {
+            return;
+        }
+        self.routing
+            .categories
+            .with_label_values(&[p, call.category])
+            .inc();
+        self.routing
+            .urgencies
+            .with_label_values(&[p, call.urgency.as_str()])
+            .inc();
+        if call.on_call {
+            self.routing.on_call.with_label_values(&[p]).inc();
         }
     }
 
-    pub fn completed(
-        &self,
-        partition: &Partition,
-        urgency: Urgency,
-        handled_ms: i64,
-        breached: bool,
-    ) {
+    /// A ticket claimed after waiting `waited_ms`, before its due time or not.
+    pub fn claimed(&self, queue: &QueueRef, urgency: Urgency, waited_ms: i64, on_time: bool) {
+        if !self.enabled {
+            return;
+        }
+        let (p, u) = (queue.partition.as_str(), urgency.as_str());
+        self.tickets
+            .wait
+            .with_label_values(&[p, &queue.team, u])
+            .observe(seconds(waited_ms));
+        self.tickets
+            .answered
+            .with_label_values(&[p, u, if on_time { "yes" } else { "no" }])
+            .inc();
+    }
+
+    pub fn completed(&self, queue: &QueueRef, urgency: Urgency, handled_ms: i64, breached: bool) {
+        if !self.enabled {
+            return;
+        }
+        let (p, u) = (queue.partition.as_str(), urgency.as_str());
+        self.tickets
+            .handle
+            .with_label_values(&[p, u])
+            .observe(seconds(handled_ms));
+        self.tickets
+            .completed
+            .with_label_values(&[p, &queue.team])
+            .inc();
+        if breached {
+            self.tickets.sla_breaches.with_label_values(&[p, u]).inc();
+        }
+    }
+
+    /// A caller hung up before pickup; `cancelled_after_ms` when that cancelled the ticket (its
+    /// last caller), with the ticket's wait since its creation.
+    pub fn abandoned(&self, queue: &QueueRef, urgency: Urgency, cancelled_after_ms: Option<i64>) {
+        if !self.enabled {
+            return;
+        }
+        let (p, u) = (queue.partition.as_str(), urgency.as_str());
+        self.tickets
+            .abandoned
+            .with_label_values(&[p, &queue.team, u])
+            .inc();
+        if let Some(ms) = cancelled_after_ms {
+            self.tickets
+                .abandon_wait
+                .with_label_values(&[p, u])
+                .observe(seconds(ms));
+        }
+    }
+
+    pub fn released(&self, queue: &QueueRef) {
+        if self.enabled {
+            self.tickets
+                .released
+                .with_label_values(&[queue.partition.as_str(), &queue.team])
+                .inc();
+        }
+    }
+
+    /// A ticket of partition `from` transferred to the queue `to`: a move when the partitions
+    /// differ.
+    pub fn transferred(&self, to: &QueueRef, from: &Partition) {
         if !self.enabled {
             return;
         }
         self.tickets
-            .handle
-            .with_label_values(&[partition.as_str(), urgency.as_str()])
-            .observe(handled_ms.max(0) as f64 / 1000.0);
-        if breached {
-            self.tickets
-                .sla_breaches
-                .with_label_values(&[partition.as_str(), urgency.as_str()])
-                .inc();
+            .transferred
+            .with_label_values(&[to.partition.as_str(), &to.team])
+            .inc();
+        if *from != to.partition {
+            self.tickets.moved.with_label_values(&[from.as_str()]).inc();
         }
     }
 
@@ -273,36 +382,108 @@ impl Metrics {
         }
     }
 
-    pub fn queue(
-        &self,
-        partition: &Partition,
-        team: &str,
-        urgency: Urgency,
-        depth: u64,
-        oldest_wait_ms: Option<i64>,
-    ) {
+    /// A `WatchTickets` stream opened (`+1`) or ended (`-1`).
+    pub fn watch_streams(&self, delta: i64) {
+        self.tickets.watch_streams.add(delta);
+    }
+
+    /// Whether this instance holds the metrics lease. One that does not exports no store-wide
+    /// figure, so that sums over instances count each once.
+    pub fn store_wide_holder(&self, holder: bool) {
+        self.queues.holder.set(i64::from(holder));
+        if !holder {
+            self.forget_store_wide();
+        }
+    }
+
+    /// Removes every store-wide series (the lease is lost, or a reload changed the queues).
+    pub fn forget_store_wide(&self) {
+        let q = &self.queues;
+        for family in [
+            &q.depth,
+            &q.held,
+            &q.near_due,
+            &q.overdue,
+            &q.move_backlog,
+            &q.agents,
+            &q.team_agents,
+        ] {
+            family.reset();
+        }
+        q.oldest_wait.reset();
+        q.presence_seconds.reset();
+        q.sampled_at.set(0.0);
+    }
+
+    /// The store-wide figures as read at `sampled_at` (Unix seconds). Each read covers every
+    /// queue, partition and presence of the configuration (zeros included), so a series never
+    /// goes missing between reads.
+    pub fn store_wide(&self, figures: &StoreFigures, sampled_at: f64) {
         if !self.enabled {
             return;
         }
-        let labels = [partition.as_str(), team, urgency.as_str()];
-        self.queues
-            .depth
-            .with_label_values(&labels)
-            .set(depth as i64);
-        self.queues
-            .oldest_wait
-            .with_label_values(&labels)
-            .set(oldest_wait_ms.map_or(0.0, |ms| ms.max(0) as f64 / 1000.0));
+        let q = &self.queues;
+        self.queue_figures(&figures.queues);
+        for (queue, reserved, in_progress) in &figures.held {
+            for (state, n) in [
+                (TicketState::Reserved, reserved),
+                (TicketState::InProgress, in_progress),
+            ] {
+                q.held
+                    .with_label_values(&[queue.partition.as_str(), &queue.team, state.as_str()])
+                    .set(*n as i64);
+            }
+        }
+        for (partition, n) in &figures.move_backlog {
+            q.move_backlog
+                .with_label_values(&[partition.as_str()])
+                .set(*n as i64);
+        }
+        for (partition, presence, n) in &figures.agents {
+            q.agents
+                .with_label_values(&[partition.as_str(), presence.as_str()])
+                .set(*n as i64);
+        }
+        for (queue, presence, n) in &figures.team_agents {
+            q.team_agents
+                .with_label_values(&[queue.partition.as_str(), &queue.team, presence.as_str()])
+                .set(*n as i64);
+        }
+        q.sampled_at.set(sampled_at);
     }
 
-    pub fn agents(&self, counts: &[(Presence, i64)]) {
-        if self.enabled {
-            for (presence, n) in counts {
-                self.queues
-                    .agents
-                    .with_label_values(&[presence.as_str()])
-                    .set(*n);
-            }
+    /// Queue figures alone: during a store outage, the last read with its waits grown by the time
+    /// since (nothing can be claimed while the store is away).
+    pub fn queue_figures(&self, queues: &[QueueFigures]) {
+        if !self.enabled {
+            return;
+        }
+        let q = &self.queues;
+        for f in queues {
+            let labels = [
+                f.queue.partition.as_str(),
+                &f.queue.team,
+                f.urgency.as_str(),
+            ];
+            q.depth.with_label_values(&labels).set(f.depth as i64);
+            q.oldest_wait
+                .with_label_values(&labels)
+                .set(f.oldest_wait.map_or(0.0, |w| w.as_secs_f64()));
+            q.near_due.with_label_values(&labels).set(f.near_due as i64);
+            q.overdue.with_label_values(&labels).set(f.overdue as i64);
+        }
+    }
+
+    /// Agents spent `elapsed` more in the presences last read, team by team (occupancy).
+    pub fn presence_time(&self, team_agents: &[TeamPresence], elapsed: Duration) {
+        if !self.enabled {
+            return;
+        }
+        for (queue, presence, n) in team_agents {
+            self.queues
+                .presence_seconds
+                .with_label_values(&[queue.partition.as_str(), &queue.team, presence.as_str()])
+                .inc_by(*n as f64 * elapsed.as_secs_f64());
         }
     }
 
@@ -331,8 +512,11 @@ impl Metrics {
         self.store.up.set(i64::from(up));
     }
 
-    pub fn config(&self, generation: u64) {
+    /// The configuration in force: its generation and the digest of its files.
+    pub fn config(&self, generation: u64, digest: &str) {
         self.config.generation.set(generation as i64);
+        self.config.info.reset();
+        self.config.info.with_label_values(&[digest]).set(1);
     }
 
     pub fn reload(&self, ok: bool) {
@@ -341,6 +525,33 @@ impl Metrics {
             .with_label_values(&[if ok { "ok" } else { "refused" }])
             .inc();
     }
+
+    /// Which partitions are open now; the previous configuration's others are removed.
+    pub fn opening(&self, open: &[(Partition, bool)]) {
+        self.config.open.reset();
+        for (partition, is_open) in open {
+            self.config
+                .open
+                .with_label_values(&[partition.as_str()])
+                .set(i64::from(*is_open));
+        }
+    }
+}
+
+/// A routed call, as the metrics count it.
+#[derive(Debug, Clone)]
+pub struct RoutedCall<'a> {
+    pub partition: &'a Partition,
+    pub team: &'a str,
+    pub category: &'a str,
+    pub urgency: Urgency,
+    /// The decision tells the platform to transfer to an on-call line.
+    pub on_call: bool,
+    /// `queued`, `duplicate`, `incident` or `degraded`.
+    pub outcome: &'static str,
+    /// The address match level.
+    pub level: &'a str,
+    pub decision: Duration,
 }
 
 impl Default for Metrics {
@@ -353,89 +564,125 @@ impl Default for Metrics {
 mod tests {
     use super::*;
 
-    #[test]
-    fn paths_outside_the_contracts_do_not_make_labels() {
-        assert_eq!(
-            rpc_labels("/callrouter.v1.CallRouting/RouteCall"),
-            ("callrouter.v1.CallRouting", "RouteCall")
-        );
-        assert_eq!(
-            rpc_labels("/grpc.health.v1.Health/Check"),
-            ("grpc.health.v1.Health", "Check")
-        );
-        assert_eq!(rpc_labels("/evil.Service/+33612345678"), ("other", "other"));
-        assert_eq!(rpc_labels("garbage"), ("other", "other"));
-        // A real service with another service's method is no method of the contract.
-        assert_eq!(
-            rpc_labels("/grpc.health.v1.Health/RouteCall"),
-            ("other", "other")
-        );
-        assert_eq!(
-            rpc_labels("/callrouter.v1.CallRouting/Check"),
-            ("other", "other")
-        );
+    fn catalogue() -> Catalogue {
+        let p = Partition::parse("touraine-logement");
+        Catalogue {
+            queues: vec![QueueRef::new(p.as_str(), "touraine-logement.rent")],
+            partitions: vec![p, Partition::parse("platform")],
+            categories: vec!["technical".to_owned()],
+        }
     }
 
     #[test]
     fn every_metric_registers_and_names_follow_prometheus_conventions() {
         let m = Metrics::new();
-        m.prime(&[Partition::parse("touraine-logement")]);
-        m.rpc(
-            "/callrouter.v1.CallRouting/RouteCall",
-            "0",
-            Duration::from_millis(2),
-        );
-        m.routed(
-            &Partition::parse("touraine-logement"),
-            "touraine-logement.rent",
-            "administrative",
-            "queued",
-            "BUILDING",
-            Duration::from_micros(3),
-        );
-        m.queue(
-            &Partition::parse("touraine-logement"),
-            "touraine-logement.rent",
-            Urgency::U3,
-            2,
-            Some(1500),
-        );
+        m.prime(&catalogue());
+        let route = rpc_labels("/callrouter.v1.CallRouting/RouteCall");
+        m.rpc_started(&route);
+        m.rpc_handled(&route, tonic::Code::Ok, Duration::from_millis(2), 1, 1);
+        let queue = QueueRef::new("touraine-logement", "touraine-logement.rent");
+        m.queue_figures(&[QueueFigures {
+            queue: queue.clone(),
+            urgency: Urgency::U3,
+            depth: 2,
+            oldest_wait: Some(Duration::from_millis(1500)),
+            near_due: 0,
+            overdue: 0,
+        }]);
+        m.watch_streams(1);
         let text = m.encode();
-        assert!(text.contains("callrouter_grpc_server_handled_total{code=\"Ok\",method=\"RouteCall\",service=\"callrouter.v1.CallRouting\"} 1"), "{text}");
-        assert!(text.contains("callrouter_grpc_server_handling_seconds_bucket"));
+        assert!(text.contains("grpc_server_handled_total{grpc_code=\"OK\",grpc_method=\"RouteCall\",grpc_service=\"callrouter.v1.CallRouting\",grpc_type=\"unary\"} 1"), "{text}");
+        assert!(text.contains("grpc_server_started_total{grpc_method=\"RouteCall\",grpc_service=\"callrouter.v1.CallRouting\",grpc_type=\"unary\"} 1"));
         assert!(text.contains("callrouter_queue_oldest_wait_seconds{cooperator=\"touraine-logement\",team=\"touraine-logement.rent\",urgency=\"U3\"} 1.5"));
-        assert!(text.contains("callrouter_build_info{version="));
-        // Every family with a sample is exposed, histograms once observed; process_* on Linux.
+        assert!(text.contains("callrouter_calls_routed_total{cooperator=\"touraine-logement\",outcome=\"degraded\",team=\"touraine-logement.rent\"} 0"));
+        assert!(text.contains("callrouter_ticket_wait_seconds_bucket{cooperator=\"touraine-logement\",team=\"touraine-logement.rent\",urgency=\"U1\",le=\"14400\"} 0"));
+        // Every family is exposed once primed; the conventional ones without the prefix.
         for family in [
-            "address_matches_total",
-            "agents",
-            "build_info",
-            "calls_routed_total",
-            "config_generation",
-            "config_reloads_total",
-            "escalations_total",
+            "callrouter_abandon_wait_seconds",
+            "callrouter_address_matches_total",
+            "callrouter_build_info",
+            "callrouter_calls_abandoned_total",
+            "callrouter_calls_by_category_total",
+            "callrouter_calls_by_urgency_total",
+            "callrouter_calls_routed_total",
+            "callrouter_config_generation",
+            "callrouter_config_reloads_total",
+            "callrouter_escalations_total",
+            "callrouter_lease_expiries_total",
+            "callrouter_on_call_transfers_total",
+            "callrouter_queue_depth",
+            "callrouter_queue_oldest_wait_seconds",
+            "callrouter_sla_breaches_total",
+            "callrouter_store_errors_total",
+            "callrouter_store_up",
+            "callrouter_ticket_handle_seconds",
+            "callrouter_ticket_wait_seconds",
+            "callrouter_tickets_answered_total",
+            "callrouter_tickets_completed_total",
+            "callrouter_tickets_moved_total",
+            "callrouter_tickets_released_total",
+            "callrouter_tickets_transferred_total",
+            "callrouter_watch_streams",
             "grpc_server_handled_total",
             "grpc_server_handling_seconds",
-            "lease_expiries_total",
-            "queue_depth",
-            "queue_oldest_wait_seconds",
-            "routing_decision_seconds",
-            "sla_breaches_total",
-            "store_errors_total",
-            "store_up",
+            "grpc_server_msg_received_total",
+            "grpc_server_msg_sent_total",
+            "grpc_server_started_total",
             "process_resident_memory_bytes",
         ] {
             assert!(
-                text.contains(&format!("# TYPE callrouter_{family} ")),
+                text.contains(&format!("# TYPE {family} ")),
                 "{family} missing:\n{text}"
             );
         }
         let off = Metrics::disabled();
-        off.rpc(
-            "/callrouter.v1.CallRouting/RouteCall",
-            "0",
-            Duration::from_millis(2),
-        );
+        off.rpc_handled(&route, tonic::Code::Ok, Duration::from_millis(2), 1, 1);
         assert!(!off.encode().contains("grpc_server_handled_total{"));
+    }
+
+    #[test]
+    fn an_instance_without_the_lease_exports_no_store_wide_figure() {
+        let m = Metrics::new();
+        let queue = QueueRef::new("touraine-logement", "touraine-logement.rent");
+        let figures = StoreFigures {
+            queues: vec![QueueFigures {
+                queue: queue.clone(),
+                urgency: Urgency::U1,
+                depth: 3,
+                oldest_wait: None,
+                near_due: 1,
+                overdue: 0,
+            }],
+            held: vec![(queue.clone(), 1, 2)],
+            move_backlog: vec![(Partition::parse("platform"), 0)],
+            agents: vec![(
+                Partition::parse("touraine-logement"),
+                Presence::Available,
+                2,
+            )],
+            team_agents: vec![(queue.clone(), Presence::Available, 2)],
+        };
+        m.store_wide_holder(true);
+        m.store_wide(&figures, 1_800_000_000.0);
+        m.presence_time(&figures.team_agents, Duration::from_secs(5));
+        let text = m.encode();
+        assert!(text.contains("callrouter_queue_near_due_tickets{cooperator=\"touraine-logement\",team=\"touraine-logement.rent\",urgency=\"U1\"} 1"), "{text}");
+        assert!(text.contains("callrouter_queue_held_tickets{cooperator=\"touraine-logement\",state=\"IN_PROGRESS\",team=\"touraine-logement.rent\"} 2"));
+        assert!(text.contains("callrouter_agent_presence_seconds_total{cooperator=\"touraine-logement\",presence=\"AVAILABLE\",team=\"touraine-logement.rent\"} 10"));
+        assert!(text.contains("callrouter_store_metrics_holder 1"));
+        m.store_wide_holder(false);
+        let text = m.encode();
+        for family in [
+            "queue_depth{",
+            "queue_held_tickets{",
+            "queue_near_due_tickets{",
+            "agents{",
+            "team_agents{",
+            "agent_presence_seconds_total{",
+            "move_outbox_tickets{",
+        ] {
+            assert!(!text.contains(family), "{family} still exported:\n{text}");
+        }
+        assert!(text.contains("callrouter_store_metrics_holder 0"));
     }
 }

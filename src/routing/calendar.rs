@@ -222,6 +222,68 @@ pub fn sla_due(urgency: Urgency, tz: Tz, at: DateTime<Utc>) -> DateTime<Utc> {
     }
 }
 
+/// How long before its due time a waiting ticket is "near due": `U1` 1 hour, `U2` 6 hours,
+/// `U3` one day.
+pub fn near_due_warning(urgency: Urgency) -> Duration {
+    match urgency {
+        Urgency::U1 => Duration::hours(1),
+        Urgency::U2 => Duration::hours(6),
+        Urgency::U3 => Duration::days(1),
+    }
+}
+
+/// How far back [`starts_due_by`] looks day by day; tickets started earlier are due anyway.
+const DUE_LOOKBACK_DAYS: i64 = 20;
+
+/// The start times of tickets of this urgency that are due at or before `deadline`, as
+/// inclusive ranges in milliseconds since the epoch, oldest first. Due times do not always grow
+/// with start times (a `U3` ticket started on Saturday morning is due before one started on
+/// Friday afternoon), but within one local day they do: each day is searched on its own.
+pub fn starts_due_by(urgency: Urgency, tz: Tz, deadline: DateTime<Utc>) -> Vec<(i64, i64)> {
+    let last_day = local_time(tz, deadline).date();
+    let first_day = last_day - Duration::days(DUE_LOOKBACK_DAYS);
+    let midnight = |day: NaiveDate| {
+        day.and_hms_opt(0, 0, 0)
+            .and_then(|m| m.and_local_timezone(tz).earliest())
+            .map_or(deadline, |t| t.with_timezone(&Utc))
+    };
+    let mut ranges: Vec<(i64, i64)> = vec![(0, midnight(first_day).timestamp_millis() - 1)];
+    let mut day = first_day;
+    while day <= last_day {
+        let start = midnight(day);
+        let end = midnight(day + Duration::days(1)).min(deadline + Duration::milliseconds(1))
+            - Duration::milliseconds(1);
+        let due_by = |ms: i64| {
+            DateTime::from_timestamp_millis(ms).is_some_and(|t| sla_due(urgency, tz, t) <= deadline)
+        };
+        let (from, mut early, mut late) = (
+            start.timestamp_millis(),
+            start.timestamp_millis(),
+            end.timestamp_millis(),
+        );
+        if from <= late && due_by(from) {
+            if due_by(late) {
+                early = late;
+            }
+            while late - early > 1 {
+                let middle = early + (late - early) / 2;
+                if due_by(middle) {
+                    early = middle;
+                } else {
+                    late = middle;
+                }
+            }
+            let to = early;
+            match ranges.last_mut() {
+                Some(last) if last.1 + 1 == from => last.1 = to,
+                _ => ranges.push((from, to)),
+            }
+        }
+        day += Duration::days(1);
+    }
+    ranges
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,5 +441,41 @@ mod tests {
         assert!(!facts.open);
         assert!(is_working_day(date(2026, 11, 27)));
         assert!(!is_working_day(date(2026, 11, 28)));
+    }
+
+    #[test]
+    fn the_starts_due_by_a_deadline_are_exactly_those_whose_due_time_is_not_later() {
+        let tz = chrono_tz::Europe::Paris;
+        let deadline = Utc
+            .with_ymd_and_hms(2026, 11, 16, 10, 0, 0)
+            .single()
+            .expect("utc");
+        let u1 = starts_due_by(Urgency::U1, tz, deadline);
+        assert_eq!(
+            u1,
+            vec![(0, (deadline - Duration::hours(4)).timestamp_millis())]
+        );
+        for urgency in Urgency::ALL {
+            let ranges = starts_due_by(urgency, tz, deadline);
+            let inside = |ms: i64| ranges.iter().any(|(from, to)| *from <= ms && ms <= *to);
+            // Every 7 minutes and 13 seconds over 25 days, and around each range's ends.
+            let mut starts: Vec<i64> = (0..5000)
+                .map(|i| (deadline - Duration::days(25)).timestamp_millis() + i * 433_000)
+                .collect();
+            for (from, to) in &ranges {
+                starts.extend([from - 1, *from, *to, to + 1]);
+            }
+            for ms in starts.into_iter().filter(|ms| *ms > 0) {
+                let start = DateTime::from_timestamp_millis(ms).expect("a time");
+                assert_eq!(
+                    inside(ms),
+                    sla_due(urgency, tz, start) <= deadline,
+                    "{urgency:?} started {start}"
+                );
+            }
+        }
+        // A U3 ticket started on Saturday morning is due before one started Friday afternoon:
+        // two ranges, not one.
+        assert!(starts_due_by(Urgency::U3, tz, deadline).len() > 1);
     }
 }

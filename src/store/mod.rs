@@ -426,6 +426,21 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// Every agent seen within the retention of presence, offline ones included.
     async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+
+    /// Takes the lease of a store-wide job named `name` for `holder` when it is free, or keeps it
+    /// when `holder` has it, for `ttl`: `true` while `holder` holds it. Among the instances
+    /// sharing a store, one does the job.
+    async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError>;
+
+    /// Tickets being moved out of each partition (its move outbox), in the order asked.
+    async fn move_backlog(&self, partitions: &[Partition]) -> Result<Vec<u64>, StoreError>;
+
+    /// Waiting tickets of each queue and urgency that entered the queue between two times
+    /// (inclusive), in the order asked.
+    async fn waiting_between(
+        &self,
+        ranges: &[(QueueRef, Urgency, Millis, Millis)],
+    ) -> Result<Vec<u64>, StoreError>;
 }
 
 /// The order of feed positions (`<ms>-<seq>`, increasing along a feed); `None` for a malformed one.

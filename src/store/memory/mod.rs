@@ -601,4 +601,55 @@ impl TicketStore for MemoryStore {
         agents.sort_by(|a, b| a.agent_id.cmp(&b.agent_id));
         Ok(agents)
     }
+
+    async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        let t = now_ms();
+        let mut s = self.lock();
+        let until = t + ttl.as_millis() as Millis;
+        match s.job_leases.get_mut(name) {
+            Some((current, expiry)) if *expiry > t && current != holder => Ok(false),
+            Some((current, expiry)) => {
+                *current = holder.to_owned();
+                *expiry = until;
+                Ok(true)
+            }
+            None => {
+                s.job_leases
+                    .insert(name.to_owned(), (holder.to_owned(), until));
+                Ok(true)
+            }
+        }
+    }
+
+    async fn move_backlog(&self, partitions: &[Partition]) -> Result<Vec<u64>, StoreError> {
+        let s = self.lock();
+        Ok(partitions
+            .iter()
+            .map(|p| {
+                s.tickets
+                    .values()
+                    .filter(|t| t.state == TicketState::Moving && &t.partition == p)
+                    .count() as u64
+            })
+            .collect())
+    }
+
+    async fn waiting_between(
+        &self,
+        ranges: &[(QueueRef, Urgency, Millis, Millis)],
+    ) -> Result<Vec<u64>, StoreError> {
+        let s = self.lock();
+        Ok(ranges
+            .iter()
+            .map(|(queue, urgency, from, to)| {
+                s.queues.get(queue).map_or(0, |places| {
+                    places
+                        .iter()
+                        .filter_map(|(_, id)| s.tickets.get(id))
+                        .filter(|t| t.urgency == *urgency && (*from..=*to).contains(&t.enqueued_at))
+                        .count() as u64
+                })
+            })
+            .collect())
+    }
 }

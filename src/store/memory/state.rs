@@ -54,6 +54,8 @@ pub(super) struct State {
     /// Call keys of calls that joined an incident: (expiry, partition, call id).
     pub(super) call_expiries: BTreeSet<(Millis, Partition, String)>,
     pub(super) agents: HashMap<String, AgentStatus>,
+    /// Store-wide jobs' leases: name → (holder, expiry).
+    pub(super) job_leases: HashMap<String, (String, Millis)>,
 }
 
 pub(super) fn now_ms() -> Millis {

@@ -55,6 +55,11 @@ impl Keys {
     pub fn agents(&self, which: &str) -> String {
         format!("{}:{{agents}}:{which}", self.namespace)
     }
+
+    /// The lease of a store-wide job, outside every partition.
+    pub fn lease(&self, name: &str) -> String {
+        format!("{}:{{leases}}:{name}", self.namespace)
+    }
 }
 
 impl PartitionKeys {
@@ -101,6 +106,11 @@ impl PartitionKeys {
     /// Held tickets by lease expiry.
     pub fn leases(&self) -> String {
         format!("{}leases", self.prefix)
+    }
+
+    /// Tickets being moved to another partition.
+    pub fn outbox(&self) -> String {
+        format!("{}outbox", self.prefix)
     }
 
     /// The marker of a ticket moved in from another partition (idempotency of the move).

@@ -20,6 +20,7 @@
 //! | `P outbox` | sorted set | tickets being moved to another partition |
 //! | `P moved:<ticket>` | string | the ticket a moved-in ticket came from (idempotency) |
 //! | `<namespace>:{agents}:seen`, `…:status` | sorted set, hash | agent presence |
+//! | `<namespace>:{leases}:<name>` | string | the instance holding a store-wide job (metrics) |
 //!
 //! Scripts build the keys they touch from the prefix in `ARGV[1]`; all of them carry the same hash
 //! tag, which is what Redis Cluster requires of a script's keys. Key names live in [`keys`], reply
@@ -62,8 +63,8 @@ use self::keys::{Keys, PartitionKeys};
 use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
 use super::ids::new_ticket_id;
 use super::{
-    AgentStatus, Created, Hold, NewTicket, QueuePosition, QueueStats, ReapReport, StateCounts,
-    StoreError, StoreSettings, Ticket, TicketEvent, TicketStore,
+    AgentStatus, Created, Hold, Millis, NewTicket, QueuePosition, QueueStats, ReapReport,
+    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketStore,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -94,6 +95,7 @@ struct Scripts {
     list: Script,
     held: Script,
     heartbeat: Script,
+    lease: Script,
 }
 
 impl Scripts {
@@ -114,6 +116,7 @@ impl Scripts {
             list: script!("list.lua"),
             held: script!("held.lua"),
             heartbeat: script!("heartbeat.lua"),
+            lease: script!("lease.lua"),
         }
     }
 }
@@ -621,5 +624,20 @@ impl TicketStore for RedisStore {
 
     async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.presence().await
+    }
+
+    async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
+        self.take_lease(name, holder, ttl).await
+    }
+
+    async fn move_backlog(&self, partitions: &[Partition]) -> Result<Vec<u64>, StoreError> {
+        self.outboxes(partitions).await
+    }
+
+    async fn waiting_between(
+        &self,
+        ranges: &[(QueueRef, Urgency, Millis, Millis)],
+    ) -> Result<Vec<u64>, StoreError> {
+        self.entered_between(ranges).await
     }
 }

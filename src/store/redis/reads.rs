@@ -18,7 +18,7 @@ use crate::routing::urgency::Urgency;
 use crate::store::lifecycle::TicketState;
 use crate::store::{
     AgentStatus, Millis, Presence, QueuePosition, QueueStats, StateCounts, StoreError, Ticket,
-    TicketEvent,
+    TicketEvent, queue_score,
 };
 
 /// Idle blocking-read connections kept for reuse.
@@ -312,6 +312,62 @@ impl RedisStore {
         }
     }
 
+    /// Takes or keeps a store-wide job's lease for `holder`.
+    pub(super) async fn take_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let mut invocation = self.scripts.lease.prepare_invoke();
+        invocation
+            .key(self.keys.lease(name))
+            .arg("")
+            .arg(0)
+            .arg(0)
+            .arg(holder)
+            .arg(ttl.as_millis().max(1) as u64);
+        let mut conn = self.conn.clone();
+        match tokio::time::timeout(
+            self.settings.operation_timeout,
+            invocation.invoke_async::<i64>(&mut conn),
+        )
+        .await
+        {
+            Ok(result) => result.map(|held| held == 1).map_err(|e| store_error(e, "")),
+            Err(_) => Err(StoreError::Timeout),
+        }
+    }
+
+    /// Tickets in each partition's move outbox: one pipeline.
+    pub(super) async fn outboxes(&self, partitions: &[Partition]) -> Result<Vec<u64>, StoreError> {
+        let mut pipe = redis::pipe();
+        for partition in partitions {
+            let at = self.keys.partition(partition)?;
+            pipe.cmd("ZCOUNT").arg(at.outbox()).arg("-inf").arg("+inf");
+        }
+        counts(&self.pipeline(&pipe).await?, partitions.len())
+    }
+
+    /// Waiting tickets of each queue and urgency that entered it between two times: one pipeline
+    /// of counts over the queues' scores.
+    pub(super) async fn entered_between(
+        &self,
+        ranges: &[(QueueRef, Urgency, Millis, Millis)],
+    ) -> Result<Vec<u64>, StoreError> {
+        let mut pipe = redis::pipe();
+        for (queue, urgency, from, to) in ranges {
+            let at = self.keys.of_queue(queue)?;
+            let low = queue_score(*urgency, (*from).max(0));
+            let high = queue_score(*urgency, (*to).max(0));
+            pipe.cmd("ZCOUNT")
+                .arg(at.queue(&queue.team))
+                .arg(low)
+                .arg(high);
+        }
+        counts(&self.pipeline(&pipe).await?, ranges.len())
+    }
+
     /// Every agent seen, offline once its last heartbeat is older than the presence TTL (by
     /// Redis's clock).
     pub(super) async fn presence(&self) -> Result<Vec<AgentStatus>, StoreError> {
@@ -367,4 +423,12 @@ impl RedisStore {
         }
         Ok(agents)
     }
+}
+
+/// Integer replies, one per question asked.
+fn counts(replies: &[Value], asked: usize) -> Result<Vec<u64>, StoreError> {
+    if replies.len() != asked {
+        return Err(StoreError::Corrupt("count replies".to_owned()));
+    }
+    replies.iter().map(|r| Ok(int(r)?.max(0) as u64)).collect()
 }

@@ -215,6 +215,123 @@ fn promtool_accepts_the_rules_and_the_configuration() {
     }
 }
 
+/// A tool CI installs from Debian's packages; outside CI its absence skips the test.
+fn tool(name: &str, package: &str) -> bool {
+    if Command::new(name).arg("--version").output().is_ok() {
+        return true;
+    }
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "{name} is missing (apt-get install {package})"
+    );
+    eprintln!("SKIPPED: {name} is missing (apt-get install {package})");
+    false
+}
+
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .expect("the tool runs");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{program} {args:?}:\n{text}");
+    text
+}
+
+#[test]
+fn every_alert_has_unit_tests_that_fire_it_and_keep_it_silent() {
+    let rules = std::fs::read_to_string("deploy/prometheus/alerts.yml").expect("alerts");
+    let tests = std::fs::read_to_string("deploy/prometheus/alerts.test.yml").expect("tests");
+    let cases: Vec<(&str, bool)> = {
+        let lines: Vec<&str> = tests.lines().collect();
+        lines
+            .iter()
+            .enumerate()
+            .filter_map(|(i, l)| {
+                let name = l.trim().strip_prefix("alertname: ")?;
+                let fires = lines
+                    .get(i + 1)
+                    .is_some_and(|next| next.trim() == "exp_alerts:");
+                Some((name, fires))
+            })
+            .collect()
+    };
+    let alerts: Vec<&str> = rules
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("- alert: "))
+        .collect();
+    for alert in &alerts {
+        assert!(
+            cases.contains(&(alert, true)),
+            "{alert}: no test where it fires"
+        );
+        assert!(
+            cases.contains(&(alert, false)),
+            "{alert}: no test where it stays silent"
+        );
+        let severity = rules
+            .split(&format!("- alert: {alert}\n"))
+            .nth(1)
+            .and_then(|rest| rest.split("severity: ").nth(1))
+            .and_then(|rest| rest.lines().next())
+            .expect("a severity");
+        assert!(
+            ["page", "ticket"].contains(&severity),
+            "{alert}: severity {severity} has no route"
+        );
+    }
+    if tool("promtool", "prometheus") {
+        let out = run(
+            "promtool",
+            &["test", "rules", "deploy/prometheus/alerts.test.yml"],
+        );
+        assert!(out.contains("SUCCESS"), "{out}");
+    }
+}
+
+#[test]
+fn alertmanager_routes_pages_to_the_on_call_and_tickets_to_operations() {
+    if !tool("amtool", "prometheus-alertmanager") {
+        return;
+    }
+    let config = "--config.file=deploy/alertmanager/alertmanager.yml";
+    run(
+        "amtool",
+        &["check-config", "deploy/alertmanager/alertmanager.yml"],
+    );
+    for (severity, receiver) in [("page", "on-call"), ("ticket", "operations")] {
+        let out = run(
+            "amtool",
+            &[
+                "config",
+                "routes",
+                "test",
+                config,
+                &format!("severity={severity}"),
+                "alertname=CallrouterTicketsOverdue",
+                "cooperator=touraine-logement",
+            ],
+        );
+        assert_eq!(out.lines().next(), Some(receiver), "{severity}: {out}");
+    }
+    let compose = std::fs::read_to_string("deploy/compose.yaml").expect("compose");
+    let monitoring =
+        std::fs::read_to_string("deploy/kubernetes/monitoring.yaml").expect("monitoring");
+    for text in [&compose, &monitoring] {
+        assert!(text.contains("alertmanager.yml"));
+        assert!(text.contains("redis_exporter"));
+        assert!(text.contains("REDIS_USER") && text.contains("exporter"));
+    }
+    let prometheus =
+        std::fs::read_to_string("deploy/prometheus/prometheus.yml").expect("prometheus");
+    assert!(prometheus.contains("alertmanager:9093"));
+    assert!(prometheus.contains("redis-exporter:9121"));
+}
+
 /// Every file under a directory, recursively.
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();

@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 /// The passwords of the test users (the production ACL's users, these passwords).
 pub const CALLROUTER_PASSWORD: &str = "callrouter-test-password";
 pub const ADMIN_PASSWORD: &str = "admin-test-password";
+/// The Redis exporter's user (`deploy/redis/users.acl.example`).
+pub const EXPORTER_PASSWORD: &str = "exporter-test-password";
 
 pub struct RedisServer {
     pub port: u16,
@@ -89,6 +91,7 @@ impl RedisServer {
             ("admin", ADMIN_PASSWORD),
             ("replication", "replication-test-password"),
             ("sentinel", "sentinel-test-password"),
+            ("exporter", EXPORTER_PASSWORD),
         ] {
             let placeholder = format!("<{user}-password-sha256>");
             users = users.replace(&placeholder, &sha256_hex(password));

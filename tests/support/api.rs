@@ -175,6 +175,15 @@ impl TestServer {
         TestServer::launch(None, redis_store(&url), Some(url), test_settings()).await
     }
 
+    /// Another instance over the same Redis, on its own copy of the configuration (to reload).
+    pub async fn another_instance_on(&self, config: PathBuf) -> TestServer {
+        let url = self
+            .redis_url
+            .clone()
+            .expect("a second instance shares the first one's Redis");
+        TestServer::launch(Some(config), redis_store(&url), Some(url), test_settings()).await
+    }
+
     /// The Redis this server or the first instance started.
     pub fn redis_mut(&mut self) -> &mut RedisServer {
         self.redis

@@ -616,3 +616,256 @@ async fn a_call_past_the_store_deadline_is_counted_as_a_store_timeout() {
     );
     server.stop().await;
 }
+
+/// The sum of the samples of `name` whose labels include every one of `labels`.
+async fn sum_values(server: &TestServer, name: &str, labels: &[&str]) -> f64 {
+    let text = server.admin_get("/metrics").await;
+    text.lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")))
+        .filter(|l| labels.iter().all(|label| l.contains(label)))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// A scripted day — calls and a retry, a hang-up, a claim past the due time and claims within it,
+/// a completion, a release, a transfer, presence, a stalled store — moves each figure by exactly
+/// what happened.
+#[tokio::test]
+async fn a_scripted_day_moves_each_figure_by_exactly_what_happened() {
+    let Some(mut server) = TestServer::start_redis().await else {
+        return;
+    };
+    let tl = "cooperator=\"touraine-logement\"";
+    let figures: Vec<(&str, Vec<&str>, f64)> = vec![
+        (
+            "callrouter_calls_routed_total",
+            vec![tl, "outcome=\"queued\""],
+            6.0,
+        ),
+        (
+            "callrouter_calls_routed_total",
+            vec![tl, "outcome=\"duplicate\""],
+            1.0,
+        ),
+        (
+            "callrouter_calls_routed_total",
+            vec![tl, "outcome=\"degraded\""],
+            1.0,
+        ),
+        ("callrouter_calls_by_urgency_total", vec![tl], 7.0),
+        ("callrouter_calls_by_category_total", vec![tl], 7.0),
+        ("callrouter_calls_abandoned_total", vec![tl], 1.0),
+        ("callrouter_abandon_wait_seconds_count", vec![tl], 1.0),
+        (
+            "callrouter_tickets_answered_total",
+            vec![tl, "within_target=\"no\""],
+            1.0,
+        ),
+        (
+            "callrouter_tickets_answered_total",
+            vec![tl, "within_target=\"yes\""],
+            2.0,
+        ),
+        ("callrouter_ticket_wait_seconds_count", vec![tl], 3.0),
+        ("callrouter_tickets_completed_total", vec![tl], 1.0),
+        ("callrouter_ticket_handle_seconds_count", vec![tl], 1.0),
+        ("callrouter_sla_breaches_total", vec![tl], 1.0),
+        ("callrouter_tickets_released_total", vec![tl], 1.0),
+        (
+            "callrouter_tickets_transferred_total",
+            vec![tl, "team=\"touraine-logement.front-desk\""],
+            1.0,
+        ),
+        ("callrouter_tickets_moved_total", vec![], 0.0),
+        (
+            "callrouter_store_errors_total",
+            vec!["operation=\"create\"", "kind=\"timeout\""],
+            1.0,
+        ),
+        (
+            "grpc_server_handled_total",
+            vec!["grpc_method=\"RouteCall\"", "grpc_code=\"OK\""],
+            8.0,
+        ),
+        (
+            "grpc_server_handled_total",
+            vec!["grpc_method=\"ClaimNextTicket\"", "grpc_code=\"OK\""],
+            3.0,
+        ),
+        (
+            "grpc_server_handled_total",
+            vec!["grpc_method=\"CancelCall\"", "grpc_code=\"OK\""],
+            1.0,
+        ),
+        (
+            "grpc_server_started_total",
+            vec!["grpc_method=\"TransferTicket\""],
+            1.0,
+        ),
+    ];
+    let mut before = Vec::new();
+    for (name, labels, _) in &figures {
+        before.push(sum_values(&server, name, labels).await);
+    }
+
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    let mut route = async |id: &str, issue: &str| {
+        let mut request = leak_call(id);
+        request.issue_type = issue.to_owned();
+        telephony
+            .route_call(request)
+            .await
+            .expect("routed")
+            .into_inner()
+    };
+    for n in 0..4 {
+        route(&format!("day-leak-{n}"), "technical.plumbing.leak").await;
+    }
+    route("day-rent-0", "administrative.rent.payment").await;
+    let hung_up = route("day-rent-1", "administrative.rent.payment").await;
+    assert!(route("day-leak-0", "technical.plumbing.leak").await.queued);
+    // A ticket that has waited past its due time (created in the store, not routed).
+    let url = server.redis_url.clone().expect("Redis");
+    let store = callrouter::store::redis::RedisStore::connect(
+        &url,
+        callrouter::store::StoreSettings {
+            namespace: "callrouter:api".to_owned(),
+            ..Default::default()
+        },
+    )
+    .expect("connect");
+    let now_ms = chrono::Utc::now().timestamp_millis();
+    callrouter::store::TicketStore::create(
+        &store,
+        callrouter::store::NewTicket {
+            call_id: "day-late".to_owned(),
+            partition: callrouter::routing::partition::Partition::parse("touraine-logement"),
+            cooperator_id: Some("touraine-logement".to_owned()),
+            team_id: "touraine-logement.rent".to_owned(),
+            urgency: callrouter::routing::urgency::Urgency::U1,
+            issue_type: "administrative.rent.payment".to_owned(),
+            building_id: None,
+            address: None,
+            incident_id: None,
+            sla_due_at: now_ms - 3_600_000,
+            escalation_team: "touraine-logement.supervisor".to_owned(),
+            details: "{}".to_owned(),
+            within: Duration::from_secs(60),
+        },
+    )
+    .await
+    .expect("created");
+
+    server
+        .routing(Some("telephony-ivr"))
+        .cancel_call(pb::CancelCallRequest {
+            ticket_id: hung_up.ticket.expect("ticket").ticket_id,
+            call_id: String::new(),
+        })
+        .await
+        .expect("hung up");
+    let mut desk = server.desk(Some("tl-agent-1"));
+    desk.set_agent_status(pb::SetAgentStatusRequest {
+        presence: pb::Presence::Available as i32,
+    })
+    .await
+    .expect("presence");
+    let late = support::api::claim(&mut desk, vec![]).await;
+    assert_eq!(late.call_id, "day-late", "the most urgent first");
+    support::api::complete(&mut desk, &late, "paid").await;
+    let released = support::api::claim(&mut desk, vec![]).await;
+    desk.release_ticket(pb::TicketActionRequest {
+        ticket_id: released.ticket_id.clone(),
+        lease_token: released.lease_token,
+        ..Default::default()
+    })
+    .await
+    .expect("released");
+    let again = support::api::claim(&mut desk, vec![]).await;
+    desk.transfer_ticket(pb::TransferTicketRequest {
+        ticket_id: again.ticket_id.clone(),
+        lease_token: again.lease_token,
+        team_id: "touraine-logement.front-desk".to_owned(),
+        ..Default::default()
+    })
+    .await
+    .expect("transferred");
+    server.redis_mut().pause();
+    let degraded = server
+        .routing(Some("telephony-ivr"))
+        .route_call(leak_call("day-stalled"))
+        .await
+        .expect("answered all the same")
+        .into_inner();
+    server.redis_mut().resume();
+    assert!(!degraded.queued);
+
+    for ((name, labels, delta), was) in figures.iter().zip(before) {
+        let now = sum_values(&server, name, labels).await;
+        assert_eq!(now - was, *delta, "{name} {labels:?}");
+    }
+    // Presence and queues as the store holds them, once the sampler has read it again.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let available = sum_values(&server, "callrouter_agents", &[tl, "AVAILABLE"]).await;
+        let waiting = sum_values(&server, "callrouter_queue_depth", &[tl]).await;
+        // 4 leaks + 1 rent routed, 1 hung up… minus the released-then-transferred one moved
+        // within tl, minus the one claimed and completed (the late one): 5 waiting.
+        if available == 1.0 && waiting == 5.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "agents {available}, waiting {waiting}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    server.stop().await;
+}
+
+/// During a Redis outage the queue figures stay, and the oldest wait keeps growing: nothing can be
+/// claimed while the store is away.
+#[tokio::test]
+async fn queue_figures_keep_growing_through_a_store_outage() {
+    let Some(mut server) = TestServer::start_redis().await else {
+        return;
+    };
+    server
+        .routing(Some("telephony-ivr"))
+        .route_call(leak_call("outage-1"))
+        .await
+        .expect("routed");
+    let tl = "cooperator=\"touraine-logement\"";
+    let oldest = async |server: &TestServer| {
+        let text = server.admin_get("/metrics").await;
+        text.lines()
+            .filter(|l| l.starts_with("callrouter_queue_oldest_wait_seconds{") && l.contains(tl))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .fold(0.0, f64::max)
+    };
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while sum_values(&server, "callrouter_queue_depth", &[tl]).await != 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the sampler never saw the ticket"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    server.redis_mut().pause();
+    let before = oldest(&server).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let during = oldest(&server).await;
+    let depth = sum_values(&server, "callrouter_queue_depth", &[tl]).await;
+    let holder = server.admin_get("/metrics").await;
+    server.redis_mut().resume();
+    assert!(
+        during - before >= 1.0,
+        "the oldest wait grew from {before} s to {during} s"
+    );
+    assert_eq!(depth, 1.0, "the depth stays");
+    assert!(
+        holder.contains("\ncallrouter_store_metrics_holder 1\n"),
+        "the figures are still exported"
+    );
+    server.stop().await;
+}

@@ -5,6 +5,7 @@
 mod support {
     pub mod api;
     pub mod app;
+    pub mod attack;
     pub mod redis_server;
 }
 
@@ -292,6 +293,105 @@ async fn metrics_after_a_routed_and_completed_call() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
+    }
+    server.stop().await;
+}
+
+/// The series of a scrape (its sample lines).
+fn series(response: &str) -> usize {
+    let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);
+    body.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .count()
+}
+
+/// At most this many series appear, whatever a flood of garbage calls and fake paths holds: the
+/// first use of store operations and error kinds, bounded by the code.
+const SERIES_A_FLOOD_MAY_ADD: usize = 40;
+
+#[tokio::test]
+async fn a_flood_of_garbage_calls_and_fake_paths_adds_a_bounded_number_of_series() {
+    let server = TestServer::start().await;
+    // One ordinary call first, so that the store's operations have their series.
+    server
+        .routing(Some("telephony-ivr"))
+        .route_call(call("cardinality-0").0)
+        .await
+        .expect("route");
+    // And the sampler has read the store once: its series are there.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let before = loop {
+        let scrape = server.admin_get("/metrics").await;
+        if scrape.contains("callrouter_store_metrics_holder 1")
+            && scrape.contains("callrouter_agent_presence_seconds_total{")
+        {
+            break series(&scrape);
+        }
+        assert!(Instant::now() < deadline, "the sampler never ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+
+    let mut telephony = server.routing(Some("telephony-ivr"));
+    for n in 0..600u32 {
+        let mut request = call(&format!("garbage-{n}-{}", n.wrapping_mul(2_654_435_761))).0;
+        request.issue_type = match n % 4 {
+            0 => format!("nonsense.{n}"),
+            1 => "technical.plumbing.leak".to_owned(),
+            2 => "administrative.rent.payment".to_owned(),
+            _ => String::new(),
+        };
+        if let Some(address) = request.address.as_mut() {
+            address.street = format!("Rue {n} de +33 6 12 34 {n:02}");
+            address.postcode = format!("{:05}", n * 97 % 100_000);
+        }
+        let _ = telephony.route_call(request).await;
+        let _ = telephony
+            .cancel_call(pb::CancelCallRequest {
+                ticket_id: format!("touraine-logement-{n}"),
+                call_id: format!("+3361234{n:04}"),
+            })
+            .await;
+    }
+    let token = server.tokens.get("tl-agent-1").cloned();
+    let mut paths = 0;
+    for connection in 0..12u32 {
+        let mut raw = support::attack::RawConnection::open(server.addr).await;
+        for n in 0..100u32 {
+            let path = match n % 4 {
+                0 => format!("/evil.Service{connection}/+33612{n:05}"),
+                1 => format!("/grpc.health.v1.Health/RouteCall{n}"),
+                2 => format!("/callrouter.v1.CallRouting/Nope{connection}x{n}"),
+                _ => format!("/callrouter.v1.AgentDesk/{n}/{connection}"),
+            };
+            let with = if n % 2 == 0 { token.as_deref() } else { None };
+            raw.call_with_body(&path, with, b"\x08\x01").await;
+            paths += 1;
+        }
+        raw.read_for(Duration::from_millis(200)).await;
+    }
+    let body = server.admin_get("/metrics").await;
+    let added = series(&body).saturating_sub(before);
+
+    println!(
+        "{paths} fake paths and 1,200 garbage calls added {added} series (bound {SERIES_A_FLOOD_MAY_ADD}); {} in all",
+        series(&body)
+    );
+    assert!(added <= SERIES_A_FLOOD_MAY_ADD, "{added} series added");
+    assert!(
+        sample(
+            &body,
+            "grpc_server_started_total",
+            &[
+                ("grpc_type", "unary"),
+                ("grpc_service", "other"),
+                ("grpc_method", "other")
+            ]
+        )
+        .is_some_and(|n| n >= 1_000.0),
+        "the fake paths were seen, as other"
+    );
+    for secret in ["+33612", "nonsense.", "Nope", "evil"] {
+        assert!(!body.contains(secret), "the scrape holds '{secret}'");
     }
     server.stop().await;
 }

@@ -77,10 +77,7 @@ fn get(port: u16, path: &str) -> Option<String> {
     let (head, body) = response.split_once("\r\n\r\n")?;
     head.starts_with("HTTP/1.0 200")
         .then(|| body.to_owned())
-        .or_else(|| {
-            head.starts_with("HTTP/1.1 200")
-                .then(|| body.to_owned())
-        })
+        .or_else(|| head.starts_with("HTTP/1.1 200").then(|| body.to_owned()))
 }
 
 fn get_json(port: u16, path: &str) -> Value {
@@ -268,7 +265,10 @@ async fn prometheus_counts_the_store_once_and_every_query_and_rule_evaluates() {
     let alertmanager = free_port();
     let routes = std::fs::read_to_string("deploy/alertmanager/alertmanager.yml")
         .expect("alertmanager.yml")
-        .replace("http://alert-gateway:9095", &format!("http://127.0.0.1:{}", free_port()));
+        .replace(
+            "http://alert-gateway:9095",
+            &format!("http://127.0.0.1:{}", free_port()),
+        );
     std::fs::write(dir.join("alertmanager.yml"), routes).expect("write");
     let _alertmanager = Process::spawn(
         "prometheus-alertmanager",
@@ -284,7 +284,12 @@ async fn prometheus_counts_the_store_once_and_every_query_and_rule_evaluates() {
     // A morning: calls through both instances, agents signing in, some tickets claimed.
     for n in 0..8 {
         route(&first, &format!("prom-a-{n}"), "technical.plumbing.leak").await;
-        route(&second, &format!("prom-b-{n}"), "administrative.rent.payment").await;
+        route(
+            &second,
+            &format!("prom-b-{n}"),
+            "administrative.rent.payment",
+        )
+        .await;
     }
     route(&second, "prom-c-0", "social.neighbour_dispute").await;
     for (agent, presence, server) in [

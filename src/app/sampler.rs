@@ -84,8 +84,12 @@ impl App {
         match self.read_store(&snapshot, now).await {
             Ok(figures) => {
                 let read_at = Instant::now();
-                if let Some((at, agents)) = &sampling.agents {
-                    self.metrics.presence_time(agents, read_at - *at);
+                match &sampling.agents {
+                    Some((at, agents)) => self.metrics.presence_time(agents, read_at - *at),
+                    // The series exist from the first read on, at zero.
+                    None => self
+                        .metrics
+                        .presence_time(&figures.team_agents, Duration::ZERO),
                 }
                 self.metrics
                     .store_wide(&figures, now.timestamp_millis() as f64 / 1000.0);

@@ -297,6 +297,68 @@ async fn metrics_after_a_routed_and_completed_call() {
     server.stop().await;
 }
 
+/// A `WatchTickets` stream is counted while open (`watch_streams`) and once it ends, with the code
+/// it ended with (`Canceled`: the client left) and the events it sent.
+#[tokio::test]
+async fn a_watch_stream_is_counted_when_it_ends_with_its_messages() {
+    let server = TestServer::start().await;
+    let stream = [
+        ("grpc_type", "server_stream"),
+        ("grpc_service", "callrouter.v1.AgentDesk"),
+        ("grpc_method", "WatchTickets"),
+    ];
+    let canceled = [stream[0], stream[1], stream[2], ("grpc_code", "Canceled")];
+    let body = |text: String| text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned());
+    let mut watch = server
+        .desk(Some("tl-agent-1"))
+        .watch_tickets(pb::WatchTicketsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    for n in 0..3 {
+        server
+            .routing(Some("telephony-ivr"))
+            .route_call(call(&format!("watched-{n}")).0)
+            .await
+            .expect("route");
+        support::api::next_event(&mut watch).await;
+    }
+    let open = body(server.admin_get("/metrics").await).unwrap_or_default();
+    assert_eq!(sample(&open, "callrouter_watch_streams", &[]), Some(1.0));
+    assert_eq!(
+        sample(&open, "grpc_server_handled_total", &canceled),
+        Some(0.0)
+    );
+    assert_eq!(
+        sample(&open, "grpc_server_started_total", &stream),
+        Some(1.0)
+    );
+    drop(watch);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let ended = loop {
+        let text = body(server.admin_get("/metrics").await).unwrap_or_default();
+        if sample(&text, "grpc_server_handled_total", &canceled) == Some(1.0) {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the ended stream is not counted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(sample(&ended, "callrouter_watch_streams", &[]), Some(0.0));
+    assert_eq!(
+        sample(&ended, "grpc_server_msg_sent_total", &stream),
+        Some(3.0)
+    );
+    assert_eq!(
+        sample(&ended, "grpc_server_msg_received_total", &stream),
+        Some(1.0)
+    );
+    assert_eq!(
+        sample(&ended, "grpc_server_handling_seconds_count", &stream),
+        Some(1.0)
+    );
+    server.stop().await;
+}
+
 /// The series of a scrape (its sample lines).
 fn series(response: &str) -> usize {
     let body = response.split_once("\r\n\r\n").map_or("", |(_, b)| b);

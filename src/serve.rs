@@ -17,7 +17,7 @@ use crate::app::{self, App, AppSettings, Snapshot};
 use crate::config::DEMO_CONFIG;
 use crate::metrics::Metrics;
 use crate::store::memory::MemoryStore;
-use crate::store::redis::{RedisStore, RedisTls};
+use crate::store::redis::{RedisStore, RedisTarget, RedisTls};
 use crate::store::{self, StoreSettings, TicketStore};
 
 /// The default gRPC and admin listen addresses.
@@ -68,6 +68,22 @@ pub struct ServeOptions {
     /// Key of the client certificate for Redis (PEM).
     #[arg(long, env = "CALLROUTER_REDIS_KEY", requires = "redis_cert")]
     pub redis_key: Option<PathBuf>,
+    /// Redis Sentinel: the sentinels (host:port,host:port,…); the service uses the primary they
+    /// name for --redis-sentinel-master and follows failovers. REDIS_URL then only gives the
+    /// scheme, user, password and database to use on the primary.
+    #[arg(long, env = "CALLROUTER_REDIS_SENTINEL")]
+    pub redis_sentinel: Option<String>,
+    /// The master name the sentinels monitor (with --redis-sentinel).
+    #[arg(long, env = "CALLROUTER_REDIS_SENTINEL_MASTER")]
+    pub redis_sentinel_master: Option<String>,
+    /// Replicas that must have a transition before it is acknowledged to the client (Redis
+    /// WAIT); 0: acknowledged once the primary has it.
+    #[arg(long, env = "CALLROUTER_REDIS_WAIT_REPLICAS", default_value_t = 0)]
+    pub redis_wait_replicas: u32,
+    /// How long a transition waits for those replicas (ms) before the client is told it is not
+    /// confirmed (RouteCall: not queued; other calls: UNAVAILABLE, retry with the same ids).
+    #[arg(long, env = "CALLROUTER_REDIS_WAIT_MS", default_value_t = store::DEFAULT_REPLICA_WAIT_MS)]
+    pub redis_wait_ms: u64,
     /// Prefix of every Redis key, so several deployments can share one Redis.
     #[arg(long, env = "CALLROUTER_NAMESPACE", default_value = store::DEFAULT_NAMESPACE)]
     pub namespace: String,
@@ -157,6 +173,8 @@ impl ServeOptions {
             retention: Duration::from_secs(u64::from(self.retention_days) * 86_400),
             presence_ttl: Duration::from_secs(u64::from(self.presence_ttl_seconds)),
             operation_timeout: Duration::from_millis(self.store_timeout_ms),
+            wait_replicas: self.redis_wait_replicas,
+            replica_wait: Duration::from_millis(self.redis_wait_ms),
             ..StoreSettings::default()
         }
     }
@@ -346,12 +364,27 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         load_ms = started.elapsed().as_millis() as u64,
         "configuration loaded"
     );
-    let store: Arc<dyn TicketStore> = match &options.redis_url {
-        Some(url) => {
-            tracing::info!("queue store: Redis");
+    let target = RedisTarget::from_options(
+        options.redis_url.as_deref(),
+        options.redis_sentinel.as_deref(),
+        options.redis_sentinel_master.as_deref(),
+    )?;
+    let store: Arc<dyn TicketStore> = match target {
+        Some(target) => {
+            match &target {
+                RedisTarget::Url(_) => tracing::info!("queue store: Redis"),
+                RedisTarget::Sentinel { master, .. } => {
+                    tracing::info!(master = %master, "queue store: Redis through Sentinel")
+                }
+            }
             let tls = options.redis_tls()?;
-            let store = RedisStore::connect_with(url, &tls, options.store_settings());
+            let store = RedisStore::connect_to(target, &tls, options.store_settings());
             Arc::new(store.map_err(|e| e.to_string())?)
+        }
+        None if options.redis_wait_replicas > 0 => {
+            return Err(
+                "--redis-wait-replicas needs Redis (REDIS_URL or --redis-sentinel)".to_owned(),
+            );
         }
         None => Arc::new(MemoryStore::new(options.store_settings())),
     };

@@ -3,6 +3,7 @@
 
 mod support {
     pub mod redis_server;
+    pub mod sentinel;
 }
 
 use std::sync::Arc;
@@ -11,7 +12,7 @@ use std::time::Duration;
 use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
-use callrouter::store::redis::RedisStore;
+use callrouter::store::redis::{RedisStore, RedisTarget, RedisTls};
 use callrouter::store::{
     Action, AgentStatus, EventKind, Hold, NewTicket, Presence, StoreError, StoreSettings, Ticket,
     TicketState, TicketStore,
@@ -1142,7 +1143,55 @@ macro_rules! conformance {
                 }
             )*
         }
+        /// Every test of the suite, by name, for topologies started once for all of them.
+        const SUITE: &[(&str, Suite)] = &[$((stringify!($name), |store| Box::pin($name(store)))),*];
     };
+}
+
+/// A test of the suite, as a function a topology started once can run.
+type Suite = fn(Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The whole suite through Redis Sentinel (a primary, two replicas, three sentinels), every
+/// acknowledged transition waiting for one replica: the topology starts once, each test has a
+/// namespace of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_suite_passes_through_sentinel_waiting_for_a_replica() {
+    let Some(topology) = support::sentinel::Sentinels::start() else {
+        return;
+    };
+    for (name, test) in SUITE {
+        let target = RedisTarget::Sentinel {
+            sentinels: topology.addresses().split(',').map(str::to_owned).collect(),
+            master: support::sentinel::MASTER.to_owned(),
+            url: topology.primary.url(),
+        };
+        let store = RedisStore::connect_to(
+            target,
+            &RedisTls::default(),
+            StoreSettings {
+                namespace: format!("callrouter:sentinel-{name}"),
+                wait_replicas: 1,
+                ..settings()
+            },
+        )
+        .expect("connect through Sentinel");
+        test(Arc::new(store.clone())).await;
+        assert_eq!(
+            store.primary_address(),
+            Some(format!("127.0.0.1:{}", topology.primary.port)),
+            "{name} ran on the primary Sentinel names"
+        );
+    }
+    let stats = topology.primary.command(&["INFO", "commandstats"]);
+    let waits: u64 = stats
+        .lines()
+        .find_map(|l| l.strip_prefix("cmdstat_wait:calls="))
+        .and_then(|rest| rest.split(',').next()?.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        waits > 100,
+        "acknowledged transitions waited for replicas: {waits} WAITs"
+    );
 }
 
 conformance!(

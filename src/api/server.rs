@@ -227,8 +227,11 @@ fn routes(
 async fn track_health(app: App, reporter: HealthReporter, every: Duration) {
     let mut serving = None;
     loop {
-        let up = app.store().ping().await.is_ok();
+        let store = app.store();
+        let up = store.ping().await.is_ok();
         app.metrics().store_up(up);
+        app.metrics()
+            .redis_primary(store.primary_address().as_deref(), store.failovers());
         if serving != Some(up) {
             if up {
                 tracing::info!("queue store answers: SERVING");

@@ -51,6 +51,7 @@ fn store_status(error: StoreError) -> Status {
             Status::deadline_exceeded("the queue store did not answer in time")
         }
         StoreError::Corrupt(_) => Status::internal("the queue store answered unexpectedly"),
+        e @ StoreError::Unconfirmed { .. } => Status::unavailable(e.to_string()),
     }
 }
 

@@ -61,11 +61,13 @@ pub(super) struct TicketFamilies {
     pub watch_streams: IntGauge,
 }
 
-/// The queue store: operation times, errors, whether it answers.
+/// The queue store: operation times, errors, whether it answers, which Redis primary it uses.
 pub(super) struct StoreFamilies {
     pub operation: HistogramVec,
     pub errors: IntCounterVec,
     pub up: IntGauge,
+    pub primary: IntGaugeVec,
+    pub failovers: prometheus::IntCounter,
 }
 
 /// The configuration in force, its reloads, and the opening hours it gives.
@@ -432,6 +434,20 @@ impl StoreFamilies {
                 &["operation", "kind"],
             ),
             up: single_gauge(r, "store_up", "1 when the queue store answers, else 0"),
+            primary: gauge(
+                r,
+                "redis_primary",
+                "The Redis primary in use, by address (always 1)",
+                &["address"],
+            ),
+            failovers: register(
+                r,
+                prometheus::IntCounter::new(
+                    "redis_failovers_total",
+                    "Failovers followed since start: Sentinel named another primary",
+                )
+                .unwrap_or_else(|_| unreachable_metric()),
+            ),
         }
     }
 }

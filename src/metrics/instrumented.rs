@@ -207,6 +207,14 @@ impl TicketStore for InstrumentedStore {
         self.timed("agents", self.inner.agents()).await
     }
 
+    fn primary_address(&self) -> Option<String> {
+        self.inner.primary_address()
+    }
+
+    fn failovers(&self) -> u64 {
+        self.inner.failovers()
+    }
+
     async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {
         self.timed("lease", self.inner.lease(name, holder, ttl))
             .await

@@ -89,6 +89,7 @@ fn store_error_kind(error: &StoreError) -> &'static str {
         StoreError::Timeout => "timeout",
         StoreError::TooLate => "too_late",
         StoreError::Corrupt(_) => "corrupt",
+        StoreError::Unconfirmed { .. } => "unconfirmed",
     }
 }
 
@@ -510,6 +511,26 @@ impl Metrics {
 
     pub fn store_up(&self, up: bool) {
         self.store.up.set(i64::from(up));
+    }
+
+    /// The Redis primary in use (none for the in-memory store) and the failovers followed.
+    pub fn redis_primary(&self, address: Option<&str>, failovers: u64) {
+        let primary = &self.store.primary;
+        let current = address.is_some_and(|a| {
+            primary
+                .get_metric_with_label_values(&[a])
+                .is_ok_and(|g| g.get() == 1)
+        });
+        if !current {
+            primary.reset();
+            if let Some(address) = address {
+                primary.with_label_values(&[address]).set(1);
+            }
+        }
+        let counted = self.store.failovers.get();
+        if failovers > counted {
+            self.store.failovers.inc_by(failovers - counted);
+        }
     }
 
     /// The configuration in force: its generation and the digest of its files.

@@ -263,6 +263,11 @@ pub struct StoreSettings {
     pub presence_ttl: Duration,
     /// How long one store operation may take before it fails with `Timeout`.
     pub operation_timeout: Duration,
+    /// Replicas that must have an acknowledged transition before it is acknowledged (Redis
+    /// `WAIT`); 0: acknowledged once the primary has it.
+    pub wait_replicas: u32,
+    /// How long a transition waits for those replicas before failing with `Unconfirmed`.
+    pub replica_wait: Duration,
 }
 
 /// Defaults of [`StoreSettings`], shared with the command line.
@@ -272,6 +277,7 @@ pub const DEFAULT_RETENTION_DAYS: u32 = 30;
 pub const DEFAULT_FEED_LENGTH: u64 = 10_000;
 pub const DEFAULT_PRESENCE_TTL_SECONDS: u32 = 30;
 pub const DEFAULT_OPERATION_TIMEOUT_MS: u64 = 2000;
+pub const DEFAULT_REPLICA_WAIT_MS: u64 = 200;
 
 impl Default for StoreSettings {
     fn default() -> Self {
@@ -282,6 +288,8 @@ impl Default for StoreSettings {
             feed_length: DEFAULT_FEED_LENGTH,
             presence_ttl: Duration::from_secs(u64::from(DEFAULT_PRESENCE_TTL_SECONDS)),
             operation_timeout: Duration::from_millis(DEFAULT_OPERATION_TIMEOUT_MS),
+            wait_replicas: 0,
+            replica_wait: Duration::from_millis(DEFAULT_REPLICA_WAIT_MS),
         }
     }
 }
@@ -310,6 +318,12 @@ pub enum StoreError {
     TooLate,
     #[error("unexpected store reply: {0}")]
     Corrupt(String),
+    /// Applied on the primary, but fewer replicas than asked confirmed it in time: a failover now
+    /// could lose it. A retry with the same ids answers with the outcome, and waits again.
+    #[error(
+        "applied on the primary but confirmed by {confirmed} of {asked} replicas in time: a retry with the same ids confirms it"
+    )]
+    Unconfirmed { asked: u32, confirmed: u32 },
 }
 
 /// The queue store the service uses. Every method is one atomic step (one round trip for Redis),
@@ -426,6 +440,16 @@ pub trait TicketStore: Send + Sync + 'static {
 
     /// Every agent seen within the retention of presence, offline ones included.
     async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError>;
+
+    /// The address of the Redis primary in use, when the store is Redis and knows it.
+    fn primary_address(&self) -> Option<String> {
+        None
+    }
+
+    /// Failovers the store followed since start (the primary moved).
+    fn failovers(&self) -> u64 {
+        0
+    }
 
     /// Takes the lease of a store-wide job named `name` for `holder` when it is free, or keeps it
     /// when `holder` has it, for `ttl`: `true` while `holder` holds it. Among the instances

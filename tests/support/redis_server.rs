@@ -23,7 +23,14 @@ pub struct RedisServer {
     child: Option<Child>,
     fsync: &'static str,
     tls: Option<ServerTls>,
+    /// The primary's port, for a replica.
+    replica_of: Option<u16>,
 }
+
+/// The replication user's password (`deploy/redis/users.acl.example`).
+pub const REPLICATION_PASSWORD: &str = "replication-test-password";
+/// The sentinels' user's password.
+pub const SENTINEL_PASSWORD: &str = "sentinel-test-password";
 
 /// TLS of a server: its certificate and key, and the CA of client certificates it requires.
 pub struct ServerTls {
@@ -48,7 +55,20 @@ impl RedisServer {
         RedisServer::start_as("always", Some(tls))
     }
 
+    /// Starts a replica of the server on `primary` (authenticating as the `replication` user).
+    pub fn start_replica_of(primary: u16) -> Option<RedisServer> {
+        RedisServer::start_full("everysec", None, Some(primary))
+    }
+
     fn start_as(fsync: &'static str, tls: Option<ServerTls>) -> Option<RedisServer> {
+        RedisServer::start_full(fsync, tls, None)
+    }
+
+    fn start_full(
+        fsync: &'static str,
+        tls: Option<ServerTls>,
+        replica_of: Option<u16>,
+    ) -> Option<RedisServer> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
@@ -63,6 +83,7 @@ impl RedisServer {
             child: None,
             fsync,
             tls,
+            replica_of,
         };
         match server.spawn() {
             Ok(()) => Some(server),
@@ -89,8 +110,8 @@ impl RedisServer {
         for (user, password) in [
             ("callrouter", CALLROUTER_PASSWORD),
             ("admin", ADMIN_PASSWORD),
-            ("replication", "replication-test-password"),
-            ("sentinel", "sentinel-test-password"),
+            ("replication", REPLICATION_PASSWORD),
+            ("sentinel", SENTINEL_PASSWORD),
             ("exporter", EXPORTER_PASSWORD),
         ] {
             let placeholder = format!("<{user}-password-sha256>");
@@ -123,6 +144,16 @@ impl RedisServer {
                 .arg("--tls-ca-cert-file")
                 .arg(&tls.client_ca),
         };
+        if let Some(primary) = self.replica_of {
+            command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+        }
+        // Whoever becomes primary authenticates its replicas the same way after a failover.
+        command.args([
+            "--masteruser",
+            "replication",
+            "--masterauth",
+            REPLICATION_PASSWORD,
+        ]);
         let child = command
             .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", self.fsync])

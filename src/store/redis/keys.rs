@@ -108,6 +108,11 @@ impl PartitionKeys {
         format!("{}leases", self.prefix)
     }
 
+    /// A counter written before waiting for replicas, so that the wait covers all writes before.
+    pub fn sync(&self) -> String {
+        format!("{}sync", self.prefix)
+    }
+
     /// Tickets being moved to another partition.
     pub fn outbox(&self) -> String {
         format!("{}outbox", self.prefix)

@@ -44,22 +44,25 @@
 
 mod clock;
 mod keys;
+pub mod link;
 mod moves;
 mod reads;
 mod reply;
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
+use redis::aio::ConnectionManager;
 use redis::{Client, Script, Value};
 use rustc_hash::FxHashMap;
 
 use self::clock::{ClockOffset, local_ms};
 pub use self::keys::valid_partition;
 use self::keys::{Keys, PartitionKeys};
+pub use self::link::RedisTarget;
+use self::link::{Link, Primary};
 use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
 use super::ids::new_ticket_id;
 use super::{
@@ -78,22 +81,38 @@ macro_rules! script {
     };
 }
 
-/// The transition scripts, each named after the transition it performs.
+/// A script and whether the client is told of what it did: such a step waits for replicas when
+/// the store is asked to (`wait_replicas`).
+struct Step {
+    script: Script,
+    acknowledged: bool,
+}
+
+macro_rules! step {
+    ($file:literal, $acknowledged:expr) => {
+        Step {
+            script: script!($file),
+            acknowledged: $acknowledged,
+        }
+    };
+}
+
+/// The scripts, each named after the transition (or read) it performs.
 struct Scripts {
-    create: Script,
-    claim: Script,
-    accept: Script,
-    complete: Script,
-    release: Script,
-    transfer: Script,
-    cancel: Script,
-    reap: Script,
-    move_out: Script,
-    move_in: Script,
-    move_done: Script,
-    position: Script,
-    list: Script,
-    held: Script,
+    create: Step,
+    claim: Step,
+    accept: Step,
+    complete: Step,
+    release: Step,
+    transfer: Step,
+    cancel: Step,
+    reap: Step,
+    move_out: Step,
+    move_in: Step,
+    move_done: Step,
+    position: Step,
+    list: Step,
+    held: Step,
     heartbeat: Script,
     lease: Script,
 }
@@ -101,39 +120,36 @@ struct Scripts {
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
-            create: script!("create.lua"),
-            claim: script!("claim.lua"),
-            accept: script!("accept.lua"),
-            complete: script!("complete.lua"),
-            release: script!("release.lua"),
-            transfer: script!("transfer.lua"),
-            cancel: script!("cancel.lua"),
-            reap: script!("reap.lua"),
-            move_out: script!("move_out.lua"),
-            move_in: script!("move_in.lua"),
-            move_done: script!("move_done.lua"),
-            position: script!("position.lua"),
-            list: script!("list.lua"),
-            held: script!("held.lua"),
+            create: step!("create.lua", true),
+            claim: step!("claim.lua", true),
+            accept: step!("accept.lua", true),
+            complete: step!("complete.lua", true),
+            release: step!("release.lua", true),
+            transfer: step!("transfer.lua", true),
+            cancel: step!("cancel.lua", true),
+            // The reaper's transitions are told to no client.
+            reap: step!("reap.lua", false),
+            move_out: step!("move_out.lua", true),
+            move_in: step!("move_in.lua", true),
+            move_done: step!("move_done.lua", true),
+            position: step!("position.lua", false),
+            list: step!("list.lua", false),
+            held: step!("held.lua", false),
             heartbeat: script!("heartbeat.lua"),
             lease: script!("lease.lua"),
         }
     }
 }
 
-/// The Redis store. Cheap to clone: clones share the connection.
+/// The Redis store. Cheap to clone: clones share the link to Redis.
 #[derive(Clone)]
 pub struct RedisStore {
-    client: Client,
-    conn: ConnectionManager,
+    link: Arc<Link>,
     settings: Arc<StoreSettings>,
     keys: Arc<Keys>,
     scripts: Arc<Scripts>,
     /// Redis's clock over ours, for the cut-offs of creations.
     clock: Arc<ClockOffset>,
-    /// Connections for blocking feed reads, which hold a connection for their whole wait and so
-    /// never use the shared one; kept and reused rather than opened for every read.
-    blocking: Arc<Mutex<Vec<MultiplexedConnection>>>,
 }
 
 /// Certificates for a `rediss://` URL, as PEM: the CA that signed Redis's certificate (the system's
@@ -189,36 +205,69 @@ impl RedisStore {
         tls: &RedisTls,
         settings: StoreSettings,
     ) -> Result<RedisStore, StoreError> {
-        let client = tls.client(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(settings.operation_timeout))
-            .set_response_timeout(Some(settings.operation_timeout))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_millis(500));
-        let conn = ConnectionManager::new_lazy_with_config(client.clone(), config)
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        RedisStore::connect_to(RedisTarget::Url(url.to_owned()), tls, settings)
+    }
+
+    /// A store over the Redis `target` names: one URL, or the primary Sentinel names.
+    pub fn connect_to(
+        target: RedisTarget,
+        tls: &RedisTls,
+        settings: StoreSettings,
+    ) -> Result<RedisStore, StoreError> {
+        let link = Link::new(target, tls.clone(), settings.operation_timeout)?;
         Ok(RedisStore {
-            client,
-            conn,
+            link: Arc::new(link),
             keys: Arc::new(Keys::new(&settings.namespace)),
             settings: Arc::new(settings),
             scripts: Arc::new(Scripts::new()),
             clock: Arc::default(),
-            blocking: Arc::default(),
         })
     }
 
+    /// Runs `call` on the primary's shared connection within the operation timeout. A failure a
+    /// failover may explain makes the link ask the sentinels again, in the background; the
+    /// operation is not retried (it may have been applied).
+    async fn on_primary<T, F, Fut>(&self, ticket_id: &str, call: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(ConnectionManager) -> Fut,
+        Fut: std::future::Future<Output = redis::RedisResult<T>>,
+    {
+        let primary = self.link.primary().await?;
+        let outcome =
+            tokio::time::timeout(self.settings.operation_timeout, call(primary.conn.clone())).await;
+        match outcome {
+            Ok(Ok(value)) => Ok(value),
+            Ok(Err(e)) => {
+                if link::failover_may_explain(&e) {
+                    self.check_primary(primary);
+                }
+                Err(store_error(e, ticket_id))
+            }
+            Err(_) => {
+                self.check_primary(primary);
+                Err(StoreError::Timeout)
+            }
+        }
+    }
+
+    /// Asks the sentinels whether the primary moved, without holding up the caller.
+    fn check_primary(&self, used: Arc<Primary>) {
+        let link = self.link.clone();
+        tokio::spawn(async move { link.recheck(&used).await });
+    }
+
     /// Runs a script in a partition with the common arguments (prefix, feed length, retention)
-    /// first, bounded by the operation timeout.
+    /// first, bounded by the operation timeout. An acknowledged step waits for replicas when the
+    /// store is asked to.
     async fn run(
         &self,
-        script: &Script,
+        step: &Step,
         at: &PartitionKeys,
         keys: &[String],
         args: &[String],
         ticket_id: &str,
     ) -> Result<Value, StoreError> {
-        let mut invocation = script.prepare_invoke();
+        let mut invocation = step.script.prepare_invoke();
         for key in keys {
             invocation.key(key);
         }
@@ -229,32 +278,76 @@ impl RedisStore {
         for arg in args {
             invocation.arg(arg);
         }
-        let mut conn = self.conn.clone();
-        let call = invocation.invoke_async::<Value>(&mut conn);
-        match tokio::time::timeout(self.settings.operation_timeout, call).await {
-            Ok(result) => result.map_err(|e| store_error(e, ticket_id)),
-            Err(_) => Err(StoreError::Timeout),
+        if step.acknowledged && self.settings.wait_replicas > 0 {
+            return self.run_replicated(&invocation, at, ticket_id).await;
+        }
+        self.on_primary(ticket_id, |mut conn| async move {
+            invocation.invoke_async::<Value>(&mut conn).await
+        })
+        .await
+    }
+
+    /// Runs a step on a connection of its own, then waits until `wait_replicas` replicas have
+    /// everything written before (`WAIT` counts a connection's own writes: a small write in the
+    /// step's partition makes the wait cover the step, and what an earlier step wrote on another
+    /// connection — a retry answered with the ticket created before). Fewer replicas within
+    /// `replica_wait`: [`StoreError::Unconfirmed`].
+    async fn run_replicated(
+        &self,
+        invocation: &redis::ScriptInvocation<'_>,
+        at: &PartitionKeys,
+        ticket_id: &str,
+    ) -> Result<Value, StoreError> {
+        let primary = self.link.primary().await?;
+        let mut conn = self.own_connection(&primary, &primary.dedicated).await?;
+        let asked = self.settings.wait_replicas;
+        let mut wait = redis::pipe();
+        wait.cmd("INCR").arg(at.sync()).ignore();
+        wait.cmd("WAIT")
+            .arg(asked)
+            .arg(self.settings.replica_wait.as_millis().max(1) as u64);
+        let steps = async {
+            let value = invocation.invoke_async::<Value>(&mut conn).await?;
+            let (confirmed,): (u32,) = wait.query_async(&mut conn).await?;
+            Ok::<_, redis::RedisError>((value, confirmed))
+        };
+        let bound = self.settings.operation_timeout + self.settings.replica_wait;
+        match tokio::time::timeout(bound, steps).await {
+            Ok(Ok((value, confirmed))) => {
+                reads::give_back(&primary.dedicated, conn);
+                if confirmed >= asked {
+                    Ok(value)
+                } else {
+                    Err(StoreError::Unconfirmed { asked, confirmed })
+                }
+            }
+            Ok(Err(e)) => {
+                if link::failover_may_explain(&e) {
+                    self.check_primary(primary);
+                }
+                Err(store_error(e, ticket_id))
+            }
+            Err(_) => {
+                self.check_primary(primary);
+                Err(StoreError::Timeout)
+            }
         }
     }
 
     async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.settings.operation_timeout, cmd.query_async(&mut conn))
-            .await
-        {
-            Ok(result) => result.map_err(|e| store_error(e, "")),
-            Err(_) => Err(StoreError::Timeout),
-        }
+        self.on_primary(
+            "",
+            |mut conn| async move { cmd.query_async(&mut conn).await },
+        )
+        .await
     }
 
     async fn pipeline(&self, pipe: &redis::Pipeline) -> Result<Vec<Value>, StoreError> {
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(self.settings.operation_timeout, pipe.query_async(&mut conn))
-            .await
-        {
-            Ok(result) => result.map_err(|e| store_error(e, "")),
-            Err(_) => Err(StoreError::Timeout),
-        }
+        self.on_primary(
+            "",
+            |mut conn| async move { pipe.query_async(&mut conn).await },
+        )
+        .await
     }
 
     /// Reads Redis's `TIME` and records its offset over our clock (the health check does, every
@@ -270,7 +363,7 @@ impl RedisStore {
     /// A transition by the holder of a ticket: the ticket id and the hold, then `extra` arguments.
     async fn held_step<const N: usize>(
         &self,
-        script: &Script,
+        script: &Step,
         ticket_id: &str,
         hold: &Hold,
         extra: [String; N],
@@ -624,6 +717,14 @@ impl TicketStore for RedisStore {
 
     async fn agents(&self) -> Result<Vec<AgentStatus>, StoreError> {
         self.presence().await
+    }
+
+    fn primary_address(&self) -> Option<String> {
+        self.link.address()
+    }
+
+    fn failovers(&self) -> u64 {
+        self.link.failovers()
     }
 
     async fn lease(&self, name: &str, holder: &str, ttl: Duration) -> Result<bool, StoreError> {

@@ -2,6 +2,7 @@
 //! place, queue statistics (one pipelined round trip over every queue), team feeds (with blocking
 //! waits on connections of their own) and agent presence.
 
+use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::Value;
@@ -9,6 +10,7 @@ use redis::aio::MultiplexedConnection;
 
 use super::RedisStore;
 use super::keys::valid_stream_id;
+use super::link::{Primary, failover_may_explain};
 use super::reply::{
     array, field_map, int, parse_events, parse_position, parse_ticket, redis_time, store_error,
     text, ticket_from_fields,
@@ -21,8 +23,8 @@ use crate::store::{
     TicketEvent, queue_score,
 };
 
-/// Idle blocking-read connections kept for reuse.
-const BLOCKING_POOL: usize = 64;
+/// Idle connections kept for reuse, per pool.
+const POOL: usize = 64;
 
 /// Replies per queue in a statistics pipeline: count and head per urgency, then the counts hash.
 const STATS_REPLIES: usize = 2 * Urgency::ALL.len() + 1;
@@ -224,7 +226,8 @@ impl RedisStore {
         limit: usize,
         wait: Duration,
     ) -> Result<Vec<TicketEvent>, StoreError> {
-        let mut conn = self.blocking_connection().await?;
+        let primary = self.link.primary().await?;
+        let mut conn = self.own_connection(&primary, &primary.blocking).await?;
         let mut xread = redis::cmd("XREAD");
         xread
             .arg("COUNT")
@@ -241,10 +244,18 @@ impl RedisStore {
         let read = xread.query_async::<Value>(&mut conn);
         let reply = match tokio::time::timeout(wait + self.settings.operation_timeout, read).await {
             Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => return Err(store_error(e, "")),
-            Err(_) => return Err(StoreError::Timeout),
+            Ok(Err(e)) => {
+                if failover_may_explain(&e) {
+                    self.check_primary(primary);
+                }
+                return Err(store_error(e, ""));
+            }
+            Err(_) => {
+                self.check_primary(primary);
+                return Err(StoreError::Timeout);
+            }
         };
-        self.return_blocking_connection(conn);
+        give_back(&primary.blocking, conn);
         let mut events = Vec::new();
         for stream in array(&reply)? {
             events.extend(parse_events(array(stream)?.get(1).unwrap_or(&Value::Nil))?);
@@ -252,11 +263,14 @@ impl RedisStore {
         Ok(events)
     }
 
-    /// A connection for a blocking read: an idle one from the pool, or a new one without the
-    /// client's response timeout.
-    async fn blocking_connection(&self) -> Result<MultiplexedConnection, StoreError> {
-        let idle = self
-            .blocking
+    /// A connection of the primary's own for one operation at a time: an idle one from `pool`,
+    /// or a new one without the client's response timeout (the caller bounds the wait).
+    pub(super) async fn own_connection(
+        &self,
+        primary: &Primary,
+        pool: &Mutex<Vec<MultiplexedConnection>>,
+    ) -> Result<MultiplexedConnection, StoreError> {
+        let idle = pool
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .pop();
@@ -266,21 +280,11 @@ impl RedisStore {
         let config = redis::AsyncConnectionConfig::new()
             .set_connection_timeout(Some(self.settings.operation_timeout))
             .set_response_timeout(None);
-        self.client
+        primary
+            .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
             .map_err(|e| store_error(e, ""))
-    }
-
-    /// Puts a connection that answered back in the pool (a failed one is dropped instead).
-    fn return_blocking_connection(&self, conn: MultiplexedConnection) {
-        let mut pool = self
-            .blocking
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if pool.len() < BLOCKING_POOL {
-            pool.push(conn);
-        }
     }
 
     pub(super) async fn record_presence(&self, agent: &AgentStatus) -> Result<(), StoreError> {
@@ -300,16 +304,11 @@ impl RedisStore {
             .arg(0)
             .arg(&agent.agent_id)
             .arg(status);
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(
-            self.settings.operation_timeout,
-            invocation.invoke_async::<Value>(&mut conn),
-        )
+        self.on_primary("", |mut conn| async move {
+            invocation.invoke_async::<Value>(&mut conn).await
+        })
         .await
-        {
-            Ok(result) => result.map(|_| ()).map_err(|e| store_error(e, "")),
-            Err(_) => Err(StoreError::Timeout),
-        }
+        .map(|_| ())
     }
 
     /// Takes or keeps a store-wide job's lease for `holder`.
@@ -327,16 +326,11 @@ impl RedisStore {
             .arg(0)
             .arg(holder)
             .arg(ttl.as_millis().max(1) as u64);
-        let mut conn = self.conn.clone();
-        match tokio::time::timeout(
-            self.settings.operation_timeout,
-            invocation.invoke_async::<i64>(&mut conn),
-        )
+        self.on_primary("", |mut conn| async move {
+            invocation.invoke_async::<i64>(&mut conn).await
+        })
         .await
-        {
-            Ok(result) => result.map(|held| held == 1).map_err(|e| store_error(e, "")),
-            Err(_) => Err(StoreError::Timeout),
-        }
+        .map(|held| held == 1)
     }
 
     /// Tickets in each partition's move outbox: one pipeline.
@@ -431,4 +425,14 @@ fn counts(replies: &[Value], asked: usize) -> Result<Vec<u64>, StoreError> {
         return Err(StoreError::Corrupt("count replies".to_owned()));
     }
     replies.iter().map(|r| Ok(int(r)?.max(0) as u64)).collect()
+}
+
+/// Puts a connection that answered back in its pool (a failed one is dropped instead).
+pub(super) fn give_back(pool: &Mutex<Vec<MultiplexedConnection>>, conn: MultiplexedConnection) {
+    let mut pool = pool
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if pool.len() < POOL {
+        pool.push(conn);
+    }
 }

@@ -1,0 +1,179 @@
+//! A Redis Sentinel topology of the test's own on loopback: a primary, two replicas (the
+//! production users, AOF), and three sentinels watching them with a short failure detection
+//! (1 s), so that a killed primary is replaced within seconds.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::redis_server::{RedisServer, SENTINEL_PASSWORD};
+
+/// The master name the sentinels monitor.
+pub const MASTER: &str = "callrouter";
+
+pub struct Sentinels {
+    pub primary: RedisServer,
+    pub replicas: Vec<RedisServer>,
+    sentinels: Vec<(u16, Child)>,
+    dir: PathBuf,
+}
+
+impl Sentinels {
+    /// Starts the topology, or returns `None` outside CI when Redis cannot run here.
+    pub fn start() -> Option<Sentinels> {
+        let primary = RedisServer::start_with_fsync("everysec")?;
+        let replicas: Vec<RedisServer> = (0..2)
+            .map(|_| RedisServer::start_replica_of(primary.port))
+            .collect::<Option<_>>()?;
+        let dir = std::env::temp_dir().join(format!(
+            "callrouter-sentinels-{}-{}",
+            std::process::id(),
+            primary.port
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("sentinel directory");
+        let mut topology = Sentinels {
+            primary,
+            replicas,
+            sentinels: Vec::new(),
+            dir,
+        };
+        topology.wait_for_replication();
+        for n in 0..3 {
+            let port = free_port();
+            let config = topology.dir.join(format!("sentinel-{n}.conf"));
+            std::fs::write(
+                &config,
+                format!(
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                     sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
+                     sentinel down-after-milliseconds {MASTER} 1000\n\
+                     sentinel failover-timeout {MASTER} 3000\n\
+                     sentinel parallel-syncs {MASTER} 1\n\
+                     sentinel auth-user {MASTER} sentinel\n\
+                     sentinel auth-pass {MASTER} {SENTINEL_PASSWORD}\n",
+                    dir = topology.dir.display(),
+                    primary = topology.primary.port,
+                ),
+            )
+            .expect("sentinel configuration");
+            let child = Command::new("redis-server")
+                .arg(&config)
+                .arg("--sentinel")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("redis-server --sentinel starts");
+            topology.sentinels.push((port, child));
+        }
+        topology.wait_for_sentinels();
+        Some(topology)
+    }
+
+    /// The sentinels' addresses, as `--redis-sentinel` takes them.
+    pub fn addresses(&self) -> String {
+        self.sentinels
+            .iter()
+            .map(|(port, _)| format!("127.0.0.1:{port}"))
+            .collect::<Vec<_>>()
+            .join(",")
+    }
+
+    /// What a sentinel says the primary is (`host:port`).
+    pub fn named_primary(&self) -> Option<String> {
+        let (port, _) = self.sentinels.first()?;
+        let out = Command::new("redis-cli")
+            .args([
+                "-p",
+                &port.to_string(),
+                "SENTINEL",
+                "get-master-addr-by-name",
+                MASTER,
+            ])
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut lines = text.lines();
+        Some(format!("{}:{}", lines.next()?, lines.next()?))
+    }
+
+    /// Waits until both replicas are in sync with the primary.
+    fn wait_for_replication(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let info = self.primary.command(&["INFO", "replication"]);
+            if info.contains("connected_slaves:2") && info.matches("state=online").count() == 2 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "replicas never synced:\n{info}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits until every sentinel sees the primary, both replicas and the other sentinels.
+    fn wait_for_sentinels(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        for (port, _) in &self.sentinels {
+            loop {
+                let out = Command::new("redis-cli")
+                    .args(["-p", &port.to_string(), "SENTINEL", "master", MASTER])
+                    .output()
+                    .expect("redis-cli runs");
+                let text = String::from_utf8_lossy(&out.stdout).to_string();
+                let field = |name: &str| {
+                    let lines: Vec<&str> = text.lines().collect();
+                    lines
+                        .iter()
+                        .position(|l| *l == name)
+                        .and_then(|i| lines.get(i + 1))
+                        .map(|v| v.to_string())
+                };
+                if field("num-slaves").as_deref() == Some("2")
+                    && field("num-other-sentinels").as_deref() == Some("2")
+                {
+                    break;
+                }
+                assert!(
+                    Instant::now() < deadline,
+                    "sentinel {port} never saw the topology:\n{text}"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    /// SIGKILL of the primary; returns once the sentinels name another one (and how long it took).
+    pub fn kill_primary(&mut self) -> Duration {
+        let before = format!("127.0.0.1:{}", self.primary.port);
+        let started = Instant::now();
+        self.primary.kill();
+        let deadline = started + Duration::from_secs(30);
+        loop {
+            if let Some(now) = self.named_primary().filter(|a| *a != before) {
+                let _ = now;
+                return started.elapsed();
+            }
+            assert!(Instant::now() < deadline, "no failover within 30 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Sentinels {
+    fn drop(&mut self) {
+        for (_, child) in &mut self.sentinels {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port()
+}

@@ -166,6 +166,11 @@ impl TestServer {
         server
     }
 
+    /// A server over a store of the test's making (Redis through Sentinel, say).
+    pub async fn over_store(store: Arc<dyn TicketStore>) -> TestServer {
+        TestServer::launch(None, store, None, test_settings()).await
+    }
+
     /// Another instance over the same Redis, as a deployment runs several.
     pub async fn another_instance(&self) -> TestServer {
         let url = self

@@ -100,7 +100,7 @@ impl Sentinels {
     }
 
     /// Waits until both replicas are in sync with the primary.
-    fn wait_for_replication(&self) {
+    pub fn wait_for_replication(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let info = self.primary.command(&["INFO", "replication"]);
@@ -144,7 +144,8 @@ impl Sentinels {
         }
     }
 
-    /// SIGKILL of the primary; returns once the sentinels name another one (and how long it took).
+    /// SIGKILL of the primary; returns once the sentinels name another one, with how long that
+    /// took.
     pub fn kill_primary(&mut self) -> Duration {
         let before = format!("127.0.0.1:{}", self.primary.port);
         let started = Instant::now();

@@ -220,6 +220,11 @@ async fn a_killed_primary_is_followed_and_replica_waits_keep_every_acknowledged_
         "the service followed the failover"
     );
     assert!(
+        waited.failover < Duration::from_secs(10),
+        "Sentinel named a new primary {:?} after the kill",
+        waited.failover
+    );
+    assert!(
         waited.serving_again < Duration::from_secs(15),
         "serving again {:?} after the kill",
         waited.serving_again

@@ -294,6 +294,52 @@ fn every_alert_has_unit_tests_that_fire_it_and_keep_it_silent() {
 }
 
 #[test]
+fn every_compose_dependency_is_a_service_and_the_instances_follow_sentinel() {
+    let compose = std::fs::read_to_string("deploy/compose.yaml").expect("compose");
+    let services: Vec<&str> = compose
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   ") && !l.trim().starts_with('#'))
+        .filter_map(|l| l.trim().split(':').next())
+        .collect();
+    let lines: Vec<&str> = compose.lines().collect();
+    for (i, line) in lines.iter().enumerate() {
+        if line.trim() != "depends_on:" {
+            continue;
+        }
+        for dependency in lines[i + 1..]
+            .iter()
+            .take_while(|l| l.starts_with("      "))
+            .filter(|l| !l.starts_with("       "))
+        {
+            let name = dependency.trim().trim_end_matches(':');
+            assert!(
+                services.contains(&name),
+                "depends on {name}: no such service"
+            );
+        }
+    }
+    for service in [
+        "redis-primary",
+        "redis-replica-1",
+        "redis-replica-2",
+        "sentinel-1",
+        "sentinel-2",
+        "sentinel-3",
+    ] {
+        assert!(services.contains(&service), "{service} in the stack");
+    }
+    assert!(
+        compose.contains(
+            "CALLROUTER_REDIS_SENTINEL: sentinel-1:26379,sentinel-2:26379,sentinel-3:26379"
+        )
+    );
+    assert!(compose.contains("CALLROUTER_REDIS_SENTINEL_MASTER: callrouter"));
+    assert!(compose.contains("CALLROUTER_REDIS_WAIT_REPLICAS: \"1\""));
+    let sentinel = std::fs::read_to_string("deploy/redis/sentinel.conf").expect("sentinel");
+    assert!(sentinel.contains("sentinel monitor callrouter redis-primary 6379 2"));
+}
+
+#[test]
 fn alertmanager_routes_pages_to_the_on_call_and_tickets_to_operations() {
     if !tool("amtool", "prometheus-alertmanager") {
         return;

@@ -174,3 +174,34 @@ fn serve_fails_closed_without_real_secrets() {
     let stderr = refused(&["--dev", "--grpc-addr", &grpc, "--admin-addr", &admin]);
     assert!(stderr.contains("loopback addresses only"), "{stderr}");
 }
+
+#[test]
+fn serve_refuses_a_redis_mode_given_by_halves() {
+    for (args, says) in [
+        (
+            vec!["--dev", "--redis-sentinel", "127.0.0.1:26379"],
+            "--redis-sentinel needs --redis-sentinel-master",
+        ),
+        (
+            vec!["--dev", "--redis-sentinel-master", "callrouter"],
+            "--redis-sentinel-master needs --redis-sentinel",
+        ),
+        (
+            vec![
+                "--dev",
+                "--redis-sentinel",
+                "nowhere",
+                "--redis-sentinel-master",
+                "m",
+            ],
+            "host:port",
+        ),
+        (
+            vec!["--dev", "--redis-wait-replicas", "1"],
+            "--redis-wait-replicas needs Redis",
+        ),
+    ] {
+        let stderr = refused(&args);
+        assert!(stderr.contains(says), "{args:?}: {stderr}");
+    }
+}

@@ -76,6 +76,10 @@ pub struct ServeOptions {
     /// The master name the sentinels monitor (with --redis-sentinel).
     #[arg(long, env = "CALLROUTER_REDIS_SENTINEL_MASTER")]
     pub redis_sentinel_master: Option<String>,
+    /// Redis Cluster: seed nodes (host:port,host:port,…); each partition's keys live on the node
+    /// that serves its slot. REDIS_URL then only gives the scheme, user and password.
+    #[arg(long, env = "CALLROUTER_REDIS_CLUSTER")]
+    pub redis_cluster: Option<String>,
     /// Replicas that must have a transition before it is acknowledged to the client (Redis
     /// WAIT); 0: acknowledged once the primary has it.
     #[arg(long, env = "CALLROUTER_REDIS_WAIT_REPLICAS", default_value_t = 0)]
@@ -368,6 +372,7 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         options.redis_url.as_deref(),
         options.redis_sentinel.as_deref(),
         options.redis_sentinel_master.as_deref(),
+        options.redis_cluster.as_deref(),
     )?;
     let store: Arc<dyn TicketStore> = match target {
         Some(target) => {
@@ -376,6 +381,9 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
                 RedisTarget::Sentinel { master, .. } => {
                     tracing::info!(master = %master, "queue store: Redis through Sentinel")
                 }
+                RedisTarget::Cluster { nodes, .. } => {
+                    tracing::info!(seeds = nodes.len(), "queue store: Redis Cluster")
+                }
             }
             let tls = options.redis_tls()?;
             let store = RedisStore::connect_to(target, &tls, options.store_settings());
@@ -383,7 +391,8 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         }
         None if options.redis_wait_replicas > 0 => {
             return Err(
-                "--redis-wait-replicas needs Redis (REDIS_URL or --redis-sentinel)".to_owned(),
+                "--redis-wait-replicas needs Redis (REDIS_URL, --redis-sentinel or --redis-cluster)"
+                    .to_owned(),
             );
         }
         None => Arc::new(MemoryStore::new(options.store_settings())),

@@ -2,6 +2,7 @@
 //! a real `redis-server` of its own.
 
 mod support {
+    pub mod cluster;
     pub mod redis_server;
     pub mod sentinel;
 }
@@ -1150,6 +1151,41 @@ macro_rules! conformance {
 
 /// A test of the suite, as a function a topology started once can run.
 type Suite = fn(Store) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
+
+/// The whole suite on a Redis Cluster (three primaries, three replicas), every acknowledged
+/// transition waiting for one replica: partitions spread over the shards, claims and moves across
+/// them. The cluster starts once; each test has a namespace of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_whole_suite_passes_on_a_redis_cluster_waiting_for_a_replica() {
+    let Some(cluster) = tokio::task::block_in_place(support::cluster::Cluster::start) else {
+        return;
+    };
+    for (name, test) in SUITE {
+        let target = RedisTarget::Cluster {
+            nodes: cluster.seeds(),
+            url: cluster.url(),
+        };
+        let store = RedisStore::connect_to(
+            target,
+            &RedisTls::default(),
+            StoreSettings {
+                namespace: format!("callrouter:cluster-{name}"),
+                wait_replicas: 1,
+                ..settings()
+            },
+        )
+        .expect("connect to the cluster");
+        test(Arc::new(store)).await;
+    }
+    // The partitions' keys went to more than one shard.
+    let shards = cluster
+        .nodes
+        .iter()
+        .filter(|n| n.command(&["ROLE"]).starts_with("master"))
+        .filter(|n| n.command(&["DBSIZE"]).trim() != "0")
+        .count();
+    assert!(shards >= 2, "keys on {shards} shard(s)");
+}
 
 /// The whole suite through Redis Sentinel (a primary, two replicas, three sentinels), every
 /// acknowledged transition waiting for one replica: the topology starts once, each test has a

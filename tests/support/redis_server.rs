@@ -25,6 +25,8 @@ pub struct RedisServer {
     tls: Option<ServerTls>,
     /// The primary's port, for a replica.
     replica_of: Option<u16>,
+    /// The cluster bus port, for a cluster node.
+    cluster_bus: Option<u16>,
 }
 
 /// The replication user's password (`deploy/redis/users.acl.example`).
@@ -64,10 +66,32 @@ impl RedisServer {
         RedisServer::start_full(fsync, tls, None)
     }
 
+    /// Starts a node for a Redis Cluster (not yet joined to one).
+    pub fn start_cluster_node() -> Option<RedisServer> {
+        let bus = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free loopback port");
+        let mut server = RedisServer::start_full_with("everysec", None, None, Some(bus));
+        if let Some(node) = server.as_mut() {
+            node.cluster_bus = Some(bus);
+        }
+        server
+    }
+
     fn start_full(
         fsync: &'static str,
         tls: Option<ServerTls>,
         replica_of: Option<u16>,
+    ) -> Option<RedisServer> {
+        RedisServer::start_full_with(fsync, tls, replica_of, None)
+    }
+
+    fn start_full_with(
+        fsync: &'static str,
+        tls: Option<ServerTls>,
+        replica_of: Option<u16>,
+        cluster_bus: Option<u16>,
     ) -> Option<RedisServer> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
@@ -84,6 +108,7 @@ impl RedisServer {
             fsync,
             tls,
             replica_of,
+            cluster_bus,
         };
         match server.spawn() {
             Ok(()) => Some(server),
@@ -146,6 +171,13 @@ impl RedisServer {
         };
         if let Some(primary) = self.replica_of {
             command.args(["--replicaof", "127.0.0.1", &primary.to_string()]);
+        }
+        if let Some(bus) = self.cluster_bus {
+            command
+                .args(["--cluster-enabled", "yes", "--cluster-node-timeout", "1000"])
+                .args(["--cluster-port", &bus.to_string()])
+                .arg("--cluster-config-file")
+                .arg(self.dir.join("nodes.conf"));
         }
         // Whoever becomes primary authenticates its replicas the same way after a failover.
         command.args([
@@ -219,6 +251,11 @@ impl RedisServer {
     /// The store's URL to this server reached at another address (through a proxy).
     pub fn url_at(&self, addr: SocketAddr) -> String {
         format!("redis://callrouter:{CALLROUTER_PASSWORD}@{addr}/")
+    }
+
+    /// Whether the server runs (it was not killed or stopped).
+    pub fn is_running(&self) -> bool {
+        self.child.is_some()
     }
 
     /// SIGKILL: no shutdown, no final fsync beyond what `appendfsync always` already did.

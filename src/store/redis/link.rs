@@ -13,8 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
-use redis::{Client, RedisError};
+use redis::aio::{
+    ConnectionLike, ConnectionManager, ConnectionManagerConfig, MultiplexedConnection,
+};
+use redis::cluster::{ClusterClient, ClusterConfig};
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, RedisError, RedisFuture};
 
 use super::RedisTls;
 use crate::store::StoreError;
@@ -31,6 +35,9 @@ pub enum RedisTarget {
         master: String,
         url: String,
     },
+    /// A Redis Cluster, found from its seed nodes (`host:port`); `url` gives what to connect
+    /// with (scheme, user, password), its host being replaced by each node's.
+    Cluster { nodes: Vec<String>, url: String },
 }
 
 impl RedisTarget {
@@ -40,21 +47,24 @@ impl RedisTarget {
         url: Option<&str>,
         sentinels: Option<&str>,
         master: Option<&str>,
+        cluster: Option<&str>,
     ) -> Result<Option<RedisTarget>, String> {
+        if let Some(list) = cluster {
+            if sentinels.is_some() || master.is_some() {
+                return Err(
+                    "--redis-cluster and --redis-sentinel are two modes: give one".to_owned(),
+                );
+            }
+            let nodes = host_ports("--redis-cluster", "nodes", list)?;
+            return Ok(Some(RedisTarget::Cluster {
+                nodes,
+                url: url.unwrap_or("redis://").to_owned(),
+            }));
+        }
         match (sentinels, master) {
             (None, None) => Ok(url.map(|u| RedisTarget::Url(u.to_owned()))),
             (Some(list), Some(master)) => {
-                let sentinels: Vec<String> = list
-                    .split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect();
-                if sentinels.is_empty() || sentinels.iter().any(|s| !s.contains(':')) {
-                    return Err(format!(
-                        "--redis-sentinel must list sentinels as host:port,host:port (got '{list}')"
-                    ));
-                }
+                let sentinels = host_ports("--redis-sentinel", "sentinels", list)?;
                 if master.trim().is_empty() {
                     return Err("--redis-sentinel-master must name the master".to_owned());
                 }
@@ -76,16 +86,108 @@ impl RedisTarget {
     }
 }
 
+/// A `host:port,host:port` list, each entry checked.
+fn host_ports(flag: &str, what: &str, list: &str) -> Result<Vec<String>, String> {
+    let entries: Vec<String> = list
+        .split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect();
+    if entries.is_empty() || entries.iter().any(|s| !s.contains(':')) {
+        return Err(format!(
+            "{flag} must list {what} as host:port,host:port (got '{list}')"
+        ));
+    }
+    Ok(entries)
+}
+
+/// A connection to the Redis in use: one server (reconnecting by itself, or of an operation's
+/// own), or a cluster (following MOVED and ASK, one connection per node).
+#[derive(Clone)]
+pub(super) enum Conn {
+    Managed(ConnectionManager),
+    Own(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, redis::Value> {
+        match self {
+            Conn::Managed(c) => c.req_packed_command(cmd),
+            Conn::Own(c) => c.req_packed_command(cmd),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<redis::Value>> {
+        match self {
+            Conn::Managed(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Own(c) => c.req_packed_commands(cmd, offset, count),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Conn::Managed(c) => c.get_db(),
+            Conn::Own(c) => c.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
+    }
+}
+
+/// How a primary opens connections of an operation's own.
+enum Opener {
+    Server(Client),
+    Cluster(ClusterClient),
+}
+
 /// The Redis in use: its address, its shared connection, and connections for the operations that
 /// must not share one (blocking reads, waits for replicas).
 pub(super) struct Primary {
+    /// `host:port`, or `cluster` for a cluster.
     pub address: String,
-    pub client: Client,
-    pub conn: ConnectionManager,
+    pub conn: Conn,
+    opener: Opener,
     /// Idle connections for blocking reads.
-    pub blocking: Mutex<Vec<MultiplexedConnection>>,
+    pub blocking: Mutex<Vec<Conn>>,
     /// Idle connections for transitions that wait for replicas (`WAIT` holds its connection).
-    pub dedicated: Mutex<Vec<MultiplexedConnection>>,
+    pub dedicated: Mutex<Vec<Conn>>,
+}
+
+impl Primary {
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.conn, Conn::Cluster(_))
+    }
+
+    /// A new connection of an operation's own, without the client's response timeout (the
+    /// caller bounds the wait).
+    pub async fn open(&self, connect_timeout: Duration) -> redis::RedisResult<Conn> {
+        match &self.opener {
+            Opener::Server(client) => {
+                let config = redis::AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(connect_timeout))
+                    .set_response_timeout(None);
+                let conn = client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await?;
+                Ok(Conn::Own(conn))
+            }
+            Opener::Cluster(client) => {
+                let config = ClusterConfig::new()
+                    .set_connection_timeout(connect_timeout)
+                    .set_response_timeout(Duration::from_secs(3600));
+                let conn = client.get_async_connection_with_config(config).await?;
+                Ok(Conn::Cluster(conn))
+            }
+        }
+    }
 }
 
 /// How often the sentinels are asked again at most, while operations keep failing.
@@ -107,7 +209,7 @@ impl Link {
     pub fn new(target: RedisTarget, tls: RedisTls, timeout: Duration) -> Result<Link, StoreError> {
         let current = match &target {
             RedisTarget::Url(url) => Some(Arc::new(primary(url, &tls, timeout)?)),
-            RedisTarget::Sentinel { url, .. } => {
+            RedisTarget::Sentinel { url, .. } | RedisTarget::Cluster { url, .. } => {
                 // Refuse a malformed URL at start, not at the first call.
                 tls.client(url)?;
                 None
@@ -138,9 +240,11 @@ impl Link {
             .clone()
     }
 
-    /// The address in use, if known.
+    /// The address in use, if known (none for a cluster: each partition has its own node).
     pub fn address(&self) -> Option<String> {
-        self.known().map(|p| p.address.clone())
+        self.known()
+            .filter(|p| !p.is_cluster())
+            .map(|p| p.address.clone())
     }
 
     /// Failovers seen since start (the sentinels named another primary).
@@ -159,15 +263,18 @@ impl Link {
     /// Asks the sentinels for the primary and switches to it when it moved. `seen` is the primary
     /// an operation failed on: if another resolution already replaced it, nothing more is done.
     async fn resolve(&self, seen: Option<&Arc<Primary>>) -> Result<Arc<Primary>, StoreError> {
-        let RedisTarget::Sentinel {
-            sentinels,
-            master,
-            url,
-        } = &self.target
-        else {
-            return self
-                .known()
-                .ok_or_else(|| StoreError::Unavailable("no Redis".to_owned()));
+        let (sentinels, master, url) = match &self.target {
+            RedisTarget::Sentinel {
+                sentinels,
+                master,
+                url,
+            } => (sentinels, master, url),
+            RedisTarget::Cluster { nodes, url } => return self.join_cluster(nodes, url).await,
+            RedisTarget::Url(_) => {
+                return self
+                    .known()
+                    .ok_or_else(|| StoreError::Unavailable("no Redis".to_owned()));
+            }
         };
         let mut last = self.resolving.lock().await;
         let current = self.known();
@@ -203,6 +310,50 @@ impl Link {
             tracing::info!(primary = %address, "Redis primary found through Sentinel");
         }
         Ok(next)
+    }
+
+    /// Connects to the cluster (once: the cluster client follows its topology by itself),
+    /// through the first seed nodes that answer.
+    async fn join_cluster(&self, nodes: &[String], url: &str) -> Result<Arc<Primary>, StoreError> {
+        let _one_at_a_time = self.resolving.lock().await;
+        if let Some(primary) = self.known() {
+            return Ok(primary);
+        }
+        let seeds: Vec<String> = nodes.iter().map(|n| with_address(url, n)).collect();
+        let invalid = |e: RedisError| StoreError::Invalid(format!("Redis Cluster: {e}"));
+        let mut builder = ClusterClient::builder(seeds)
+            .connection_timeout(self.timeout)
+            .response_timeout(self.timeout)
+            .retries(2);
+        if let Some(ca) = &self.tls.ca {
+            builder = builder.certs(redis::TlsCertificates {
+                client_tls: self.tls.client.clone().map(|(client_cert, client_key)| {
+                    redis::ClientTlsConfig {
+                        client_cert,
+                        client_key,
+                    }
+                }),
+                root_cert: Some(ca.clone()),
+            });
+        }
+        let client = builder.build().map_err(invalid)?;
+        let conn = client
+            .get_async_connection()
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("Redis Cluster: {e}")))?;
+        let primary = Arc::new(Primary {
+            address: "cluster".to_owned(),
+            conn: Conn::Cluster(conn),
+            opener: Opener::Cluster(client),
+            blocking: Mutex::default(),
+            dedicated: Mutex::default(),
+        });
+        *self
+            .current
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(primary.clone());
+        tracing::info!(seeds = nodes.len(), "connected to the Redis Cluster");
+        Ok(primary)
     }
 
     /// The primary's address: the first sentinel that names one whose `ROLE` is master.
@@ -281,8 +432,8 @@ fn primary(url: &str, tls: &RedisTls, timeout: Duration) -> Result<Primary, Stor
     let address = client.get_connection_info().addr().to_string();
     Ok(Primary {
         address,
-        client,
-        conn,
+        conn: Conn::Managed(conn),
+        opener: Opener::Server(client),
         blocking: Mutex::default(),
         dedicated: Mutex::default(),
     })
@@ -331,11 +482,11 @@ mod tests {
     #[test]
     fn one_mode_at_a_time_and_whole() {
         assert_eq!(
-            RedisTarget::from_options(Some("redis://h/"), None, None),
+            RedisTarget::from_options(Some("redis://h/"), None, None, None),
             Ok(Some(RedisTarget::Url("redis://h/".to_owned())))
         );
-        assert_eq!(RedisTarget::from_options(None, None, None), Ok(None));
-        let sentinel = RedisTarget::from_options(None, Some("a:1, b:2"), Some("callrouter"));
+        assert_eq!(RedisTarget::from_options(None, None, None, None), Ok(None));
+        let sentinel = RedisTarget::from_options(None, Some("a:1, b:2"), Some("callrouter"), None);
         assert_eq!(
             sentinel,
             Ok(Some(RedisTarget::Sentinel {
@@ -349,8 +500,17 @@ mod tests {
             (None, Some("m")),
             (Some("a"), Some("m")),
         ] {
-            let refused = RedisTarget::from_options(None, sentinels, master);
+            let refused = RedisTarget::from_options(None, sentinels, master, None);
             assert!(refused.is_err(), "{sentinels:?} {master:?}");
         }
+        assert_eq!(
+            RedisTarget::from_options(Some("redis://u:p@x/"), None, None, Some("a:1,b:2")),
+            Ok(Some(RedisTarget::Cluster {
+                nodes: vec!["a:1".to_owned(), "b:2".to_owned()],
+                url: "redis://u:p@x/".to_owned(),
+            }))
+        );
+        assert!(RedisTarget::from_options(None, Some("a:1"), Some("m"), Some("b:2")).is_err());
+        assert!(RedisTarget::from_options(None, None, None, Some("nowhere")).is_err());
     }
 }

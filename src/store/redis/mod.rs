@@ -54,15 +54,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::ConnectionManager;
-use redis::{Client, Script, Value};
+use redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
+use redis::{Client, FromRedisValue, Script, Value};
 use rustc_hash::FxHashMap;
 
 use self::clock::{ClockOffset, local_ms};
 pub use self::keys::valid_partition;
 use self::keys::{Keys, PartitionKeys};
 pub use self::link::RedisTarget;
-use self::link::{Link, Primary};
+use self::link::{Conn, Link, Primary};
 use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
 use super::ids::new_ticket_id;
 use super::{
@@ -229,7 +229,7 @@ impl RedisStore {
     /// operation is not retried (it may have been applied).
     async fn on_primary<T, F, Fut>(&self, ticket_id: &str, call: F) -> Result<T, StoreError>
     where
-        F: FnOnce(ConnectionManager) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: std::future::Future<Output = redis::RedisResult<T>>,
     {
         let primary = self.link.primary().await?;
@@ -306,9 +306,28 @@ impl RedisStore {
         wait.cmd("WAIT")
             .arg(asked)
             .arg(self.settings.replica_wait.as_millis().max(1) as u64);
+        let sync = at.sync();
         let steps = async {
             let value = invocation.invoke_async::<Value>(&mut conn).await?;
-            let (confirmed,): (u32,) = wait.query_async(&mut conn).await?;
+            let confirmed: u32 = match &mut conn {
+                // A bare WAIT would go to every primary: it goes to the partition's node.
+                Conn::Cluster(cluster) => {
+                    redis::cmd("INCR")
+                        .arg(&sync)
+                        .query_async::<i64>(&mut *cluster)
+                        .await?;
+                    let node = RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(
+                        Route::with_key(&sync, SlotAddr::Master),
+                    ));
+                    let mut command = redis::cmd("WAIT");
+                    command
+                        .arg(asked)
+                        .arg(self.settings.replica_wait.as_millis().max(1) as u64);
+                    let reply = cluster.route_command(command, node).await?;
+                    u32::from_redis_value(reply).map_err(redis::RedisError::from)?
+                }
+                _ => wait.query_async::<(u32,)>(&mut conn).await?.0,
+            };
             Ok::<_, redis::RedisError>((value, confirmed))
         };
         let bound = self.settings.operation_timeout + self.settings.replica_wait;
@@ -348,6 +367,34 @@ impl RedisStore {
             |mut conn| async move { pipe.query_async(&mut conn).await },
         )
         .await
+    }
+
+    /// Groups of commands, each group's keys in one slot (one partition, or none): one round trip
+    /// on one Redis; on a cluster, one per group, since a pipeline whose keys span slots would
+    /// fail there. The replies, group by group.
+    async fn pipelines(&self, groups: &[redis::Pipeline]) -> Result<Vec<Vec<Value>>, StoreError> {
+        if self.link.primary().await?.is_cluster() {
+            let mut replies = Vec::with_capacity(groups.len());
+            for group in groups {
+                replies.push(if group.is_empty() {
+                    Vec::new()
+                } else {
+                    self.pipeline(group).await?
+                });
+            }
+            return Ok(replies);
+        }
+        let mut all = redis::pipe();
+        for group in groups {
+            for cmd in group.cmd_iter() {
+                all.add_command(cmd.clone());
+            }
+        }
+        let mut replies = self.pipeline(&all).await?.into_iter();
+        Ok(groups
+            .iter()
+            .map(|group| replies.by_ref().take(group.len()).collect())
+            .collect())
     }
 
     /// Reads Redis's `TIME` and records its offset over our clock (the health check does, every
@@ -409,14 +456,18 @@ impl RedisStore {
         agent_id: &str,
         claim_id: &str,
     ) -> Result<Vec<&'a Partition>, StoreError> {
-        let mut pipe = redis::pipe();
-        for (at, _) in by_partition.values() {
-            pipe.cmd("EXISTS").arg(at.claim(agent_id, claim_id));
-        }
-        let found = self.pipeline(&pipe).await?;
+        let groups: Vec<redis::Pipeline> = by_partition
+            .values()
+            .map(|(at, _)| {
+                let mut pipe = redis::pipe();
+                pipe.cmd("EXISTS").arg(at.claim(agent_id, claim_id));
+                pipe
+            })
+            .collect();
+        let found = self.pipelines(&groups).await?;
         let mut partitions = Vec::new();
         for (partition, exists) in by_partition.keys().zip(&found) {
-            if int(exists)? == 1 {
+            if exists.first().map(int).transpose()? == Some(1) {
                 partitions.push(*partition);
             }
         }
@@ -429,9 +480,10 @@ impl RedisStore {
         &self,
         by_partition: &'a BTreeMap<&'a Partition, (PartitionKeys, Vec<&'a str>)>,
     ) -> Result<Vec<&'a Partition>, StoreError> {
-        let mut pipe = redis::pipe();
+        let mut groups = Vec::new();
         let mut order = Vec::new();
         for (partition, (at, teams)) in by_partition {
+            let mut pipe = redis::pipe();
             for team in teams {
                 pipe.cmd("ZRANGE")
                     .arg(at.queue(team))
@@ -440,8 +492,9 @@ impl RedisStore {
                     .arg("WITHSCORES");
                 order.push(*partition);
             }
+            groups.push(pipe);
         }
-        let heads = self.pipeline(&pipe).await?;
+        let heads: Vec<Value> = self.pipelines(&groups).await?.concat();
         let mut best: FxHashMap<&Partition, f64> = FxHashMap::default();
         for (partition, head) in order.iter().zip(&heads) {
             if let Some(score) = array(head)?.get(1).map(text).transpose()? {

@@ -6,11 +6,10 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::Value;
-use redis::aio::MultiplexedConnection;
 
 use super::RedisStore;
 use super::keys::valid_stream_id;
-use super::link::{Primary, failover_may_explain};
+use super::link::{Conn, Primary, failover_may_explain};
 use super::reply::{
     array, field_map, int, parse_events, parse_position, parse_ticket, redis_time, store_error,
     text, ticket_from_fields,
@@ -97,39 +96,44 @@ impl RedisStore {
         &self,
         queues: &[QueueRef],
     ) -> Result<(Vec<QueueStats>, Vec<(QueueRef, StateCounts)>), StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("TIME");
-        for q in queues {
+        let (mut groups, places) = by_partition(queues.iter().map(|q| {
             let at = self.keys.of_queue(q)?;
             let key = at.queue(&q.team);
+            let mut cmds = Vec::with_capacity(STATS_REPLIES);
             for urgency in Urgency::ALL {
                 let low = f64::from(urgency.rank()) * 1e13;
                 let high = format!("({}", low + 1e13);
-                pipe.cmd("ZCOUNT").arg(&key).arg(low).arg(&high);
-                pipe.cmd("ZRANGEBYSCORE")
-                    .arg(&key)
+                let mut count = redis::cmd("ZCOUNT");
+                count.arg(&key).arg(low).arg(&high);
+                let mut head = redis::cmd("ZRANGEBYSCORE");
+                head.arg(&key)
                     .arg(low)
                     .arg(&high)
                     .arg("WITHSCORES")
                     .arg("LIMIT")
                     .arg(0)
                     .arg(1);
+                cmds.extend([count, head]);
             }
-            pipe.cmd("HGETALL").arg(at.stats(&q.team));
-        }
-        let replies = self.pipeline(&pipe).await?;
-        let (time, per_queue) = replies
-            .split_first()
-            .ok_or_else(|| StoreError::Corrupt("TIME".to_owned()))?;
-        let now = redis_time(time)?;
+            let mut counts = redis::cmd("HGETALL");
+            counts.arg(at.stats(&q.team));
+            cmds.push(counts);
+            Ok((q.partition.clone(), cmds))
+        }))?;
+        let mut time = redis::pipe();
+        time.cmd("TIME");
+        groups.push(time);
+        let replies = self.pipelines(&groups).await?;
+        let now = redis_time(
+            replies
+                .last()
+                .and_then(|r| r.first())
+                .ok_or_else(|| StoreError::Corrupt("TIME".to_owned()))?,
+        )?;
+        let per_queue = placed(&replies, &places, STATS_REPLIES)?;
         let mut stats = Vec::new();
         let mut counts = Vec::new();
-        let mut chunks = per_queue.chunks(STATS_REPLIES);
-        for q in queues {
-            let chunk = chunks
-                .next()
-                .filter(|c| c.len() == STATS_REPLIES)
-                .ok_or_else(|| StoreError::Corrupt("stats reply".to_owned()))?;
+        for (q, chunk) in queues.iter().zip(&per_queue) {
             for (i, urgency) in Urgency::ALL.into_iter().enumerate() {
                 let base = f64::from(urgency.rank()) * 1e13;
                 let oldest = array(&chunk[2 * i + 1])?
@@ -268,8 +272,8 @@ impl RedisStore {
     pub(super) async fn own_connection(
         &self,
         primary: &Primary,
-        pool: &Mutex<Vec<MultiplexedConnection>>,
-    ) -> Result<MultiplexedConnection, StoreError> {
+        pool: &Mutex<Vec<Conn>>,
+    ) -> Result<Conn, StoreError> {
         let idle = pool
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -277,12 +281,8 @@ impl RedisStore {
         if let Some(conn) = idle {
             return Ok(conn);
         }
-        let config = redis::AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.settings.operation_timeout))
-            .set_response_timeout(None);
         primary
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
+            .open(self.settings.operation_timeout)
             .await
             .map_err(|e| store_error(e, ""))
     }
@@ -335,12 +335,14 @@ impl RedisStore {
 
     /// Tickets in each partition's move outbox: one pipeline.
     pub(super) async fn outboxes(&self, partitions: &[Partition]) -> Result<Vec<u64>, StoreError> {
-        let mut pipe = redis::pipe();
+        let mut groups = Vec::new();
         for partition in partitions {
             let at = self.keys.partition(partition)?;
+            let mut pipe = redis::pipe();
             pipe.cmd("ZCOUNT").arg(at.outbox()).arg("-inf").arg("+inf");
+            groups.push(pipe);
         }
-        counts(&self.pipeline(&pipe).await?, partitions.len())
+        counts(&self.pipelines(&groups).await?.concat(), partitions.len())
     }
 
     /// Waiting tickets of each queue and urgency that entered it between two times: one pipeline
@@ -349,31 +351,32 @@ impl RedisStore {
         &self,
         ranges: &[(QueueRef, Urgency, Millis, Millis)],
     ) -> Result<Vec<u64>, StoreError> {
-        let mut pipe = redis::pipe();
-        for (queue, urgency, from, to) in ranges {
+        let (groups, places) = by_partition(ranges.iter().map(|(queue, urgency, from, to)| {
             let at = self.keys.of_queue(queue)?;
-            let low = queue_score(*urgency, (*from).max(0));
-            let high = queue_score(*urgency, (*to).max(0));
-            pipe.cmd("ZCOUNT")
-                .arg(at.queue(&queue.team))
-                .arg(low)
-                .arg(high);
-        }
-        counts(&self.pipeline(&pipe).await?, ranges.len())
+            let mut cmd = redis::cmd("ZCOUNT");
+            cmd.arg(at.queue(&queue.team))
+                .arg(queue_score(*urgency, (*from).max(0)))
+                .arg(queue_score(*urgency, (*to).max(0)));
+            Ok((queue.partition.clone(), vec![cmd]))
+        }))?;
+        let replies = self.pipelines(&groups).await?;
+        counts(&placed(&replies, &places, 1)?.concat(), ranges.len())
     }
 
     /// Every agent seen, offline once its last heartbeat is older than the presence TTL (by
     /// Redis's clock).
     pub(super) async fn presence(&self) -> Result<Vec<AgentStatus>, StoreError> {
-        let mut pipe = redis::pipe();
-        pipe.cmd("TIME");
-        pipe.cmd("ZRANGE")
+        let mut time = redis::pipe();
+        time.cmd("TIME");
+        let mut agents = redis::pipe();
+        agents
+            .cmd("ZRANGE")
             .arg(self.keys.agents("seen"))
             .arg(0)
             .arg(-1)
             .arg("WITHSCORES");
-        pipe.cmd("HGETALL").arg(self.keys.agents("status"));
-        let replies = self.pipeline(&pipe).await?;
+        agents.cmd("HGETALL").arg(self.keys.agents("status"));
+        let replies = self.pipelines(&[time, agents]).await?.concat();
         let [now, seen, statuses] = replies.as_slice() else {
             return Err(StoreError::Corrupt("agents reply".to_owned()));
         };
@@ -428,11 +431,53 @@ fn counts(replies: &[Value], asked: usize) -> Result<Vec<u64>, StoreError> {
 }
 
 /// Puts a connection that answered back in its pool (a failed one is dropped instead).
-pub(super) fn give_back(pool: &Mutex<Vec<MultiplexedConnection>>, conn: MultiplexedConnection) {
+pub(super) fn give_back(pool: &Mutex<Vec<Conn>>, conn: Conn) {
     let mut pool = pool
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     if pool.len() < POOL {
         pool.push(conn);
     }
+}
+
+/// Commands of several partitions, grouped into one pipeline per partition (a cluster slot):
+/// the groups, and where each item's first reply is (group, index in the group).
+type Grouped = (Vec<redis::Pipeline>, Vec<(usize, usize)>);
+
+pub(super) fn by_partition(
+    items: impl Iterator<Item = Result<(Partition, Vec<redis::Cmd>), StoreError>>,
+) -> Result<Grouped, StoreError> {
+    let mut index: std::collections::BTreeMap<Partition, usize> = Default::default();
+    let mut groups: Vec<redis::Pipeline> = Vec::new();
+    let mut places = Vec::new();
+    for item in items {
+        let (partition, cmds) = item?;
+        let group = *index.entry(partition).or_insert_with(|| {
+            groups.push(redis::pipe());
+            groups.len() - 1
+        });
+        places.push((group, groups[group].len()));
+        for cmd in cmds {
+            groups[group].add_command(cmd);
+        }
+    }
+    Ok((groups, places))
+}
+
+/// Each item's `n` replies, in the items' order, from the replies of [`by_partition`]'s groups.
+pub(super) fn placed(
+    replies: &[Vec<Value>],
+    places: &[(usize, usize)],
+    n: usize,
+) -> Result<Vec<Vec<Value>>, StoreError> {
+    places
+        .iter()
+        .map(|&(group, at)| {
+            replies
+                .get(group)
+                .and_then(|r| r.get(at..at + n))
+                .map(<[Value]>::to_vec)
+                .ok_or_else(|| StoreError::Corrupt("pipeline replies".to_owned()))
+        })
+        .collect()
 }

@@ -317,9 +317,10 @@ async fn prometheus_counts_the_store_once_and_every_query_and_rule_evaluates() {
     assert_eq!((reserved, agents, available), (3, 3, 2));
     assert!(waiting >= 10, "{waiting} waiting");
 
-    eventually("Prometheus sees the store", || {
+    eventually("Prometheus sees the store and Redis", || {
         prometheus.value("sum(callrouter_queue_depth)") == Some(waiting as f64)
             && prometheus.value("sum(callrouter_agents)") == Some(agents as f64)
+            && prometheus.value("redis_up") == Some(1.0)
     });
     for (expr, expected) in [
         ("sum(callrouter_queue_depth)", waiting as f64),

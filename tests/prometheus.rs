@@ -351,6 +351,11 @@ async fn prometheus_counts_the_store_once_and_every_query_and_rule_evaluates() {
         ("count(up{job=\"callrouter\"} == 1)", 2.0),
         ("redis_up", 1.0),
     ] {
+        // Each instance is scraped on its own schedule: the last calls show within a scrape.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while prometheus.value(expr) != Some(expected) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+        }
         assert_eq!(prometheus.value(expr), Some(expected), "{expr}");
     }
 

@@ -2,6 +2,7 @@
 //! ticket per call id — against a real `redis-server` and against the in-memory store.
 
 mod support {
+    pub mod cluster;
     pub mod redis_server;
 }
 
@@ -13,7 +14,7 @@ use callrouter::datagen::Rng;
 use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
-use callrouter::store::redis::RedisStore;
+use callrouter::store::redis::{RedisStore, RedisTarget, RedisTls};
 use callrouter::store::{Hold, NewTicket, StoreError, StoreSettings, TicketState, TicketStore};
 use support::redis_server::RedisServer;
 
@@ -314,6 +315,23 @@ macro_rules! both_stores {
                 async fn $name() {
                     super::$name(std::sync::Arc::new(super::MemoryStore::new(super::settings()))).await;
                 }
+            )*
+        }
+
+        /// The same on a Redis Cluster (three primaries, three replicas), started once.
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn on_a_redis_cluster() {
+            let Some(cluster) = tokio::task::block_in_place(support::cluster::Cluster::start) else {
+                return;
+            };
+            $(
+                let target = RedisTarget::Cluster { nodes: cluster.seeds(), url: cluster.url() };
+                let own = StoreSettings {
+                    namespace: format!("callrouter:conc-{}", stringify!($name)),
+                    ..settings()
+                };
+                let store = RedisStore::connect_to(target, &RedisTls::default(), own).expect("connect");
+                $name(Arc::new(store)).await;
             )*
         }
     };

@@ -112,12 +112,33 @@ impl Cluster {
             .expect("a primary serves the slot")
     }
 
-    /// SIGKILL of a node; returns once its replica has taken over and the cluster is ok again,
-    /// with how long that took.
+    /// SIGKILL of a node; returns once the others mark it failed and the cluster is ok again (its
+    /// replica took over its slots), with how long that took.
     pub fn kill(&mut self, node: usize) -> Duration {
+        let victim = self.nodes[node].command(&["CLUSTER", "MYID"]);
         let started = Instant::now();
         self.nodes[node].kill();
-        self.wait_until_ok();
+        let deadline = started + Duration::from_secs(30);
+        let witness = self
+            .nodes
+            .iter()
+            .find(|n| n.is_running())
+            .expect("a live node");
+        loop {
+            let nodes = witness.command(&["CLUSTER", "NODES"]);
+            let failed = nodes
+                .lines()
+                .any(|l| l.starts_with(victim.trim()) && l.contains("fail"));
+            let info = witness.command(&["CLUSTER", "INFO"]);
+            if failed && info.contains("cluster_state:ok") {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no failover within 30 s:\n{nodes}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
         started.elapsed()
     }
 }

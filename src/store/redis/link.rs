@@ -210,8 +210,8 @@ impl Link {
         let current = match &target {
             RedisTarget::Url(url) => Some(Arc::new(primary(url, &tls, timeout)?)),
             RedisTarget::Sentinel { url, .. } | RedisTarget::Cluster { url, .. } => {
-                // Refuse a malformed URL at start, not at the first call.
-                tls.client(url)?;
+                // Refuse a malformed URL at start, not at the first call (its host is replaced).
+                tls.client(&with_address(url, "localhost:6379"))?;
                 None
             }
         };
@@ -512,5 +512,26 @@ mod tests {
         );
         assert!(RedisTarget::from_options(None, Some("a:1"), Some("m"), Some("b:2")).is_err());
         assert!(RedisTarget::from_options(None, None, None, Some("nowhere")).is_err());
+    }
+
+    #[test]
+    fn sentinel_and_cluster_take_a_url_without_host() {
+        let timeout = Duration::from_millis(100);
+        for target in [
+            RedisTarget::Cluster {
+                nodes: vec!["127.0.0.1:7000".to_owned()],
+                url: "redis://".to_owned(),
+            },
+            RedisTarget::Sentinel {
+                sentinels: vec!["127.0.0.1:26379".to_owned()],
+                master: "callrouter".to_owned(),
+                url: "redis://callrouter:pw@/0".to_owned(),
+            },
+        ] {
+            assert!(
+                Link::new(target.clone(), RedisTls::default(), timeout).is_ok(),
+                "{target:?}"
+            );
+        }
     }
 }

@@ -36,6 +36,8 @@ struct Report {
     /// From the kill to the answer of the first call sent after it and queued.
     serving_again: Duration,
     failovers_followed: f64,
+    /// A watch opened before the kill showed a ticket created after it.
+    watch_followed: bool,
 }
 
 fn store_through(topology: &Sentinels, wait_replicas: u32) -> RedisStore {
@@ -129,6 +131,24 @@ async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
             }
         }));
     }
+    // A desk watches its teams' feeds across the failover.
+    let seen: Arc<Mutex<std::collections::HashSet<String>>> = Arc::default();
+    let mut watch = server
+        .desk(Some("tl-agent-1"))
+        .watch_tickets(pb::WatchTicketsRequest::default())
+        .await
+        .expect("watch")
+        .into_inner();
+    let watcher = {
+        let seen = seen.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(event)) = watch.message().await {
+                if let Some(ticket) = event.ticket {
+                    seen.lock().expect("set").insert(ticket.ticket_id);
+                }
+            }
+        })
+    };
     tokio::time::sleep(Duration::from_secs(2)).await;
     // The replication stream stalls (a slow link) for 0.8 s, then the primary dies: what the
     // replicas had not received is gone with it.
@@ -164,6 +184,27 @@ async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
     for task in tasks {
         task.await.expect("load task");
     }
+    // The watch follows the new primary: a call routed now shows in it.
+    let marker = server
+        .routing(Some("telephony-ivr"))
+        .route_call(leak_call("fo-marker"))
+        .await
+        .expect("routed")
+        .into_inner()
+        .ticket
+        .expect("queued")
+        .ticket_id;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let watch_followed = loop {
+        if seen.lock().expect("set").contains(&marker) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    watcher.abort();
     let metrics = server.admin_get("/metrics").await;
     let failovers_followed = metrics
         .lines()
@@ -186,6 +227,7 @@ async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
         failover,
         serving_again,
         failovers_followed,
+        watch_followed,
         ..Report::default()
     };
     for id in &tickets {
@@ -221,6 +263,7 @@ async fn a_killed_primary_is_followed_and_replica_waits_keep_every_acknowledged_
         waited.failovers_followed, 1.0,
         "the service followed the failover"
     );
+    assert!(waited.watch_followed, "the watch followed the new primary");
     assert!(
         waited.failover < Duration::from_secs(10),
         "Sentinel named a new primary {:?} after the kill",

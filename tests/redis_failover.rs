@@ -40,7 +40,7 @@ struct Report {
     watch_followed: bool,
 }
 
-fn store_through(topology: &Sentinels, wait_replicas: u32) -> RedisStore {
+fn store_through(topology: &Sentinels, wait_replicas: u32, timeout: Duration) -> RedisStore {
     let target = RedisTarget::Sentinel {
         sentinels: topology.addresses().split(',').map(str::to_owned).collect(),
         master: MASTER.to_owned(),
@@ -48,14 +48,19 @@ fn store_through(topology: &Sentinels, wait_replicas: u32) -> RedisStore {
     };
     let settings = StoreSettings {
         namespace: "callrouter:api".to_owned(),
-        operation_timeout: Duration::from_millis(500),
+        operation_timeout: timeout,
         wait_replicas,
         ..StoreSettings::default()
     };
     RedisStore::connect_to(target, &RedisTls::default(), settings).expect("connect")
 }
 
+/// One topology at a time: each test's timings are its own, not shared with another's load on the
+/// same two cores.
+static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let mut topology = tokio::task::block_in_place(Sentinels::start)?;
     // The replicas follow the primary through proxies that can hold the replication stream back.
     let primary: std::net::SocketAddr = ([127, 0, 0, 1], topology.primary.port).into();
@@ -66,40 +71,19 @@ async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
         links.push(link);
     }
     tokio::task::block_in_place(|| topology.wait_for_replication());
-    let server =
-        Arc::new(TestServer::over_store(Arc::new(store_through(&topology, wait_replicas))).await);
+    let server = Arc::new(
+        TestServer::over_store(Arc::new(store_through(
+            &topology,
+            wait_replicas,
+            Duration::from_millis(500),
+        )))
+        .await,
+    );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _stop_on_failure = StopOnDrop(stop.clone());
-    // Acknowledged tickets: when the call was sent, when it was answered, the ticket.
-    let tickets: Arc<Mutex<Vec<(Instant, Instant, String)>>> = Arc::default();
+    let tickets: Acknowledged = Arc::default();
     let completions: Arc<Mutex<Vec<String>>> = Arc::default();
-    let mut tasks = Vec::new();
-    for caller in 0..4 {
-        let (server, stop, tickets) = (server.clone(), stop.clone(), tickets.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut telephony = server.routing(Some("telephony-ivr"));
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let sent = Instant::now();
-                if let Ok(routed) = telephony
-                    .route_call(leak_call(&format!("fo-{caller}-{n}")))
-                    .await
-                {
-                    let routed = routed.into_inner();
-                    if routed.queued
-                        && let Some(ticket) = routed.ticket
-                    {
-                        let answered = Instant::now();
-                        tickets
-                            .lock()
-                            .expect("list")
-                            .push((sent, answered, ticket.ticket_id));
-                    }
-                }
-            }
-        }));
-    }
+    let mut tasks = spawn_callers(&server, &stop, &tickets, "fo");
     for agent in 0..2 {
         let (server, stop, completions) = (server.clone(), stop.clone(), completions.clone());
         tasks.push(tokio::spawn(async move {
@@ -161,24 +145,7 @@ async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
         drop(links);
         topology.kill_primary()
     });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let serving_again = loop {
-        let first = tickets
-            .lock()
-            .expect("list")
-            .iter()
-            .filter(|(sent, _, _)| *sent > killed)
-            .map(|(_, answered, _)| *answered - killed)
-            .min();
-        if let Some(after) = first {
-            break after;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not serving again within 30 s of the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let serving_again = first_answer_after(&tickets, killed).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for task in tasks {
@@ -213,7 +180,7 @@ async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
         .unwrap_or(0.0);
 
     // What survived, read through Sentinel from the new primary.
-    let check = store_through(&topology, 0);
+    let check = store_through(&topology, 0, Duration::from_secs(5));
     let tickets: Vec<String> = tickets
         .lock()
         .expect("list")
@@ -297,81 +264,42 @@ async fn a_killed_primary_is_followed_and_replica_waits_keep_every_acknowledged_
 /// Reports the acknowledged tickets lost.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_killed_shard_primary_is_replaced_while_calls_go_on() {
+    let _alone = ONE_AT_A_TIME.lock().await;
     let Some(mut cluster) = tokio::task::block_in_place(support::cluster::Cluster::start) else {
         return;
     };
-    let connect = |cluster: &support::cluster::Cluster, wait_replicas| {
+    let connect = |cluster: &support::cluster::Cluster, timeout| {
         let target = RedisTarget::Cluster {
             nodes: cluster.seeds(),
             url: cluster.url(),
         };
         let settings = StoreSettings {
             namespace: "callrouter:api".to_owned(),
-            operation_timeout: Duration::from_millis(500),
-            wait_replicas,
+            operation_timeout: timeout,
             ..StoreSettings::default()
         };
         RedisStore::connect_to(target, &RedisTls::default(), settings).expect("connect")
     };
-    let server = Arc::new(TestServer::over_store(Arc::new(connect(&cluster, 0))).await);
+    let server = Arc::new(
+        TestServer::over_store(Arc::new(connect(&cluster, Duration::from_millis(500)))).await,
+    );
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let _stop_on_failure = StopOnDrop(stop.clone());
-    let tickets: Arc<Mutex<Vec<(Instant, Instant, String)>>> = Arc::default();
-    let mut callers = Vec::new();
-    for caller in 0..4 {
-        let (server, stop, tickets) = (server.clone(), stop.clone(), tickets.clone());
-        callers.push(tokio::spawn(async move {
-            let mut telephony = server.routing(Some("telephony-ivr"));
-            let mut n = 0;
-            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                n += 1;
-                let sent = Instant::now();
-                let call = leak_call(&format!("shard-{caller}-{n}"));
-                if let Ok(routed) = telephony.route_call(call).await {
-                    let routed = routed.into_inner();
-                    if routed.queued
-                        && let Some(ticket) = routed.ticket
-                    {
-                        let answered = Instant::now();
-                        tickets
-                            .lock()
-                            .expect("list")
-                            .push((sent, answered, ticket.ticket_id));
-                    }
-                }
-            }
-        }));
-    }
+    let tickets: Acknowledged = Arc::default();
+    let callers = spawn_callers(&server, &stop, &tickets, "shard");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let shard = tokio::task::block_in_place(|| {
         cluster.primary_of("callrouter:api:{touraine-logement}:fence")
     });
     let killed = Instant::now();
     let promoted = tokio::task::block_in_place(|| cluster.kill(shard));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let serving_again = loop {
-        let first = tickets
-            .lock()
-            .expect("list")
-            .iter()
-            .filter(|(sent, _, _)| *sent > killed)
-            .map(|(_, answered, _)| *answered - killed)
-            .min();
-        if let Some(after) = first {
-            break after;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "not serving again within 30 s of the kill"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let serving_again = first_answer_after(&tickets, killed).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     for caller in callers {
         caller.await.expect("caller");
     }
-    let check = connect(&cluster, 0);
+    let check = connect(&cluster, Duration::from_secs(5));
     let tickets: Vec<String> = tickets
         .lock()
         .expect("list")
@@ -395,6 +323,66 @@ async fn a_killed_shard_primary_is_replaced_while_calls_go_on() {
         tickets.len()
     );
     assert!(serving_again < Duration::from_secs(15), "{serving_again:?}");
+}
+
+/// Acknowledged tickets: when the call was sent, when it was answered, the ticket.
+type Acknowledged = Arc<Mutex<Vec<(Instant, Instant, String)>>>;
+
+/// Four callers routing calls until `stop`, each queued ticket recorded.
+fn spawn_callers(
+    server: &Arc<TestServer>,
+    stop: &Arc<std::sync::atomic::AtomicBool>,
+    tickets: &Acknowledged,
+    prefix: &'static str,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..4)
+        .map(|caller| {
+            let (server, stop, tickets) = (server.clone(), stop.clone(), tickets.clone());
+            tokio::spawn(async move {
+                let mut telephony = server.routing(Some("telephony-ivr"));
+                let mut n = 0;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let sent = Instant::now();
+                    let call = leak_call(&format!("{prefix}-{caller}-{n}"));
+                    if let Ok(routed) = telephony.route_call(call).await {
+                        let routed = routed.into_inner();
+                        if routed.queued
+                            && let Some(ticket) = routed.ticket
+                        {
+                            let answered = Instant::now();
+                            tickets
+                                .lock()
+                                .expect("list")
+                                .push((sent, answered, ticket.ticket_id));
+                        }
+                    }
+                }
+            })
+        })
+        .collect()
+}
+
+/// From `killed` to the answer of the first call sent after it and queued (within 30 s).
+async fn first_answer_after(tickets: &Acknowledged, killed: Instant) -> Duration {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let first = tickets
+            .lock()
+            .expect("list")
+            .iter()
+            .filter(|(sent, _, _)| *sent > killed)
+            .map(|(_, answered, _)| *answered - killed)
+            .min();
+        if let Some(after) = first {
+            return after;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not serving again within 30 s of the kill"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Stops the load when the test ends, failed or not.

@@ -237,15 +237,29 @@ impl RedisStore {
             tokio::time::timeout(self.settings.operation_timeout, call(primary.conn.clone())).await;
         match outcome {
             Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => {
+            Ok(Err(e)) => Err(self.failed(primary, Some(e), ticket_id)),
+            Err(_) => Err(self.failed(primary, None, ticket_id)),
+        }
+    }
+
+    /// An operation on `used` failed (`None`: it timed out). A failure a failover may explain
+    /// makes the link look for the primary again; the error as the store reports it.
+    fn failed(
+        &self,
+        used: Arc<Primary>,
+        error: Option<redis::RedisError>,
+        ticket_id: &str,
+    ) -> StoreError {
+        match error {
+            Some(e) => {
                 if link::failover_may_explain(&e) {
-                    self.check_primary(primary);
+                    self.check_primary(used);
                 }
-                Err(store_error(e, ticket_id))
+                store_error(e, ticket_id)
             }
-            Err(_) => {
-                self.check_primary(primary);
-                Err(StoreError::Timeout)
+            None => {
+                self.check_primary(used);
+                StoreError::Timeout
             }
         }
     }
@@ -340,16 +354,8 @@ impl RedisStore {
                     Err(StoreError::Unconfirmed { asked, confirmed })
                 }
             }
-            Ok(Err(e)) => {
-                if link::failover_may_explain(&e) {
-                    self.check_primary(primary);
-                }
-                Err(store_error(e, ticket_id))
-            }
-            Err(_) => {
-                self.check_primary(primary);
-                Err(StoreError::Timeout)
-            }
+            Ok(Err(e)) => Err(self.failed(primary, Some(e), ticket_id)),
+            Err(_) => Err(self.failed(primary, None, ticket_id)),
         }
     }
 

@@ -9,7 +9,7 @@ use redis::Value;
 
 use super::RedisStore;
 use super::keys::valid_stream_id;
-use super::link::{Conn, Primary, failover_may_explain};
+use super::link::{Conn, Primary};
 use super::reply::{
     array, field_map, int, parse_events, parse_position, parse_ticket, redis_time, store_error,
     text, ticket_from_fields,
@@ -248,16 +248,8 @@ impl RedisStore {
         let read = xread.query_async::<Value>(&mut conn);
         let reply = match tokio::time::timeout(wait + self.settings.operation_timeout, read).await {
             Ok(Ok(reply)) => reply,
-            Ok(Err(e)) => {
-                if failover_may_explain(&e) {
-                    self.check_primary(primary);
-                }
-                return Err(store_error(e, ""));
-            }
-            Err(_) => {
-                self.check_primary(primary);
-                return Err(StoreError::Timeout);
-            }
+            Ok(Err(e)) => return Err(self.failed(primary, Some(e), "")),
+            Err(_) => return Err(self.failed(primary, None, "")),
         };
         give_back(&primary.blocking, conn);
         let mut events = Vec::new();

@@ -1,9 +1,15 @@
 //! Prometheus metrics, exposed by the admin listener at `/metrics` in the Prometheus text format.
 //!
 //! Every label has a bounded set of values taken from the configuration or from code: cooperator,
-//! team, urgency, issue category, outcome, gRPC service, method and code, store operation. Never a
+//! team, urgency, issue category, outcome, presence, gRPC type, service, method and code, store
+//! operation. Never a
 //! phone number, an address, a ticket id or a call id. gRPC paths that are not part of the served
 //! contracts are counted under `other`, so no client can create label values.
+//!
+//! Events are counted by the instance that served them; what the store holds (queues, agents) is
+//! exported by the one instance holding the store's metrics lease ([`crate::app::sampler`]), so
+//! sums over instances count everything once. Counters are primed at zero for every label value a
+//! configuration gives ([`Metrics::prime`]).
 //!
 //! [`Metrics::disabled`] records nothing (to measure what recording costs).
 

@@ -1,6 +1,7 @@
 //! The production store: Redis, one Lua script per transition (one round trip, atomic, timed by
 //! Redis's own `TIME`), scripts loaded by SHA and reloaded transparently when Redis has forgotten
-//! them (after a restart). The connection reconnects by itself.
+//! them (after a restart). Which Redis, and how failovers are followed, is [`link`]'s: one URL,
+//! the primary Sentinel names, or a Redis Cluster.
 //!
 //! **Key layout.** Every key of a partition starts with `<namespace>:{<partition>}:`, so the hash
 //! tag `{<partition>}` puts all of a partition's keys in one Redis Cluster slot and every script
@@ -41,6 +42,13 @@
 //!
 //! **Connections.** `redis://` in clear text, or `rediss://` over TLS ([`RedisTls`]: the CA of
 //! Redis's certificate, else the system's roots; a client certificate when Redis asks for one).
+//! Reads that span partitions are one pipeline per partition ([`RedisStore::pipelines`]): one
+//! round trip on one Redis, one per partition's node on a cluster.
+//!
+//! **Acknowledged means replicated, when asked.** With `wait_replicas`, every transition a client
+//! is told of waits on a connection of its own until that many replicas have it (`WAIT`, after a
+//! small write in its partition so that the wait covers everything before); fewer in time is
+//! [`StoreError::Unconfirmed`].
 
 mod clock;
 mod keys;

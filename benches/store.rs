@@ -53,7 +53,7 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
 
 /// Round trips Redis has served through scripts, counted by Redis itself.
 fn script_calls(server: &redis_server::RedisServer) -> u64 {
-    callrouter::loadgen::script_calls_in(&server.command(&["INFO", "commandstats"]))
+    callrouter::loadgen::script_stats_in(&server.command(&["INFO", "commandstats"])).calls
 }
 
 async fn run(name: &str, store: Arc<dyn TicketStore>, server: Option<&redis_server::RedisServer>) {

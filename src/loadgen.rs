@@ -6,7 +6,9 @@
 //! At a fixed `--rate` the load is open-loop: each call has a scheduled start and its latency is
 //! counted from then, so a slow server cannot hide its queueing (no coordinated omission). Without
 //! a rate, `--concurrency` callers send as fast as the server answers. With `--redis-url` the
-//! generator also reads Redis's command counters and prints round trips per call.
+//! generator also reads Redis's command counters and prints round trips and Redis time per call;
+//! with `--admin` it reads the server's process metrics and prints its CPU time per call and its
+//! resident memory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -52,9 +54,14 @@ pub struct LoadOptions {
     /// Skip the claim → complete phase.
     #[arg(long)]
     pub route_only: bool,
-    /// Redis of the server, to count round trips per call (read-only: INFO commandstats).
+    /// Redis of the server, to count round trips and Redis time per call (read-only: INFO
+    /// commandstats).
     #[arg(long)]
     pub redis_url: Option<String>,
+    /// The server's admin listener (host:port), to read its CPU time and memory from
+    /// `/metrics` (`process_cpu_seconds_total`, `process_resident_memory_bytes`).
+    #[arg(long)]
+    pub admin: Option<String>,
 }
 
 struct Tokens {
@@ -165,28 +172,40 @@ fn percentiles(mut samples: Vec<Duration>) -> String {
     )
 }
 
-/// Requests Redis has served through scripts, from an `INFO commandstats` reply: each `EVALSHA`
-/// (or `EVAL`, or `SCRIPT LOAD` after a script cache flush) is one round trip from a client.
-pub fn script_calls_in(commandstats: &str) -> u64 {
-    commandstats
-        .lines()
-        .filter(|l| {
-            l.starts_with("cmdstat_evalsha:")
-                || l.starts_with("cmdstat_eval:")
-                || l.starts_with("cmdstat_script|load:")
-        })
-        .filter_map(|l| {
-            l.split("calls=")
-                .nth(1)?
-                .split(',')
-                .next()?
-                .parse::<u64>()
-                .ok()
-        })
-        .sum()
+/// What Redis has done for scripts, from an `INFO commandstats` reply: round trips (each
+/// `EVALSHA`, `EVAL`, or `SCRIPT LOAD` after a script cache flush) and the microseconds spent
+/// running them (`EVALSHA` and `EVAL`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ScriptStats {
+    pub calls: u64,
+    pub usec: u64,
 }
 
-async fn script_calls(url: &str) -> Result<u64, String> {
+/// A field (`calls`, `usec`) of a `cmdstat_…` line.
+fn stat_field(line: &str, field: &str) -> Option<u64> {
+    line.split_once(':')?
+        .1
+        .split(',')
+        .find_map(|kv| kv.strip_prefix(field)?.strip_prefix('='))?
+        .parse()
+        .ok()
+}
+
+pub fn script_stats_in(commandstats: &str) -> ScriptStats {
+    let mut stats = ScriptStats::default();
+    for line in commandstats.lines() {
+        let run = line.starts_with("cmdstat_evalsha:") || line.starts_with("cmdstat_eval:");
+        if run || line.starts_with("cmdstat_script|load:") {
+            stats.calls += stat_field(line, "calls").unwrap_or(0);
+        }
+        if run {
+            stats.usec += stat_field(line, "usec").unwrap_or(0);
+        }
+    }
+    stats
+}
+
+async fn script_stats(url: &str) -> Result<ScriptStats, String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let mut conn = client
         .get_multiplexed_async_connection()
@@ -197,7 +216,49 @@ async fn script_calls(url: &str) -> Result<u64, String> {
         .query_async(&mut conn)
         .await
         .map_err(|e| e.to_string())?;
-    Ok(script_calls_in(&info))
+    Ok(script_stats_in(&info))
+}
+
+/// The server's CPU seconds and resident bytes, from a Prometheus exposition.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ProcessStats {
+    pub cpu_seconds: f64,
+    pub resident_bytes: f64,
+}
+
+pub fn process_stats_in(exposition: &str) -> Option<ProcessStats> {
+    let value = |name: &str| {
+        exposition.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some(ProcessStats {
+        cpu_seconds: value("process_cpu_seconds_total")?,
+        resident_bytes: value("process_resident_memory_bytes")?,
+    })
+}
+
+/// `GET /metrics` on the admin listener (HTTP/1.0: the body, unchunked).
+async fn process_stats(admin: &str) -> Result<ProcessStats, String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(admin)
+        .await
+        .map_err(|e| format!("cannot reach the admin listener {admin}: {e}"))?;
+    stream
+        .write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut response = String::new();
+    stream
+        .read_to_string(&mut response)
+        .await
+        .map_err(|e| e.to_string())?;
+    process_stats_in(&response)
+        .ok_or_else(|| format!("{admin}/metrics has no process_cpu_seconds_total"))
 }
 
 fn bearer(token: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, String> {
@@ -238,6 +299,13 @@ struct Load {
     tokens: Tokens,
 }
 
+/// What Redis (scripts) and the server (its process) had spent at one moment.
+#[derive(Debug, Clone, Copy, Default)]
+struct Spent {
+    redis: Option<ScriptStats>,
+    server: Option<ProcessStats>,
+}
+
 /// What one worker measured: latencies, and its successes and failures.
 type Tally = (Vec<Duration>, u64, u64);
 
@@ -246,27 +314,37 @@ impl Load {
         self.channels[(worker % self.options.connections) as usize].clone()
     }
 
-    /// Script calls Redis has served so far, when the run counts round trips.
-    async fn redis_calls(&self) -> Result<Option<u64>, String> {
-        match &self.options.redis_url {
-            Some(url) => Ok(Some(script_calls(url).await?)),
-            None => Ok(None),
-        }
+    /// What Redis and the server have spent so far, as far as the run can read it.
+    async fn spent(&self) -> Result<Spent, String> {
+        let redis = match &self.options.redis_url {
+            Some(url) => Some(script_stats(url).await?),
+            None => None,
+        };
+        let server = match &self.options.admin {
+            Some(admin) => Some(process_stats(admin).await?),
+            None => None,
+        };
+        Ok(Spent { redis, server })
     }
 
-    /// Prints Redis round trips per operation since `before`.
-    async fn print_round_trips(
-        &self,
-        before: Option<u64>,
-        per: &str,
-        operations: u64,
-    ) -> Result<(), String> {
-        if let Some(before) = before
-            && let Some(after) = self.redis_calls().await?
-        {
+    /// Prints what each operation cost Redis and the server since `before`.
+    async fn print_costs(&self, before: Spent, per: &str, operations: u64) -> Result<(), String> {
+        let after = self.spent().await?;
+        let n = operations.max(1) as f64;
+        if let (Some(before), Some(after)) = (before.redis, after.redis) {
+            let calls = after.calls - before.calls;
             println!(
-                "  Redis round trips per {per}: {:.2}",
-                (after - before) as f64 / operations.max(1) as f64
+                "  Redis: {:.2} round trips per {per}, {:.1} µs of Redis time per script call, {:.1} µs per {per}",
+                calls as f64 / n,
+                (after.usec - before.usec) as f64 / calls.max(1) as f64,
+                (after.usec - before.usec) as f64 / n
+            );
+        }
+        if let (Some(before), Some(after)) = (before.server, after.server) {
+            println!(
+                "  server: {:.1} µs of CPU per {per}, {:.1} MiB resident",
+                (after.cpu_seconds - before.cpu_seconds) * 1e6 / n,
+                after.resident_bytes / (1024.0 * 1024.0)
             );
         }
         Ok(())
@@ -282,7 +360,7 @@ impl Load {
             .map(|d| d.as_millis())
             .unwrap_or(0);
         let counter = Arc::new(AtomicU64::new(0));
-        let before = self.redis_calls().await?;
+        let before = self.spent().await?;
         let started = Instant::now();
         let deadline = started + Duration::from_secs(options.seconds);
         let workers = if options.rate > 0 {
@@ -340,13 +418,12 @@ impl Load {
             }
         );
         println!("  latency: {}", percentiles(latencies));
-        self.print_round_trips(before, "RouteCall", calls + failed)
-            .await
+        self.print_costs(before, "RouteCall", calls + failed).await
     }
 
     /// The claim → complete phase: each agent claims and completes until its queues are empty.
     async fn claim_and_complete(&self) -> Result<(), String> {
-        let before = self.redis_calls().await?;
+        let before = self.spent().await?;
         let started = Instant::now();
         let agents = &self.tokens.agents;
         let mut tasks = Vec::new();
@@ -364,8 +441,7 @@ impl Load {
             self.options.concurrency
         );
         println!("  cycle latency: {}", percentiles(cycles.clone()));
-        self.print_round_trips(before, "cycle", cycles.len() as u64)
-            .await
+        self.print_costs(before, "cycle", cycles.len() as u64).await
     }
 }
 
@@ -424,8 +500,23 @@ async fn gather(tasks: Vec<tokio::task::JoinHandle<Tally>>) -> Result<Tally, Str
 #[cfg(test)]
 mod tests {
     #[test]
-    fn script_calls_count_evalsha_eval_and_loads() {
-        let info = "# Commandstats\r\ncmdstat_evalsha:calls=10,usec=5\r\ncmdstat_eval:calls=2,usec=1\r\ncmdstat_script|load:calls=3,usec=1\r\ncmdstat_get:calls=99,usec=1\r\n";
-        assert_eq!(super::script_calls_in(info), 15);
+    fn script_stats_count_round_trips_and_script_time() {
+        let info = "# Commandstats\r\ncmdstat_evalsha:calls=10,usec=500,usec_per_call=50.00\r\ncmdstat_eval:calls=2,usec=10,usec_per_call=5.00\r\ncmdstat_script|load:calls=3,usec=1\r\ncmdstat_get:calls=99,usec=1\r\n";
+        assert_eq!(
+            super::script_stats_in(info),
+            super::ScriptStats {
+                calls: 15,
+                usec: 510
+            }
+        );
+    }
+
+    #[test]
+    fn process_stats_read_cpu_and_memory_from_the_exposition() {
+        let text = "HTTP/1.0 200 OK\r\n\r\n# TYPE process_cpu_seconds_total counter\nprocess_cpu_seconds_total 12.5\nprocess_resident_memory_bytes 4.194304e+07\ngrpc_server_started_total 3\n";
+        let stats = super::process_stats_in(text).expect("both");
+        assert_eq!(stats.cpu_seconds, 12.5);
+        assert_eq!(stats.resident_bytes, 41_943_040.0);
+        assert!(super::process_stats_in("nothing here").is_none());
     }
 }

@@ -746,3 +746,37 @@ mod properties {
         }
     }
 }
+
+/// A date inside a street's name is the name's, wherever the house number stands: before the
+/// street, after it, or not at all.
+#[test]
+fn numbers_inside_street_names_are_not_house_numbers() {
+    let router = demo();
+    let building = |text: &str| {
+        router
+            .decide(
+                &request("technical.plumbing.leak", free_text(text)),
+                open_time(),
+            )
+            .expect("decided")
+            .address_match
+    };
+    for text in [
+        "2 Rue du 8-Mai-1945 22000 SAINT-BRIEUC",
+        "Rue du 8-Mai-1945, 2, 22000 SAINT-BRIEUC",
+        "rue du 8 mai 1945 2 22000 saint brieuc",
+    ] {
+        let found = building(text);
+        assert_eq!(
+            (found.level, found.building_id.as_deref()),
+            (MatchLevel::Building, Some("AH-00169")),
+            "{text}"
+        );
+    }
+    let street_only = building("Rue du 8-Mai-1945 22000 Saint-Brieuc");
+    assert_eq!(
+        street_only.level,
+        MatchLevel::Street,
+        "no house number given"
+    );
+}

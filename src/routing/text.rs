@@ -11,6 +11,25 @@
 
 /// Lower-cases, strips accents, turns every non-alphanumeric character into a word break, splits
 /// digits from letters (`12bis` → `12 bis`) and expands abbreviations. Returns the words.
+/// Whether a normalised word is a month's name (dates in street names: "Rue du 8-Mai-1945").
+pub fn is_month(word: &str) -> bool {
+    matches!(
+        word,
+        "janvier"
+            | "fevrier"
+            | "mars"
+            | "avril"
+            | "mai"
+            | "juin"
+            | "juillet"
+            | "aout"
+            | "septembre"
+            | "octobre"
+            | "novembre"
+            | "decembre"
+    )
+}
+
 pub fn tokens(input: &str) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();

@@ -111,8 +111,10 @@ impl AddressIndex {
 
     /// Reads the house number and the street from the words left once code and commune are out.
     pub(super) fn read_number_and_street(mut words: Vec<String>, parsed: &mut Parsed) {
-        // The house number: the first number that stands before a street type, else the first one.
+        // The house number: the first number that stands before a street type, else the first one;
+        // never a number of a date in a street's name ("8 mai 1945", "11 novembre").
         let numbers: Vec<(usize, HouseNumber, usize)> = (0..words.len())
+            .filter(|&i| !in_a_date(&words, i))
             .filter_map(|i| HouseNumber::from_words(&words[i..]).map(|(n, used)| (i, n, used)))
             .collect();
         let before_type = numbers
@@ -128,6 +130,13 @@ impl AddressIndex {
         }
         parsed.street = words;
     }
+}
+
+/// Whether the number at `i` belongs to a date: a day before a month's name, or a year after one.
+fn in_a_date(words: &[String], i: usize) -> bool {
+    let day = words.get(i + 1).is_some_and(|w| text::is_month(w));
+    let year = i > 0 && text::is_month(&words[i - 1]) && words[i].len() == 4;
+    day || year
 }
 
 /// Splits normalised street words into the street type (if the first word is one) and the

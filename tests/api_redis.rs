@@ -853,8 +853,14 @@ async fn queue_figures_keep_growing_through_a_store_outage() {
     }
     server.redis_mut().pause();
     let before = oldest(&server).await;
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    let during = oldest(&server).await;
+    // Each pass during the outage waits for the store's timeout (500 ms here) before it grows the
+    // waits: within a few passes the oldest wait has grown by a second and more.
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut during = before;
+    while during - before < 1.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        during = oldest(&server).await;
+    }
     let depth = sum_values(&server, "callrouter_queue_depth", &[tl]).await;
     let holder = server.admin_get("/metrics").await;
     server.redis_mut().resume();

@@ -102,6 +102,23 @@ async fn idempotent_create(store: Store) {
             .expect("list")
             .is_empty()
     );
+    // The ticket a creation answers with is the ticket as stored, field for field; with every
+    // optional field given too.
+    assert_eq!(
+        store.get(&first.ticket.ticket_id).await.expect("get"),
+        Some(first.ticket.clone())
+    );
+    let full = NewTicket {
+        address: Some("2 rue du 8 mai 1945 22000 saint brieuc".to_owned()),
+        incident_id: Some("TL-00001/heating".to_owned()),
+        ..new_ticket("call-full", P, "tl.front", Urgency::U1)
+    };
+    let created = store.create(full).await.expect("create");
+    assert_eq!(
+        store.get(&created.ticket.ticket_id).await.expect("get"),
+        Some(created.ticket.clone())
+    );
+    assert_eq!(created.position.map(|p| p.position), Some(1));
 }
 
 async fn order_is_urgency_then_waiting_time(store: Store) {

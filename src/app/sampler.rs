@@ -70,8 +70,14 @@ impl App {
                 self.metrics.store_wide_holder(false);
                 return;
             }
-            // The store is away: a holder keeps exporting what it last read.
-            Err(_) => {}
+            // The store is away: a holder keeps exporting what it last read, its waits grown (no
+            // read of the store now: it would only wait for the same timeout).
+            Err(_) => {
+                if sampling.holding {
+                    self.store_away(sampling);
+                }
+                return;
+            }
         }
         if !sampling.holding {
             return;
@@ -96,13 +102,16 @@ impl App {
                 sampling.queues = Some((read_at, figures.queues));
                 sampling.agents = Some((read_at, figures.team_agents));
             }
-            Err(_) => {
-                // Presence is unknown until the store answers: that time is not attributed.
-                sampling.agents = None;
-                if let Some((at, queues)) = &sampling.queues {
-                    self.metrics.queue_figures(&grown(queues, at.elapsed()));
-                }
-            }
+            Err(_) => self.store_away(sampling),
+        }
+    }
+
+    /// The store does not answer: the last read, its waits grown by the time since. Presence is
+    /// unknown until the store answers again: that time is not attributed.
+    fn store_away(&self, sampling: &mut Sampling) {
+        sampling.agents = None;
+        if let Some((at, queues)) = &sampling.queues {
+            self.metrics.queue_figures(&grown(queues, at.elapsed()));
         }
     }
 

@@ -290,7 +290,7 @@ mod tests {
                     let action = Action::parse(word);
                     assert!(action.is_some(), "{name}: undeclared action '{word}'");
                     seen_actions.extend(action);
-                } else if before.contains("emit(") && last {
+                } else if (before.contains("emit(") || before.contains("emit_with(")) && last {
                     let kind = EventKind::parse(word);
                     assert!(kind.is_some(), "{name}: undeclared event kind '{word}'");
                     seen_kinds.extend(kind);

@@ -75,7 +75,7 @@ use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
 use super::ids::new_ticket_id;
 use super::{
     AgentStatus, Created, Hold, Millis, NewTicket, QueuePosition, QueueStats, ReapReport,
-    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketStore,
+    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketState, TicketStore,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -194,6 +194,41 @@ impl RedisTls {
             root_cert: self.ca.clone(),
         };
         Client::build_with_tls(url, certificates).map_err(invalid)
+    }
+}
+
+/// The ticket `create` wrote, from the request and the creation time it replied with: what the
+/// script stored, without reading it back.
+fn fresh_ticket(ticket_id: String, new: NewTicket, created_at: Millis) -> Ticket {
+    let some = |value: Option<String>| value.filter(|v| !v.is_empty());
+    Ticket {
+        ticket_id,
+        call_id: new.call_id,
+        partition: new.partition,
+        state: TicketState::Queued,
+        cooperator_id: some(new.cooperator_id),
+        team_id: new.team_id,
+        urgency: new.urgency,
+        issue_type: new.issue_type,
+        building_id: some(new.building_id),
+        address: some(new.address),
+        incident_id: some(new.incident_id),
+        incident_calls: 1,
+        agent_id: None,
+        lease_token: 0,
+        lease_expires_at: None,
+        attempts: 0,
+        created_at,
+        enqueued_at: created_at,
+        sla_due_at: new.sla_due_at,
+        claimed_at: None,
+        closed_at: None,
+        resolution: None,
+        escalation_team: new.escalation_team,
+        escalated: false,
+        transferred_from: None,
+        moved_to: None,
+        details: new.details,
     }
 }
 
@@ -574,8 +609,12 @@ impl TicketStore for RedisStore {
         let [duplicate, incident, position, ticket] = array(&reply)? else {
             return Err(StoreError::Corrupt("create reply".to_owned()));
         };
+        let ticket = match ticket {
+            Value::Int(created_at) => fresh_ticket(ticket_id, new, *created_at),
+            fields => parse_ticket(fields)?,
+        };
         Ok(Created {
-            ticket: parse_ticket(ticket)?,
+            ticket,
             duplicate: int(duplicate)? == 1,
             joined_incident: int(incident)? == 1,
             position: parse_position(position)?,

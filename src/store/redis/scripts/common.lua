@@ -31,15 +31,22 @@ local function remember(id, t, line)
   redis.call('RPUSH', hkey(id), t .. ' ' .. line)
 end
 
--- Appends a transition to a team's feed, with what a desk shows of the ticket after it.
-local function emit(team, kind, id, t)
-  local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'cooperator_id',
-    'issue_type', 'building_id', 'address', 'incident_calls', 'created_at', 'sla_due_at')
+-- Appends a transition to a team's feed, with what a desk shows of the ticket after it: h holds
+-- state, urgency, agent, cooperator, issue type, building, address, incident calls, creation and
+-- due times, as the ticket has them.
+local function emit_with(team, kind, id, t, h)
   redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
     'kind', kind, 'ticket_id', id, 'team_id', team, 'state', h[1] or '',
     'urgency', h[2] or '', 'agent_id', h[3] or '', 'at', t, 'cooperator_id', h[4] or '',
     'issue_type', h[5] or '', 'building_id', h[6] or '', 'address', h[7] or '',
     'incident_calls', h[8] or '1', 'created_at', h[9] or '0', 'sla_due_at', h[10] or '0')
+end
+
+-- emit, reading what the feed shows from the ticket.
+local function emit(team, kind, id, t)
+  local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'cooperator_id',
+    'issue_type', 'building_id', 'address', 'incident_calls', 'created_at', 'sla_due_at')
+  emit_with(team, kind, id, t, h)
 end
 
 -- Closed tickets, their history and their call key are purged after the retention.
@@ -89,16 +96,22 @@ local function end_hold(id, agent, token, action)
   redis.call('HSET', tkey(id), 'ended:' .. token, agent .. ' ' .. action)
 end
 
--- Position of a queued ticket (1 = next) and the team's recent interval between claims, in ms.
+-- Position of a ticket queued in a team's queue (1 = next) and the team's recent interval between
+-- claims, in ms.
+local function position_in(team, id)
+  local rank = redis.call('ZRANK', qkey(team), id)
+  if not rank then
+    return {0, 0}
+  end
+  local interval = tonumber(redis.call('HGET', skey(team), 'claim_interval') or '-1')
+  return {rank + 1, math.floor(interval)}
+end
+
+-- position_in for any ticket: {0, 0} unless it is queued.
 local function position(id)
   local h = redis.call('HMGET', tkey(id), 'state', 'team_id')
   if h[1] ~= 'QUEUED' then
     return {0, 0}
   end
-  local rank = redis.call('ZRANK', qkey(h[2]), id)
-  if not rank then
-    return {0, 0}
-  end
-  local interval = tonumber(redis.call('HGET', skey(h[2]), 'claim_interval') or '-1')
-  return {rank + 1, math.floor(interval)}
+  return position_in(h[2], id)
 end

@@ -3,7 +3,8 @@
 -- ARGV[4..]: ticket id, call id, partition, cooperator, team, urgency rank, issue type, building,
 -- incident id, SLA due (ms), escalation team, details, cut-off (ms, Redis clock), address.
 -- Past the cut-off the caller has been told "not queued": nothing is created (a retry still finds
--- a ticket created before, which is true).
+-- a ticket created before, which is true). Replies {duplicate, joined, position, ticket}: the
+-- ticket's fields for an existing ticket, its creation time (ms) for a new one.
 local t = now_ms()
 local existing = redis.call('GET', KEYS[1])
 if existing and redis.call('EXISTS', tkey(existing)) == 1 then
@@ -48,5 +49,8 @@ if incident ~= '' then
 end
 remember(id, t, 'created in ' .. team)
 count(team, 'QUEUED', 1)
-emit(team, 'created', id, t)
-return {0, 0, position(id), redis.call('HGETALL', KEYS[3])}
+-- What was just written is not read back: the feed and the reply are built from the arguments
+-- (the caller builds the ticket from its request and the creation time).
+local shown = {'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], ARGV[17], 1, t, ARGV[13]}
+emit_with(team, 'created', id, t, shown)
+return {0, 0, position_in(team, id), t}

@@ -780,3 +780,32 @@ fn numbers_inside_street_names_are_not_house_numbers() {
         "no house number given"
     );
 }
+
+/// Abbreviations as a rule, not a list: a caller's word matches a street's word when it is a prefix
+/// of it ("Rep", "Fon") or its letters in order from the same first letter ("Ml", "Mln", "Std",
+/// "Chps").
+#[test]
+fn abbreviated_street_words_find_the_building() {
+    let router = demo();
+    for (text, building) in [
+        ("33 Av de la Fon 22200 Guingamp", "AH-00006"),
+        ("6 Imp de la Rep 22000 Saint-Brieuc", "AH-00150"),
+        ("30 Rue du Ml Joffre 22000 Saint-Brieuc", "AH-00163"),
+        ("29 Imp Jean Mln 22290 Lanleff", "GH-00085"),
+        ("23 Res du Std 22000 Saint-Brieuc", "AH-00143"),
+        ("10 ter Rte de St Martin des Chps 22960 Pledran", "AH-00062"),
+    ] {
+        let found = router
+            .decide(
+                &request("technical.plumbing.leak", free_text(text)),
+                open_time(),
+            )
+            .expect("decided")
+            .address_match;
+        assert_eq!(
+            (found.level, found.building_id.as_deref()),
+            (MatchLevel::Building, Some(building)),
+            "{text}"
+        );
+    }
+}

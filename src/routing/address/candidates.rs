@@ -153,7 +153,7 @@ impl AddressIndex {
             .copied()
             .collect();
         let mut best: Vec<u32> = Vec::new();
-        let mut best_score = (usize::MAX, usize::MAX);
+        let mut best_score = (usize::MAX, usize::MAX, usize::MAX, usize::MAX);
         for s in pool {
             let street = &self.streets[s as usize];
             if let Some(score) = fuzzy_score(&street.core, &core) {
@@ -185,28 +185,53 @@ impl AddressIndex {
 }
 
 /// How well a street's significant words are found in what the caller said: `None` when one is
-/// missing; otherwise (typos, extra words), lower is better.
-fn fuzzy_score(street: &[String], said: &[String]) -> Option<(usize, usize)> {
+/// missing; otherwise lower is better. Each word is found as itself, else as an abbreviation of
+/// it — a prefix ("rep" for "republique"), else its letters in order from the same first letter
+/// ("ml" for "marechal", "chps" for "champs") —, else with a typo; the score counts typos, then
+/// skeletons, then prefixes, then the caller's extra words.
+fn fuzzy_score(street: &[String], said: &[String]) -> Option<(usize, usize, usize, usize)> {
     let mut used = vec![false; said.len()];
-    let mut typos = 0;
+    let (mut typos, mut skeletons, mut prefixes) = (0, 0, 0);
     for word in street {
-        let exact = said
-            .iter()
-            .enumerate()
-            .position(|(i, w)| !used[i] && w == word);
-        let at = match exact {
-            Some(i) => i,
-            None => {
-                let limit = typo_allowance(word);
-                let i = said.iter().enumerate().position(|(i, w)| {
-                    !used[i] && limit > 0 && edit_distance_within(w, word, limit).is_some()
-                })?;
-                typos += 1;
-                i
-            }
+        let free = |i: &usize| !used[*i];
+        let find =
+            |found: &dyn Fn(&str) -> bool| (0..said.len()).filter(free).find(|&i| found(&said[i]));
+        let at = if let Some(i) = find(&|w| w == word) {
+            i
+        } else if let Some(i) = find(&|w| is_prefix(w, word)) {
+            prefixes += 1;
+            i
+        } else if let Some(i) = find(&|w| is_skeleton(w, word)) {
+            skeletons += 1;
+            i
+        } else {
+            let limit = typo_allowance(word);
+            let i = find(&|w| limit > 0 && edit_distance_within(w, word, limit).is_some())?;
+            typos += 1;
+            i
         };
         used[at] = true;
     }
     let extra = used.iter().filter(|u| !**u).count();
-    Some((typos, extra))
+    Some((typos, skeletons, prefixes, extra))
+}
+
+/// A shortening of `word` by its start: at least two letters, and shorter.
+fn is_prefix(said: &str, word: &str) -> bool {
+    said.len() >= 2 && said.len() < word.len() && word.starts_with(said)
+}
+
+/// A consonant skeleton of `word`: at least two letters, consonants only (a word with vowels is a
+/// word, or a typo, not a skeleton), shorter, the same first letter, and every letter found in
+/// `word` in the same order.
+fn is_skeleton(said: &str, word: &str) -> bool {
+    if said.len() < 2
+        || said.len() >= word.len()
+        || said.as_bytes()[0] != word.as_bytes()[0]
+        || said.bytes().any(|b| b"aeiouy".contains(&b))
+    {
+        return false;
+    }
+    let mut letters = word.bytes();
+    said.bytes().all(|b| letters.any(|w| w == b))
 }

@@ -102,6 +102,41 @@ pub struct Ticket {
     pub details: String,
 }
 
+impl Ticket {
+    /// The ticket a creation makes of its request: queued since `at`, never held, one caller.
+    pub fn queued(ticket_id: String, new: NewTicket, at: Millis) -> Ticket {
+        Ticket {
+            ticket_id,
+            call_id: new.call_id,
+            partition: new.partition,
+            state: TicketState::Queued,
+            cooperator_id: new.cooperator_id,
+            team_id: new.team_id,
+            urgency: new.urgency,
+            issue_type: new.issue_type,
+            building_id: new.building_id,
+            address: new.address,
+            incident_id: new.incident_id,
+            incident_calls: 1,
+            agent_id: None,
+            lease_token: 0,
+            lease_expires_at: None,
+            attempts: 0,
+            created_at: at,
+            enqueued_at: at,
+            sla_due_at: new.sla_due_at,
+            claimed_at: None,
+            closed_at: None,
+            resolution: None,
+            escalation_team: new.escalation_team,
+            escalated: false,
+            transferred_from: None,
+            moved_to: None,
+            details: new.details,
+        }
+    }
+}
+
 /// Who holds a ticket: the agent and the fencing token its claim returned.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hold {

@@ -347,38 +347,8 @@ impl State {
                 .insert((new.partition.clone(), incident.clone()), id.to_owned());
         }
         self.remember(id, t, format!("created in {}", new.team_id));
-        self.tickets.insert(
-            id.to_owned(),
-            Ticket {
-                ticket_id: id.to_owned(),
-                call_id: new.call_id,
-                partition: new.partition,
-                state: TicketState::Queued,
-                cooperator_id: new.cooperator_id,
-                team_id: new.team_id,
-                urgency: new.urgency,
-                issue_type: new.issue_type,
-                building_id: new.building_id,
-                address: new.address,
-                incident_id: new.incident_id,
-                incident_calls: 1,
-                agent_id: None,
-                lease_token: 0,
-                lease_expires_at: None,
-                attempts: 0,
-                created_at: t,
-                enqueued_at: t,
-                sla_due_at: new.sla_due_at,
-                claimed_at: None,
-                closed_at: None,
-                resolution: None,
-                escalation_team: new.escalation_team,
-                escalated: false,
-                transferred_from: None,
-                moved_to: None,
-                details: new.details,
-            },
-        );
+        self.tickets
+            .insert(id.to_owned(), Ticket::queued(id.to_owned(), new, t));
         self.enqueue(id);
         self.count(&queue, TicketState::Queued, 1);
         self.emit(&queue, EventKind::Created, id, t, settings.feed_length);

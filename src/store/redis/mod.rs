@@ -75,7 +75,7 @@ use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
 use super::ids::new_ticket_id;
 use super::{
     AgentStatus, Created, Hold, Millis, NewTicket, QueuePosition, QueueStats, ReapReport,
-    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketState, TicketStore,
+    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketStore,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -198,37 +198,16 @@ impl RedisTls {
 }
 
 /// The ticket `create` wrote, from the request and the creation time it replied with: what the
-/// script stored, without reading it back.
+/// script stored, without reading it back (an empty optional field is stored as none).
 fn fresh_ticket(ticket_id: String, new: NewTicket, created_at: Millis) -> Ticket {
     let some = |value: Option<String>| value.filter(|v| !v.is_empty());
+    let ticket = Ticket::queued(ticket_id, new, created_at);
     Ticket {
-        ticket_id,
-        call_id: new.call_id,
-        partition: new.partition,
-        state: TicketState::Queued,
-        cooperator_id: some(new.cooperator_id),
-        team_id: new.team_id,
-        urgency: new.urgency,
-        issue_type: new.issue_type,
-        building_id: some(new.building_id),
-        address: some(new.address),
-        incident_id: some(new.incident_id),
-        incident_calls: 1,
-        agent_id: None,
-        lease_token: 0,
-        lease_expires_at: None,
-        attempts: 0,
-        created_at,
-        enqueued_at: created_at,
-        sla_due_at: new.sla_due_at,
-        claimed_at: None,
-        closed_at: None,
-        resolution: None,
-        escalation_team: new.escalation_team,
-        escalated: false,
-        transferred_from: None,
-        moved_to: None,
-        details: new.details,
+        cooperator_id: some(ticket.cooperator_id),
+        building_id: some(ticket.building_id),
+        address: some(ticket.address),
+        incident_id: some(ticket.incident_id),
+        ..ticket
     }
 }
 

@@ -7,6 +7,7 @@
 //! - [`registry`]: the reference data and registries (communes, buildings, tenants).
 //! - [`explain`]: the JSON request/decision format of the `explain` dry-run command.
 //! - [`datagen`]: the deterministic generator of the demo building and tenant registries.
+//! - [`spellings`]: the deterministic generator of caller spellings of registry addresses.
 //! - [`store`]: the queue store (Redis, and an in-memory one for a single instance).
 //! - [`api`]: the gRPC service around the core and the store: contract, auth, server.
 //! - [`serve`]: `callrouter serve` — options, logging, admin listener, signals.
@@ -24,4 +25,5 @@ pub mod metrics;
 pub mod registry;
 pub mod routing;
 pub mod serve;
+pub mod spellings;
 pub mod store;

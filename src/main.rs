@@ -42,6 +42,16 @@ enum Command {
         /// File of requests; standard input when absent.
         input: Option<PathBuf>,
     },
+    /// Writes caller spellings of every registry address as explain request lines (deterministic
+    /// for a seed), each call_id naming the building and the kind of variation.
+    Spellings {
+        /// Main configuration file (its building registry is spelt).
+        #[arg(long, env = "CALLROUTER_CONFIG", default_value = DEMO_CONFIG)]
+        config: PathBuf,
+        /// Seed of the generator.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
     /// Serves the gRPC API (CallRouting, AgentDesk, Operations, health, reflection) until SIGINT/SIGTERM.
     Serve(Box<callrouter::serve::ServeOptions>),
     /// Load generator: drives RouteCall and claim -> complete against a running server.
@@ -104,6 +114,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::CheckConfig { config } => check_config(&config),
+        Command::Spellings { config, seed } => spellings(&config, seed),
         Command::Explain { config, at, input } => explain(&config, at, input),
         Command::GenerateRegistry {
             config,
@@ -217,6 +228,30 @@ fn report_problems(error: &callrouter::diagnostics::ConfigError) {
     }
     if error.problems.len() > SHOWN {
         eprintln!("… and {} more", error.problems.len() - SHOWN);
+    }
+}
+
+fn spellings(path: &std::path::Path, seed: u64) -> ExitCode {
+    let router = match config::load(path) {
+        Ok(router) => router,
+        Err(e) => {
+            report_problems(&e);
+            return ExitCode::FAILURE;
+        }
+    };
+    let buildings: Vec<_> = router
+        .buildings
+        .iter()
+        .map(|b| b.building.clone())
+        .collect();
+    match callrouter::spellings::write_requests(&buildings, seed, io::stdout().lock()) {
+        Ok(_) => ExitCode::SUCCESS,
+        // A reader that has seen enough ("| head") is not a failure.
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("spellings: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

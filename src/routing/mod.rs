@@ -20,6 +20,7 @@ pub mod model;
 pub mod partition;
 pub mod places;
 pub mod request;
+pub mod street_types;
 pub mod text;
 pub mod urgency;
 

@@ -3,14 +3,14 @@
 //! Callers write addresses every way there is: upper case, without accents, with hyphens or
 //! apostrophes or neither, with abbreviations (`bd`, `av`, `st`, `gal`, …), with "bis" glued to the
 //! number. Everything the matcher compares goes through [`normalize`] first, so that two spellings of
-//! the same address give the same tokens.
+//! the same address give the same tokens. Titles (`st`, `gal`) are expanded wherever they stand;
+//! street types (`bd`, `ld`) only where a street type stands ([`expand_leading_type`]), since
+//! elsewhere the same letters begin names ("Commandant-Ch.", "Saint-Car.").
 //!
 //! Invariant: [`normalize`] is idempotent — `normalize(normalize(s)) == normalize(s)` — because its
 //! output is lower-case ASCII words separated by single spaces, and no expansion of an abbreviation is
 //! itself an abbreviation.
 
-/// Lower-cases, strips accents, turns every non-alphanumeric character into a word break, splits
-/// digits from letters (`12bis` → `12 bis`) and expands abbreviations. Returns the words.
 /// Whether a normalised word is a month's name (dates in street names: "Rue du 8-Mai-1945").
 pub fn is_month(word: &str) -> bool {
     matches!(
@@ -30,12 +30,31 @@ pub fn is_month(word: &str) -> bool {
     )
 }
 
+/// Lower-cases, strips accents, turns every non-alphanumeric character into a word break, splits
+/// digits from letters (`12bis` → `12 bis`), keeps the Breton letter c'h whole and expands the
+/// abbreviations of titles. Returns the words.
 pub fn tokens(input: &str) -> Vec<String> {
+    words(input, true)
+}
+
+/// [`tokens`] without expanding abbreviations.
+pub fn fold(input: &str) -> Vec<String> {
+    words(input, false)
+}
+
+fn words(input: &str, expand_abbreviations: bool) -> Vec<String> {
     let mut words = Vec::new();
     let mut current = String::new();
-    for ch in input.chars() {
+    let mut chars = input.chars().peekable();
+    while let Some(ch) = chars.next() {
         let Some((first, second)) = fold_char(ch) else {
-            flush(&mut current, &mut words);
+            // The Breton letter c'h is one letter: "C'hastell", "Roc'h".
+            let breton_ch = matches!(ch, '\'' | '’')
+                && current.ends_with('c')
+                && chars.peek().is_some_and(|n| matches!(n, 'h' | 'H'));
+            if !breton_ch {
+                flush(&mut current, &mut words, expand_abbreviations);
+            }
             continue;
         };
         for c in std::iter::once(first).chain(second) {
@@ -44,12 +63,12 @@ pub fn tokens(input: &str) -> Vec<String> {
                 .last()
                 .is_some_and(|last| last.is_ascii_digit() != c.is_ascii_digit());
             if digit_boundary {
-                flush(&mut current, &mut words);
+                flush(&mut current, &mut words, expand_abbreviations);
             }
             current.push(c);
         }
     }
-    flush(&mut current, &mut words);
+    flush(&mut current, &mut words, expand_abbreviations);
     words
 }
 
@@ -58,11 +77,11 @@ pub fn normalize(input: &str) -> String {
     tokens(input).join(" ")
 }
 
-fn flush(current: &mut String, words: &mut Vec<String>) {
+fn flush(current: &mut String, words: &mut Vec<String>, expand_abbreviations: bool) {
     if current.is_empty() {
         return;
     }
-    match expand(current) {
+    match expand_abbreviations.then(|| expand(current)).flatten() {
         Some(expansion) => words.extend(expansion.split(' ').map(str::to_owned)),
         None => words.push(current.clone()),
     }
@@ -89,29 +108,11 @@ fn fold_char(c: char) -> Option<(char, Option<char>)> {
     Some((single, None))
 }
 
-/// Abbreviations callers use, with their expansion. Expansions are never abbreviations themselves,
-/// which keeps [`normalize`] idempotent.
+/// Abbreviations of titles and saints, with their expansion, wherever they stand. (Street-type
+/// abbreviations are expanded only where a street type stands: [`expand_leading_type`].)
+/// Expansions are never abbreviations themselves, which keeps [`normalize`] idempotent.
 fn expand(word: &str) -> Option<&'static str> {
     Some(match word {
-        "r" => "rue",
-        "bd" | "bld" | "bvd" | "blvd" | "boul" => "boulevard",
-        "av" | "ave" | "avn" => "avenue",
-        "pl" => "place",
-        "imp" => "impasse",
-        "rte" => "route",
-        "all" | "al" => "allee",
-        "che" | "chem" | "ch" => "chemin",
-        "fg" | "fbg" | "faub" => "faubourg",
-        "sq" => "square",
-        "crs" => "cours",
-        "qu" | "qai" => "quai",
-        "res" | "resid" => "residence",
-        "lot" | "lotiss" => "lotissement",
-        "ham" => "hameau",
-        "pass" | "pas" => "passage",
-        "prom" => "promenade",
-        "esp" => "esplanade",
-        "rpt" => "rond point",
         "st" => "saint",
         "ste" => "sainte",
         "sts" => "saints",
@@ -137,38 +138,22 @@ pub fn is_stopword(word: &str) -> bool {
     )
 }
 
-/// Street-type words ("rue", "boulevard", …) as they stand after [`normalize`].
+/// Whether a word, as it stands after [`normalize`], begins a street type ("rue", "lieu" of
+/// "lieu dit") or abbreviates one ("bd").
 pub fn is_street_type(word: &str) -> bool {
-    matches!(
-        word,
-        "rue"
-            | "boulevard"
-            | "avenue"
-            | "place"
-            | "impasse"
-            | "route"
-            | "allee"
-            | "chemin"
-            | "faubourg"
-            | "square"
-            | "cours"
-            | "quai"
-            | "residence"
-            | "lotissement"
-            | "hameau"
-            | "passage"
-            | "promenade"
-            | "esplanade"
-            | "venelle"
-            | "sente"
-            | "mail"
-            | "cite"
-            | "parvis"
-            | "clos"
-            | "ruelle"
-            | "voie"
-            | "villa"
-    )
+    super::street_types::starts_a_type(word) || super::street_types::expansion(word).is_some()
+}
+
+/// Expands the first of a street's words when it abbreviates a street type ("bd" → "boulevard").
+/// Only there: elsewhere "ch", "pas" or "car" are the start of a name ("Commandant-Ch.",
+/// "Louis-Pas.", "Saint-Car.").
+pub fn expand_leading_type(street: &mut Vec<String>) {
+    if let Some(expansion) = street
+        .first()
+        .and_then(|w| super::street_types::expansion(w))
+    {
+        street.splice(..1, expansion.split(' ').map(str::to_owned));
+    }
 }
 
 /// The words of a name that matter for matching, joined by spaces: [`tokens`] without stopwords.
@@ -331,19 +316,40 @@ mod tests {
     fn folds_case_accents_and_punctuation() {
         assert_eq!(
             normalize("12 Bd St-Michel, Notre-Dame-d'Oé"),
-            "12 boulevard saint michel notre dame d oe"
+            "12 bd saint michel notre dame d oe"
         );
         assert_eq!(normalize("BEAUMONT-PIED-DE-BŒUF"), "beaumont pied de boeuf");
-        assert_eq!(
-            normalize("Av. du Gal de Gaulle"),
-            "avenue du general de gaulle"
-        );
+        assert_eq!(normalize("Av. du Gal de Gaulle"), "av du general de gaulle");
         assert_eq!(normalize("rue de l’Église"), "rue de l eglise");
     }
 
     #[test]
+    fn the_breton_c_h_is_one_letter() {
+        assert_eq!(normalize("Straed ar C'hastell"), "straed ar chastell");
+        assert_eq!(normalize("Roc’h-Glaz"), "roch glaz");
+        assert_eq!(
+            normalize("l'Hôpital"),
+            "l hopital",
+            "other apostrophes still break words"
+        );
+    }
+
+    #[test]
+    fn street_type_abbreviations_expand_only_where_the_type_stands() {
+        let mut street = tokens("bd Saint-Michel");
+        expand_leading_type(&mut street);
+        assert_eq!(street, ["boulevard", "saint", "michel"]);
+        let mut street = tokens("Rue du Commandant Ch");
+        expand_leading_type(&mut street);
+        assert_eq!(street, ["rue", "du", "commandant", "ch"]);
+        let mut street = tokens("ld Kerbrat");
+        expand_leading_type(&mut street);
+        assert_eq!(street, ["lieu", "dit", "kerbrat"]);
+    }
+
+    #[test]
     fn splits_glued_suffixes_from_numbers() {
-        assert_eq!(normalize("12bis r. Hoche"), "12 bis rue hoche");
+        assert_eq!(normalize("12bis r. Hoche"), "12 bis r hoche");
         assert_eq!(
             HouseNumber::parse("12BIS"),
             Some(HouseNumber {

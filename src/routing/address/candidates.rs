@@ -221,14 +221,14 @@ fn is_prefix(said: &str, word: &str) -> bool {
     said.len() >= 2 && said.len() < word.len() && word.starts_with(said)
 }
 
-/// A consonant skeleton of `word`: at least two letters, consonants only (a word with vowels is a
-/// word, or a typo, not a skeleton), shorter, the same first letter, and every letter found in
-/// `word` in the same order.
+/// A consonant skeleton of `word`: at least two letters, the same first letter (a vowel or not),
+/// consonants only after it (a word with vowels is a word, or a typo, not a skeleton), shorter,
+/// and every letter found in `word` in the same order ("mln" for "moulin", "egls" for "eglise").
 fn is_skeleton(said: &str, word: &str) -> bool {
     if said.len() < 2
         || said.len() >= word.len()
         || said.as_bytes()[0] != word.as_bytes()[0]
-        || said.bytes().any(|b| b"aeiouy".contains(&b))
+        || said.bytes().skip(1).any(|b| b"aeiouy".contains(&b))
     {
         return false;
     }

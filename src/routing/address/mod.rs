@@ -263,7 +263,8 @@ impl AddressIndex {
             .ok_or_else(|| IndexError::UnknownCommune(building.insee_code.to_owned()))?;
         let number = HouseNumber::parse(building.street_number)
             .ok_or_else(|| IndexError::BadNumber(building.street_number.to_owned()))?;
-        let words = text::tokens(building.street_name);
+        let mut words = text::tokens(building.street_name);
+        text::expand_leading_type(&mut words);
         let (street_type, core) = split_street(&words);
         if core.is_empty() {
             return Err(IndexError::EmptyStreet(building.street_name.to_owned()));
@@ -348,7 +349,14 @@ impl AddressIndex {
             normalized,
             ..Match::none(String::new())
         };
+        // Two different streets that the caller's words fit equally well are a tie the house
+        // number must not break: the number may well be on the other one.
+        let tie = streets.fuzzy
+            && streets.ids.iter().any(|&s| {
+                self.streets[s as usize].core != self.streets[streets.ids[0] as usize].core
+            });
         if let Some(number) = parsed.number
+            && !tie
             && let Some(at_number) = self.at_number(&streets.ids, number, confidence, &found)
         {
             return at_number;

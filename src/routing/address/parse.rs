@@ -2,6 +2,7 @@
 //! "Rue du 8-Mai-1945, 2, 22000 Saint-Brieuc") into a house number, street words, a postcode or
 //! INSEE code and commune words — with another reading when the words allow two.
 
+use super::super::street_types;
 use super::super::text::{self, HouseNumber, is_street_type};
 use super::{AddressIndex, AddressInput};
 
@@ -44,6 +45,7 @@ impl AddressIndex {
                 parsed.number = Some(n);
                 street.drain(..used);
             }
+            text::expand_leading_type(&mut street);
             parsed.street = street;
             let code: String = input
                 .postcode
@@ -87,12 +89,16 @@ impl AddressIndex {
             .as_deref()
             .map(|code| self.communes_of_code(code))
             .unwrap_or_default();
-        // The commune name: right after the code, else at the end or the start of the rest.
+        // The commune name: right after the code (and the street after it: "22000 Saint-Brieuc,
+        // 12 rue …"), else at the end or the start of the rest.
         if !after_code.is_empty()
             && after_code
                 .iter()
                 .any(|w| !w.bytes().all(|b| b.is_ascii_digit()))
         {
+            if let Some(end) = self.commune_then_street(&after_code, &code_communes) {
+                words.extend(after_code.split_off(end));
+            }
             parsed.city = after_code;
         } else if let Some((start, end)) = self.find_commune_words(&words, &code_communes) {
             if parsed.code.is_some() {
@@ -107,6 +113,19 @@ impl AddressIndex {
         }
         Self::read_number_and_street(words, &mut parsed);
         parsed
+    }
+
+    /// Where the commune's name ends when the words after a code are a commune's name followed by
+    /// a house number and a street: the longest run naming one of `communes` that a number follows.
+    fn commune_then_street(&self, words: &[String], communes: &[u32]) -> Option<usize> {
+        (1..words.len()).rev().find(|&end| {
+            HouseNumber::from_words(&words[end..]).is_some() && {
+                let key = text::key(&words[..end]);
+                self.by_name.get(&key).is_some_and(|ids| {
+                    communes.is_empty() || ids.iter().any(|i| communes.contains(i))
+                })
+            }
+        })
     }
 
     /// Reads the house number and the street from the words left once code and commune are out.
@@ -128,6 +147,7 @@ impl AddressIndex {
                 words.drain(..at);
             }
         }
+        text::expand_leading_type(&mut words);
         parsed.street = words;
     }
 }
@@ -139,14 +159,14 @@ fn in_a_date(words: &[String], i: usize) -> bool {
     day || year
 }
 
-/// Splits normalised street words into the street type (if the first word is one) and the
-/// significant words of the name.
+/// Splits normalised street words into the street type (if they begin with one: "rue", "lieu
+/// dit") and the significant words of the name.
 pub(super) fn split_street(words: &[String]) -> (Option<String>, Vec<String>) {
-    let (street_type, rest) = match words.split_first() {
-        Some((first, rest)) if is_street_type(first) && !rest.is_empty() => {
-            (Some(first.clone()), rest)
-        }
-        _ => (None, words),
+    let type_len = street_types::leading_type(words);
+    let (street_type, rest) = if type_len > 0 && words.len() > type_len {
+        (Some(words[..type_len].join(" ")), &words[type_len..])
+    } else {
+        (None, words)
     };
     let core = rest
         .iter()

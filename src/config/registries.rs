@@ -141,7 +141,7 @@ pub(super) fn check_tenants(
             ));
             continue;
         }
-        if crate::routing::text::normalize_phone(&t.phone).is_none() {
+        if !t.phone.bytes().any(|b| b.is_ascii_digit()) {
             problems.push(Problem::new(
                 path,
                 Some(row.line),

@@ -290,21 +290,21 @@ impl std::fmt::Display for HouseNumber {
 /// Normalises a French phone number to its national form (`0247000000`): digits only, with the
 /// `+33`/`0033` country prefix replaced by `0`. Returns `None` when there are no digits.
 pub fn normalize_phone(input: &str) -> Option<String> {
-    let digits: String = input.chars().filter(char::is_ascii_digit).collect();
+    let mut digits = String::with_capacity(input.len() + 1);
+    digits.extend(input.chars().filter(char::is_ascii_digit));
     if digits.is_empty() {
         return None;
     }
-    let national = if let Some(rest) = digits.strip_prefix("0033") {
-        format!("0{rest}")
+    if digits.starts_with("0033") {
+        digits.replace_range(..4, "0");
     } else if input.trim_start().starts_with('+') {
-        match digits.strip_prefix("33") {
-            Some(rest) => format!("0{rest}"),
-            None => format!("+{digits}"),
+        if digits.starts_with("33") {
+            digits.replace_range(..2, "0");
+        } else {
+            digits.insert(0, '+');
         }
-    } else {
-        digits
-    };
-    Some(national)
+    }
+    Some(digits)
 }
 
 #[cfg(test)]

@@ -3,7 +3,12 @@
 //! `grpc_code` in Go's spelling (`OK`, `Canceled`, …).
 //!
 //! Only the served contracts' (service, method) pairs are label values: any other path, a real
-//! service with another's method included, is `other`, so no client can create series.
+//! service with another's method included, is `other`, so no client can create series. Their
+//! series are resolved once ([`series`]), so an RPC counts itself without hashing label values.
+
+use std::time::Duration;
+
+use prometheus::{Histogram, IntCounter};
 
 use super::families::RpcFamilies;
 
@@ -13,6 +18,8 @@ pub struct RpcLabels {
     pub kind: &'static str,
     pub service: &'static str,
     pub method: &'static str,
+    /// Position among the served methods (their count for `other`): where its series are.
+    pub at: usize,
 }
 
 impl RpcLabels {
@@ -67,6 +74,7 @@ const OTHER: RpcLabels = RpcLabels {
     kind: UNARY,
     service: "other",
     method: "other",
+    at: SERVED.len(),
 };
 
 /// The labels of a gRPC path: one of the served methods, else `other`.
@@ -76,12 +84,18 @@ pub fn rpc_labels(path: &str) -> RpcLabels {
     let method = parts.next().unwrap_or_default();
     SERVED
         .iter()
-        .find(|(s, m, _)| *s == service && *m == method)
-        .map_or(OTHER, |&(service, method, kind)| RpcLabels {
-            kind,
-            service,
-            method,
-        })
+        .position(|(s, m, _)| *s == service && *m == method)
+        .map_or(OTHER, served)
+}
+
+fn served(at: usize) -> RpcLabels {
+    let (service, method, kind) = SERVED[at];
+    RpcLabels {
+        kind,
+        service,
+        method,
+        at,
+    }
 }
 
 /// Every gRPC code, in order.
@@ -128,29 +142,58 @@ pub fn code_name(code: tonic::Code) -> &'static str {
     }
 }
 
-/// Zero series for every served method (and `other`), every code of `handled`, as
-/// go-grpc-prometheus's `InitializeMetrics` does.
-pub(super) fn prime(rpc: &RpcFamilies) {
-    let all = SERVED
-        .iter()
-        .map(|&(service, method, kind)| RpcLabels {
-            kind,
-            service,
-            method,
-        })
-        .chain([OTHER]);
-    for labels in all {
-        let values = labels.values();
-        rpc.started.with_label_values(&values).inc_by(0);
-        rpc.received.with_label_values(&values).inc_by(0);
-        rpc.sent.with_label_values(&values).inc_by(0);
-        rpc.handling.with_label_values(&values);
-        for code in CODES {
-            rpc.handled
-                .with_label_values(&[labels.kind, labels.service, labels.method, code_name(code)])
-                .inc_by(0);
-        }
+/// The series of one served method (or `other`).
+pub(super) struct RpcSeries {
+    started: IntCounter,
+    received: IntCounter,
+    sent: IntCounter,
+    handling: Histogram,
+    /// By code, in the codes' numeric order.
+    handled: Vec<IntCounter>,
+}
+
+impl RpcSeries {
+    pub fn started(&self) {
+        self.started.inc();
     }
+
+    pub fn handled(&self, code: tonic::Code, elapsed: Duration, received: u64, sent: u64) {
+        if let Some(counter) = self.handled.get(code as usize) {
+            counter.inc();
+        }
+        self.handling.observe(elapsed.as_secs_f64());
+        self.received.inc_by(received);
+        self.sent.inc_by(sent);
+    }
+}
+
+/// The series of every served method, then `other` (in [`RpcLabels::at`] order), with every code
+/// of `handled`, created at zero as go-grpc-prometheus's `InitializeMetrics` does.
+pub(super) fn series(rpc: &RpcFamilies) -> Vec<RpcSeries> {
+    (0..SERVED.len())
+        .map(served)
+        .chain([OTHER])
+        .map(|labels| {
+            let values = labels.values();
+            RpcSeries {
+                started: rpc.started.with_label_values(&values),
+                received: rpc.received.with_label_values(&values),
+                sent: rpc.sent.with_label_values(&values),
+                handling: rpc.handling.with_label_values(&values),
+                handled: CODES
+                    .iter()
+                    .map(|&code| {
+                        rpc.handled.with_label_values(&[
+                            labels.kind,
+                            labels.service,
+                            labels.method,
+                            code_name(code),
+                        ])
+                    })
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -37,7 +37,8 @@ pub struct Metrics {
     enabled: bool,
     registry: Registry,
     standard: Registry,
-    rpc: RpcFamilies,
+    /// Every RPC path's series, resolved once (empty when not recording).
+    rpc: Vec<grpc::RpcSeries>,
     routing: RoutingFamilies,
     queues: QueueFamilies,
     tickets: TicketFamilies,
@@ -136,7 +137,11 @@ impl Metrics {
         .set(1);
         Metrics {
             enabled,
-            rpc: RpcFamilies::new(&standard),
+            rpc: if enabled {
+                grpc::series(&RpcFamilies::new(&standard))
+            } else {
+                Vec::new()
+            },
             routing: RoutingFamilies::new(r),
             queues: QueueFamilies::new(r),
             tickets: TicketFamilies::new(r),
@@ -170,7 +175,6 @@ impl Metrics {
         if !self.enabled {
             return;
         }
-        grpc::prime(&self.rpc);
         let t = &self.tickets;
         for queue in &catalogue.queues {
             let (p, team) = (queue.partition.as_str(), queue.team.as_str());
@@ -234,8 +238,8 @@ impl Metrics {
     }
 
     pub fn rpc_started(&self, labels: &RpcLabels) {
-        if self.enabled {
-            self.rpc.started.with_label_values(&labels.values()).inc();
+        if let Some(series) = self.rpc.get(labels.at) {
+            series.started();
         }
     }
 
@@ -248,24 +252,9 @@ impl Metrics {
         received: u64,
         sent: u64,
     ) {
-        if !self.enabled {
-            return;
+        if let Some(series) = self.rpc.get(labels.at) {
+            series.handled(code, elapsed, received, sent);
         }
-        let values = labels.values();
-        let [kind, service, method] = values;
-        self.rpc
-            .handled
-            .with_label_values(&[kind, service, method, grpc::code_name(code)])
-            .inc();
-        self.rpc
-            .handling
-            .with_label_values(&values)
-            .observe(elapsed.as_secs_f64());
-        self.rpc
-            .received
-            .with_label_values(&values)
-            .inc_by(received);
-        self.rpc.sent.with_label_values(&values).inc_by(sent);
     }
 
     /// A routed call. A retry (`duplicate`) counts only in `calls_routed_total`.

@@ -13,6 +13,7 @@
 //! - [`serve`]: `callrouter serve` — options, logging, admin listener, signals.
 //! - [`metrics`]: Prometheus metrics with bounded labels.
 //! - [`loadgen`]: `callrouter load`, the load generator.
+//! - [`logging`]: log lines written to standard error off the request's path, in batches.
 
 pub mod api;
 pub mod app;
@@ -21,6 +22,7 @@ pub mod datagen;
 pub mod diagnostics;
 pub mod explain;
 pub mod loadgen;
+pub mod logging;
 pub mod metrics;
 pub mod registry;
 pub mod routing;

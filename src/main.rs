@@ -141,7 +141,7 @@ fn main() -> ExitCode {
 }
 
 fn serve(options: callrouter::serve::ServeOptions) -> ExitCode {
-    callrouter::serve::init_logging(options.log_format);
+    let _flush_logs = callrouter::serve::init_logging(options.log_format);
     block_on("serve", callrouter::serve::serve(options))
 }
 

@@ -156,17 +156,21 @@ pub struct ServeOptions {
     pub log_format: LogFormat,
 }
 
-/// Sets up logging: level from `RUST_LOG` (default `info`), JSON or text.
-pub fn init_logging(format: LogFormat) {
+/// Sets up logging: level from `RUST_LOG` (default `info`), JSON or text, written to standard
+/// error off the request's path ([`crate::logging`]). Keep the guard until the process ends: it
+/// writes the last lines.
+pub fn init_logging(format: LogFormat) -> crate::logging::FlushOnExit {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let (writer, flush) = crate::logging::batched_stderr();
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().with_current_span(false).init(),
         LogFormat::Text => builder.init(),
     }
+    flush
 }
 
 impl ServeOptions {

@@ -173,7 +173,8 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
             let [id, fields] = parts else {
                 return Err(StoreError::Corrupt("stream entry".to_owned()));
             };
-            let f = field_map(fields)?;
+            let mut f = field_map(fields)?;
+            unpack_desk(&mut f);
             let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
             let corrupt =
                 |what: &str| StoreError::Corrupt(format!("feed entry {what} '{}'", get(what)));
@@ -198,7 +199,116 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
         .collect()
 }
 
+/// What a desk shows of the ticket, in the order the scripts join it into an entry's `desk` field
+/// (the address last: it may hold anything, the separator included).
+const DESK_FIELDS: [&str; 10] = [
+    "state",
+    "urgency",
+    "agent_id",
+    "cooperator_id",
+    "issue_type",
+    "building_id",
+    "incident_calls",
+    "created_at",
+    "sla_due_at",
+    "address",
+];
+
+/// Spreads an entry's `desk` field into named fields. Entries written before the field existed
+/// carry the named fields themselves and are left as they are.
+fn unpack_desk(fields: &mut FxHashMap<String, String>) {
+    let Some(desk) = fields.remove("desk") else {
+        return;
+    };
+    for (name, value) in DESK_FIELDS
+        .iter()
+        .zip(desk.splitn(DESK_FIELDS.len(), '\u{1f}'))
+    {
+        fields.insert((*name).to_owned(), value.to_owned());
+    }
+}
+
 /// A text that is absent when empty.
 fn optional(text: &str) -> Option<String> {
     Some(text).filter(|t| !t.is_empty()).map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(id: &str, fields: &[(&str, &str)]) -> Value {
+        let fields = fields
+            .iter()
+            .flat_map(|(k, v)| {
+                [
+                    Value::BulkString(k.as_bytes().to_vec()),
+                    Value::BulkString(v.as_bytes().to_vec()),
+                ]
+            })
+            .collect();
+        Value::Array(vec![
+            Value::BulkString(id.as_bytes().to_vec()),
+            Value::Array(fields),
+        ])
+    }
+
+    /// Entries with the packed `desk` field and entries written before it (one named field each)
+    /// read the same; an address holding the separator keeps it.
+    #[test]
+    fn feed_entries_read_alike_packed_or_not() {
+        let address = "12 rue Nationale \u{1f} 37000 Tours";
+        let desk = [
+            "RESERVED",
+            "2",
+            "agent-7",
+            "tl",
+            "technical.plumbing.leak",
+            "TL-00012",
+            "3",
+            "1700000000000",
+            "1700003600000",
+            address,
+        ]
+        .join("\u{1f}");
+        let packed = entry(
+            "1-0",
+            &[
+                ("kind", "claimed"),
+                ("ticket_id", "tl-1"),
+                ("team_id", "tl.tech"),
+                ("at", "1700000001000"),
+                ("desk", &desk),
+            ],
+        );
+        let named = entry(
+            "1-0",
+            &[
+                ("kind", "claimed"),
+                ("ticket_id", "tl-1"),
+                ("team_id", "tl.tech"),
+                ("state", "RESERVED"),
+                ("urgency", "2"),
+                ("agent_id", "agent-7"),
+                ("at", "1700000001000"),
+                ("cooperator_id", "tl"),
+                ("issue_type", "technical.plumbing.leak"),
+                ("building_id", "TL-00012"),
+                ("address", address),
+                ("incident_calls", "3"),
+                ("created_at", "1700000000000"),
+                ("sla_due_at", "1700003600000"),
+            ],
+        );
+        let from_packed = parse_events(&Value::Array(vec![packed])).expect("packed entry");
+        let from_named = parse_events(&Value::Array(vec![named])).expect("named entry");
+        assert_eq!(from_packed, from_named);
+        let event = &from_packed[0];
+        assert_eq!(event.address.as_deref(), Some(address));
+        assert_eq!(
+            (event.incident_calls, event.sla_due_at),
+            (3, 1_700_003_600_000)
+        );
+        assert_eq!(event.agent_id.as_deref(), Some("agent-7"));
+    }
 }

@@ -36,12 +36,22 @@ if incident ~= '' then
 end
 local id = ARGV[4]
 local team = ARGV[8]
-redis.call('HSET', KEYS[3],
-  'ticket_id', id, 'call_id', ARGV[5], 'partition', ARGV[6], 'state', 'QUEUED',
+-- A field a new ticket would hold empty or at its default (no building, no incident, one caller, no
+-- agent, lease token and attempts 0) is not written: readers take its absence for that value, and
+-- a ticket costs Redis per field.
+local fields = {'ticket_id', id, 'call_id', ARGV[5], 'partition', ARGV[6], 'state', 'QUEUED',
   'cooperator_id', ARGV[7], 'team_id', team, 'urgency', ARGV[9], 'issue_type', ARGV[10],
-  'building_id', ARGV[11], 'incident_id', incident, 'incident_calls', 1, 'agent_id', '',
-  'lease_token', 0, 'attempts', 0, 'created_at', t, 'enqueued_at', t, 'sla_due_at', ARGV[13],
-  'escalation_team', ARGV[14], 'details', ARGV[15], 'address', ARGV[17])
+  'created_at', t, 'enqueued_at', t, 'sla_due_at', ARGV[13], 'escalation_team', ARGV[14],
+  'details', ARGV[15], 'address', ARGV[17]}
+if ARGV[11] ~= '' then
+  fields[#fields + 1] = 'building_id'
+  fields[#fields + 1] = ARGV[11]
+end
+if incident ~= '' then
+  fields[#fields + 1] = 'incident_id'
+  fields[#fields + 1] = incident
+end
+redis.call('HSET', KEYS[3], unpack(fields))
 redis.call('ZADD', KEYS[2], score(ARGV[9], t), id)
 redis.call('SET', KEYS[1], id)
 if incident ~= '' then

@@ -10,7 +10,7 @@ for _, id in ipairs(due) do
   local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'attempts', 'urgency', 'enqueued_at',
     'escalation_team', 'agent_id')
   if h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS' then
-    local attempts = tonumber(h[3]) + 1
+    local attempts = tonumber(h[3] or 0) + 1
     local target = h[2]
     if attempts >= limit and h[6] and h[6] ~= '' and h[6] ~= h[2] then
       target = h[6]

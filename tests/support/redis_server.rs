@@ -35,6 +35,7 @@ pub const REPLICATION_PASSWORD: &str = "replication-test-password";
 pub const SENTINEL_PASSWORD: &str = "sentinel-test-password";
 
 /// TLS of a server: its certificate and key, and the CA of client certificates it requires.
+#[derive(Clone)]
 pub struct ServerTls {
     pub cert: PathBuf,
     pub key: PathBuf,
@@ -93,36 +94,40 @@ impl RedisServer {
         replica_of: Option<u16>,
         cluster_bus: Option<u16>,
     ) -> Option<RedisServer> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
-        let dir =
-            std::env::temp_dir().join(format!("callrouter-redis-{}-{port}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("temporary directory");
-        let mut server = RedisServer {
-            port,
-            dir,
-            child: None,
-            fsync,
-            tls,
-            replica_of,
-            cluster_bus,
-        };
-        match server.spawn() {
-            Ok(()) => Some(server),
-            Err(why) => {
-                let message = format!(
-                    "cannot start redis-server for this test: {why} (install it: apt-get install redis-server)"
-                );
-                if std::env::var_os("CI").is_some() {
-                    panic!("{message}");
-                }
-                eprintln!("SKIPPED: {message}");
-                None
+        // A port found free may be taken before the server binds it (an outgoing connection's
+        // ephemeral port): then another one is tried.
+        let mut why = String::new();
+        for _ in 0..3 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map(|a| a.port())
+                .expect("a free loopback port");
+            let dir = std::env::temp_dir()
+                .join(format!("callrouter-redis-{}-{port}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            std::fs::create_dir_all(&dir).expect("temporary directory");
+            let mut server = RedisServer {
+                port,
+                dir,
+                child: None,
+                fsync,
+                tls: tls.clone(),
+                replica_of,
+                cluster_bus,
+            };
+            match server.spawn() {
+                Ok(()) => return Some(server),
+                Err(e) => why = e,
             }
         }
+        let message = format!(
+            "cannot start redis-server for this test: {why} (install it: apt-get install redis-server)"
+        );
+        if std::env::var_os("CI").is_some() {
+            panic!("{message}");
+        }
+        eprintln!("SKIPPED: {message}");
+        None
     }
 
     /// The production ACL with the test passwords in place of its placeholders.

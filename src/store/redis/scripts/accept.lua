@@ -11,9 +11,9 @@ local expires = t + tonumber(ARGV[7])
 redis.call('HSET', tkey(id), 'state', 'IN_PROGRESS', 'lease_expires_at', expires)
 redis.call('ZADD', P .. 'leases', expires, id)
 if h[1] == 'RESERVED' then
-  count(h[2], 'RESERVED', -1)
-  count(h[2], 'IN_PROGRESS', 1)
-  remember(id, t, 'accepted by ' .. ARGV[5])
-  emit(h[2], 'accepted', id, t)
+  count(h[2], 'RESERVED', '-1')
+  count(h[2], 'IN_PROGRESS', '1')
+  remember(id, 'accepted by ' .. ARGV[5])
+  emit(h[2], 'accepted', id)
 end
 return redis.call('HGETALL', tkey(id))

@@ -30,8 +30,8 @@ if redis.call('EXISTS', callers) == 1 then
   local left = redis.call('SCARD', callers)
   redis.call('HSET', tkey(id), 'incident_calls', left)
   if left > 0 then
-    remember(id, t, 'caller ' .. call .. ' hung up, ' .. left .. ' still waiting')
-    emit(h[2], 'caller_left', id, t)
+    remember(id, 'caller ' .. call .. ' hung up, ' .. left .. ' still waiting')
+    emit(h[2], 'caller_left', id)
     return redis.call('HGETALL', tkey(id))
   end
 end
@@ -40,9 +40,9 @@ redis.call('HSET', tkey(id), 'state', 'CANCELLED', 'closed_at', t)
 if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
   redis.call('DEL', P .. 'inc:' .. h[3])
 end
-count(h[2], 'QUEUED', -1)
-count(h[2], 'CANCELLED', 1)
-remember(id, t, 'cancelled: caller ' .. call .. ' hung up')
-emit(h[2], 'cancelled', id, t)
+count(h[2], 'QUEUED', '-1')
+count(h[2], 'CANCELLED', '1')
+remember(id, 'cancelled: caller ' .. call .. ' hung up')
+emit(h[2], 'cancelled', id)
 expire_closed(id)
 return redis.call('HGETALL', tkey(id))

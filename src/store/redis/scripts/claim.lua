@@ -29,26 +29,32 @@ if not best then
   return false
 end
 redis.call('ZREM', best_queue, best)
-local token = redis.call('INCR', P .. 'fence')
-local expires = t + tonumber(ARGV[5])
+local token = int(redis.call('INCR', P .. 'fence'))
+local expires = int(t + tonumber(ARGV[5]))
 redis.call('HSET', tkey(best), 'state', 'RESERVED', 'agent_id', ARGV[4], 'lease_token', token,
-  'lease_expires_at', expires, 'claimed_at', t)
+  'lease_expires_at', expires, 'claimed_at', NOW)
 redis.call('ZADD', P .. 'leases', expires, best)
-local team = redis.call('HGET', tkey(best), 'team_id')
--- The interval between claims (moving average) gives the expected wait of later callers.
+local h = redis.call('HMGET', tkey(best), 'team_id', 'urgency', 'cooperator_id', 'issue_type',
+  'building_id', 'address', 'incident_calls', 'created_at', 'sla_due_at')
+local team = h[1]
+-- The team's figures in one read and one write: the interval between claims (moving average,
+-- which gives the expected wait of later callers) and the state counts.
 local stats = skey(team)
-local last = tonumber(redis.call('HGET', stats, 'last_claim_at') or '0')
+local s = redis.call('HMGET', stats, 'last_claim_at', 'claim_interval', 'QUEUED', 'RESERVED')
+local figures = {'last_claim_at', NOW, 'QUEUED', int(tonumber(s[3] or 0) - 1),
+  'RESERVED', int(tonumber(s[4] or 0) + 1)}
+local last = tonumber(s[1] or '0')
 if last > 0 then
   local gap = math.min(t - last, 3600000)
-  local previous = tonumber(redis.call('HGET', stats, 'claim_interval') or gap)
-  redis.call('HSET', stats, 'claim_interval', math.floor(previous * 0.8 + gap * 0.2))
+  local previous = tonumber(s[2] or gap)
+  figures[#figures + 1] = 'claim_interval'
+  figures[#figures + 1] = int(math.floor(previous * 0.8 + gap * 0.2))
 end
-redis.call('HSET', stats, 'last_claim_at', t)
+redis.call('HSET', stats, unpack(figures))
 if ARGV[6] ~= '' then
   redis.call('SET', claim_key, best .. ' ' .. token, 'PX', ARGV[5])
 end
-count(team, 'QUEUED', -1)
-count(team, 'RESERVED', 1)
-remember(best, t, 'claimed by ' .. ARGV[4] .. ' lease ' .. token)
-emit(team, 'claimed', best, t)
+remember(best, 'claimed by ' .. ARGV[4] .. ' lease ' .. token)
+local shown = {'RESERVED', h[2], ARGV[4], h[3], h[4], h[5], h[6], h[7], h[8], h[9]}
+emit_with(team, 'claimed', best, shown)
 return redis.call('HGETALL', tkey(best))

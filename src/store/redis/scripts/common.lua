@@ -6,13 +6,33 @@ local P = ARGV[1]
 local FEED = tonumber(ARGV[2])
 local RETENTION = tonumber(ARGV[3])
 
+-- The time of the script's now_ms() as text, which is what gets written: a Lua number (a double)
+-- handed to Redis is formatted by sprintf at every use, and that costs more than the command.
+local NOW
+
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local time = redis.call('TIME')
+  local us = time[2]
+  NOW = time[1] .. string.sub(string.rep('0', 6 - #us) .. us, 1, 3)
+  return tonumber(NOW)
+end
+
+-- A whole number as text, without the floating-point formatting Lua's own conversion uses.
+local function int(n)
+  return string.format('%d', n)
 end
 
 local function score(urgency, enqueued_at)
   return tonumber(urgency) * 1e13 + tonumber(enqueued_at)
+end
+
+-- score, as text: the urgency's digit before the 13 digits of a time in ms (any time from 2001 to
+-- 2286), else formatted.
+local function score_text(urgency, enqueued_at)
+  if #urgency == 1 and #enqueued_at == 13 then
+    return urgency .. enqueued_at
+  end
+  return int(score(urgency, enqueued_at))
 end
 
 local function tkey(id) return P .. 't:' .. id end
@@ -27,31 +47,32 @@ local function count(team, state, delta)
   redis.call('HINCRBY', skey(team), state, delta)
 end
 
-local function remember(id, t, line)
-  redis.call('RPUSH', hkey(id), t .. ' ' .. line)
+local function remember(id, line)
+  redis.call('RPUSH', hkey(id), NOW .. ' ' .. line)
 end
 
 -- Appends a transition to a team's feed, with what a desk shows of the ticket after it: h holds
 -- state, urgency, agent, cooperator, issue type, building, address, incident calls, creation and
 -- due times, as the ticket has them. What a desk shows travels as one field, 'desk': those values
 -- joined by the unit separator, the address last (a stream entry costs Redis per field).
-local function emit_with(team, kind, id, t, h)
+local function emit_with(team, kind, id, h)
   local desk = table.concat({h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '',
     h[6] or '', h[8] or '1', h[9] or '0', h[10] or '0', h[7] or ''}, '\31')
   redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
-    'kind', kind, 'ticket_id', id, 'team_id', team, 'at', t, 'desk', desk)
+    'kind', kind, 'ticket_id', id, 'team_id', team, 'at', NOW, 'desk', desk)
 end
 
 -- emit, reading what the feed shows from the ticket.
-local function emit(team, kind, id, t)
+local function emit(team, kind, id)
   local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'cooperator_id',
     'issue_type', 'building_id', 'address', 'incident_calls', 'created_at', 'sla_due_at')
-  emit_with(team, kind, id, t, h)
+  emit_with(team, kind, id, h)
 end
 
--- Closed tickets, their history and their call key are purged after the retention.
-local function expire_closed(id)
-  local call = redis.call('HGET', tkey(id), 'call_id')
+-- Closed tickets, their history and their call key are purged after the retention. The call id
+-- is read from the ticket unless the caller has it already.
+local function expire_closed(id, call_id)
+  local call = call_id or redis.call('HGET', tkey(id), 'call_id')
   redis.call('PEXPIRE', tkey(id), RETENTION)
   redis.call('PEXPIRE', hkey(id), RETENTION)
   redis.call('PEXPIRE', ckey(id), RETENTION)

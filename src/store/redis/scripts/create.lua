@@ -28,8 +28,8 @@ if incident ~= '' then
       redis.call('HSET', tkey(open), 'incident_calls', redis.call('SCARD', callers))
       -- A joined call is remembered for retries for the retention, like a closed ticket's call.
       redis.call('SET', KEYS[1], open, 'PX', RETENTION)
-      remember(open, t, 'incident call ' .. ARGV[5])
-      emit(redis.call('HGET', tkey(open), 'team_id'), 'incident_call', open, t)
+      remember(open, 'incident call ' .. ARGV[5])
+      emit(redis.call('HGET', tkey(open), 'team_id'), 'incident_call', open)
       return {0, 1, position(open), redis.call('HGETALL', tkey(open))}
     end
   end
@@ -41,7 +41,7 @@ local team = ARGV[8]
 -- a ticket costs Redis per field.
 local fields = {'ticket_id', id, 'call_id', ARGV[5], 'partition', ARGV[6], 'state', 'QUEUED',
   'cooperator_id', ARGV[7], 'team_id', team, 'urgency', ARGV[9], 'issue_type', ARGV[10],
-  'created_at', t, 'enqueued_at', t, 'sla_due_at', ARGV[13], 'escalation_team', ARGV[14],
+  'created_at', NOW, 'enqueued_at', NOW, 'sla_due_at', ARGV[13], 'escalation_team', ARGV[14],
   'details', ARGV[15], 'address', ARGV[17]}
 if ARGV[11] ~= '' then
   fields[#fields + 1] = 'building_id'
@@ -52,15 +52,15 @@ if incident ~= '' then
   fields[#fields + 1] = incident
 end
 redis.call('HSET', KEYS[3], unpack(fields))
-redis.call('ZADD', KEYS[2], score(ARGV[9], t), id)
+redis.call('ZADD', KEYS[2], score_text(ARGV[9], NOW), id)
 redis.call('SET', KEYS[1], id)
 if incident ~= '' then
   redis.call('SET', KEYS[4], id)
 end
-remember(id, t, 'created in ' .. team)
-count(team, 'QUEUED', 1)
+remember(id, 'created in ' .. team)
+count(team, 'QUEUED', '1')
 -- What was just written is not read back: the feed and the reply are built from the arguments
 -- (the caller builds the ticket from its request and the creation time).
-local shown = {'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], ARGV[17], 1, t, ARGV[13]}
-emit_with(team, 'created', id, t, shown)
+local shown = {'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], ARGV[17], '1', NOW, ARGV[13]}
+emit_with(team, 'created', id, shown)
 return {0, 0, position_in(team, id), t}

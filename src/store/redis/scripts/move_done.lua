@@ -12,7 +12,7 @@ redis.call('ZREM', P .. 'outbox', id)
 if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
   redis.call('DEL', P .. 'inc:' .. h[3])
 end
-remember(id, t, 'moved to ' .. ARGV[5])
-emit(h[2], 'transferred_out', id, t)
+remember(id, 'moved to ' .. ARGV[5])
+emit(h[2], 'transferred_out', id)
 expire_closed(id)
 return redis.call('HGETALL', tkey(id))

@@ -16,7 +16,7 @@ redis.call('HSET', tkey(id), 'state', 'MOVING', 'move_partition', ARGV[7], 'move
   'move_urgency', ARGV[9], 'lease_expires_at', '')
 redis.call('ZREM', P .. 'leases', id)
 redis.call('ZADD', P .. 'outbox', t, id)
-count(h[2], h[1], -1)
+count(h[2], h[1], '-1')
 end_hold(id, ARGV[5], ARGV[6], 'transfer')
-remember(id, t, 'transfer by ' .. ARGV[5] .. ' to ' .. ARGV[7] .. '/' .. ARGV[8])
+remember(id, 'transfer by ' .. ARGV[5] .. ' to ' .. ARGV[7] .. '/' .. ARGV[8])
 return {redis.call('HGETALL', tkey(id)), redis.call('LRANGE', hkey(id), 0, -1)}

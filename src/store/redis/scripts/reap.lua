@@ -20,13 +20,13 @@ for _, id in ipairs(due) do
     redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', 0,
       'lease_expires_at', '', 'attempts', attempts)
     redis.call('ZADD', qkey(target), score(h[4], h[5]), id)
-    count(h[2], h[1], -1)
-    count(target, 'QUEUED', 1)
-    remember(id, t, 'lease of ' .. h[7] .. ' expired, attempt ' .. attempts)
-    emit(h[2], 'lease_expired', id, t)
+    count(h[2], h[1], '-1')
+    count(target, 'QUEUED', '1')
+    remember(id, 'lease of ' .. h[7] .. ' expired, attempt ' .. attempts)
+    emit(h[2], 'lease_expired', id)
     if target ~= h[2] then
-      remember(id, t, 'escalated to ' .. target)
-      emit(target, 'escalated', id, t)
+      remember(id, 'escalated to ' .. target)
+      emit(target, 'escalated', id)
     end
     expired = expired + 1
   end

@@ -1,5 +1,5 @@
-"""What each lifecycle script costs Redis per call, in instructions: creates, claims and completes
-N tickets against a redis-server running under callgrind, with the instruction counters dumped
+"""What each lifecycle script costs Redis per call, in instructions: creates, claims, accepts and
+completes N tickets against a redis-server running under callgrind, with the instruction counters dumped
 between the phases (callgrind_control), so each figure is one script's alone.
 
 Run by benches/script_cost.sh; speaks RESP over a socket (no client library needed).
@@ -66,7 +66,9 @@ def dump(pid, phase):
 def main():
     port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
     r = Redis(port)
-    create, claim, complete = (load(r, s) for s in ("create.lua", "claim.lua", "complete.lua"))
+    create, claim, accept, complete = (
+        load(r, s) for s in ("create.lua", "claim.lua", "accept.lua", "complete.lua")
+    )
     common = [P, 1000, 2592000000]
     dump(pid, "start")
     for i in range(n):
@@ -83,6 +85,10 @@ def main():
         ticket = dict(zip(fields[::2], fields[1::2]))
         held.append((ticket["ticket_id"], ticket["lease_token"]))
     dump(pid, "claim")
+    for ticket_id, token in held:
+        r.call("EVALSHA", accept, 1, P + "t:" + ticket_id, *common, ticket_id, "agent-1", token,
+               600000)
+    dump(pid, "accept")
     for ticket_id, token in held:
         r.call("EVALSHA", complete, 1, P + "t:" + ticket_id, *common, ticket_id, "agent-1",
                token, "fixed")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # What the lifecycle scripts cost Redis per call. Instructions, counted by callgrind (the same for
 # the same scripts and Redis build, whatever else the machine does): a redis-server under callgrind
-# creates, claims and completes N tickets (benches/lifecycle_cost.py), with its counters dumped
+# creates, claims, accepts and completes N tickets (benches/lifecycle_cost.py), with its counters dumped
 # between the phases. Time, as the targets state it (`usec_per_call`, noisy on a shared machine):
 # redis-benchmark runs the create script with a routed call's arguments, 50 clients.
 # Both on fresh redis-servers with AOF everysec.
@@ -28,7 +28,7 @@ wait_for "$port"
 python3 benches/lifecycle_cost.py "$port" "${pids[-1]}" "$N"
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 phase=1
-for script in create claim complete; do
+for script in create claim accept complete; do
   phase=$((phase + 1))
   total=$(callgrind_annotate "$work/cg/out.$phase" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "$script script: $((total / N)) Redis instructions per call (callgrind, $N calls)"

@@ -7,7 +7,7 @@ if answer then
   return answer
 end
 local h = redis.call('HMGET', tkey(id), 'state', 'team_id')
-local expires = t + tonumber(ARGV[7])
+local expires = int(t + tonumber(ARGV[7]))
 redis.call('HSET', tkey(id), 'state', 'IN_PROGRESS', 'lease_expires_at', expires)
 redis.call('ZADD', P .. 'leases', expires, id)
 if h[1] == 'RESERVED' then

@@ -36,7 +36,7 @@ if redis.call('EXISTS', callers) == 1 then
   end
 end
 redis.call('ZREM', qkey(h[2]), id)
-redis.call('HSET', tkey(id), 'state', 'CANCELLED', 'closed_at', t)
+redis.call('HSET', tkey(id), 'state', 'CANCELLED', 'closed_at', NOW)
 if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
   redis.call('DEL', P .. 'inc:' .. h[3])
 end

@@ -6,8 +6,8 @@ local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'incident_id')
 if h[1] ~= 'MOVING' then
   return redis.call('HGETALL', tkey(id))
 end
-redis.call('HSET', tkey(id), 'state', 'MOVED', 'moved_to', ARGV[5], 'closed_at', t,
-  'agent_id', '', 'lease_token', 0)
+redis.call('HSET', tkey(id), 'state', 'MOVED', 'moved_to', ARGV[5], 'closed_at', NOW,
+  'agent_id', '', 'lease_token', '0')
 redis.call('ZREM', P .. 'outbox', id)
 if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
   redis.call('DEL', P .. 'inc:' .. h[3])

@@ -17,7 +17,7 @@ for line in string.gmatch(ARGV[6], '[^\n]+') do
   redis.call('RPUSH', hkey(id), line)
 end
 local h = redis.call('HMGET', KEYS[2], 'team_id', 'urgency', 'enqueued_at', 'call_id')
-redis.call('ZADD', qkey(h[1]), score(h[2], h[3]), id)
+redis.call('ZADD', qkey(h[1]), score_text(h[2], h[3]), id)
 -- Retries of this step come within seconds; the marker outlives them by the retention.
 redis.call('SET', KEYS[1], id, 'PX', RETENTION)
 redis.call('SET', P .. 'call:' .. h[4], id, 'NX')

@@ -15,7 +15,7 @@ local h = redis.call('HMGET', tkey(id), 'state', 'team_id')
 redis.call('HSET', tkey(id), 'state', 'MOVING', 'move_partition', ARGV[7], 'move_team', ARGV[8],
   'move_urgency', ARGV[9], 'lease_expires_at', '')
 redis.call('ZREM', P .. 'leases', id)
-redis.call('ZADD', P .. 'outbox', t, id)
+redis.call('ZADD', P .. 'outbox', NOW, id)
 count(h[2], h[1], '-1')
 end_hold(id, ARGV[5], ARGV[6], 'transfer')
 remember(id, 'transfer by ' .. ARGV[5] .. ' to ' .. ARGV[7] .. '/' .. ARGV[8])

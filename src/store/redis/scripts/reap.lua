@@ -3,23 +3,23 @@
 -- ARGV[4..]: attempt limit, how many leases at most.
 local t = now_ms()
 local limit = tonumber(ARGV[4])
-local due = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', t, 'LIMIT', 0, tonumber(ARGV[5]))
+local due = redis.call('ZRANGEBYSCORE', P .. 'leases', '-inf', NOW, 'LIMIT', 0, ARGV[5])
 local expired, escalated = 0, 0
 for _, id in ipairs(due) do
   redis.call('ZREM', P .. 'leases', id)
   local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'attempts', 'urgency', 'enqueued_at',
     'escalation_team', 'agent_id')
   if h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS' then
-    local attempts = tonumber(h[3] or 0) + 1
+    local attempts = int(tonumber(h[3] or 0) + 1)
     local target = h[2]
-    if attempts >= limit and h[6] and h[6] ~= '' and h[6] ~= h[2] then
+    if tonumber(attempts) >= limit and h[6] and h[6] ~= '' and h[6] ~= h[2] then
       target = h[6]
       escalated = escalated + 1
-      redis.call('HSET', tkey(id), 'escalated', 1, 'team_id', target)
+      redis.call('HSET', tkey(id), 'escalated', '1', 'team_id', target)
     end
-    redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', 0,
+    redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', '0',
       'lease_expires_at', '', 'attempts', attempts)
-    redis.call('ZADD', qkey(target), score(h[4], h[5]), id)
+    redis.call('ZADD', qkey(target), score_text(h[4], h[5]), id)
     count(h[2], h[1], '-1')
     count(target, 'QUEUED', '1')
     remember(id, 'lease of ' .. h[7] .. ' expired, attempt ' .. attempts)
@@ -31,5 +31,5 @@ for _, id in ipairs(due) do
     expired = expired + 1
   end
 end
-local stuck = redis.call('ZRANGEBYSCORE', P .. 'outbox', '-inf', t - 5000, 'LIMIT', 0, 100)
+local stuck = redis.call('ZRANGEBYSCORE', P .. 'outbox', '-inf', int(t - 5000), 'LIMIT', 0, 100)
 return {expired, escalated, stuck}

@@ -7,10 +7,10 @@ if answer then
   return answer
 end
 local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'urgency', 'enqueued_at')
-redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', 0,
+redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', '0',
   'lease_expires_at', '')
 redis.call('ZREM', P .. 'leases', id)
-redis.call('ZADD', qkey(h[2]), score(h[3], h[4]), id)
+redis.call('ZADD', qkey(h[2]), score_text(h[3], h[4]), id)
 count(h[2], h[1], '-1')
 count(h[2], 'QUEUED', '1')
 end_hold(id, ARGV[5], ARGV[6], 'release')

@@ -8,14 +8,14 @@ if answer then
 end
 local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'urgency', 'enqueued_at')
 local to = ARGV[7]
-local urgency = tonumber(h[3])
-if ARGV[8] ~= '' and tonumber(ARGV[8]) < urgency then
-  urgency = tonumber(ARGV[8])
+local urgency = h[3]
+if ARGV[8] ~= '' and tonumber(ARGV[8]) < tonumber(urgency) then
+  urgency = ARGV[8]
 end
 redis.call('HSET', tkey(id), 'state', 'QUEUED', 'team_id', to, 'urgency', urgency, 'agent_id', '',
-  'lease_token', 0, 'lease_expires_at', '')
+  'lease_token', '0', 'lease_expires_at', '')
 redis.call('ZREM', P .. 'leases', id)
-redis.call('ZADD', qkey(to), score(urgency, h[4]), id)
+redis.call('ZADD', qkey(to), score_text(urgency, h[4]), id)
 count(h[2], h[1], '-1')
 count(to, 'QUEUED', '1')
 end_hold(id, ARGV[5], ARGV[6], 'transfer')

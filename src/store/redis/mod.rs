@@ -71,7 +71,7 @@ pub use self::keys::valid_partition;
 use self::keys::{Keys, PartitionKeys};
 pub use self::link::RedisTarget;
 use self::link::{Conn, Link, Primary};
-use self::reply::{array, int, parse_position, parse_ticket, store_error, text};
+use self::reply::{array, int, parse_position, parse_ticket, position_from, store_error, text};
 use super::ids::new_ticket_id;
 use super::{
     AgentStatus, Created, Hold, Millis, NewTicket, QueuePosition, QueueStats, ReapReport,
@@ -585,15 +585,28 @@ impl TicketStore for RedisStore {
         let reply = self
             .run(&self.scripts.create, &at, &keys, &args, &ticket_id)
             .await?;
+        if let Value::BulkString(_) | Value::SimpleString(_) = reply {
+            let reply = text(&reply)?;
+            let numbers: Vec<i64> = reply
+                .split(' ')
+                .map(str::parse)
+                .collect::<Result<_, _>>()
+                .map_err(|_| StoreError::Corrupt(format!("create reply '{reply}'")))?;
+            let [position, interval, created_at] = numbers[..] else {
+                return Err(StoreError::Corrupt(format!("create reply '{reply}'")));
+            };
+            return Ok(Created {
+                ticket: fresh_ticket(ticket_id, new, created_at),
+                duplicate: false,
+                joined_incident: false,
+                position: position_from(position, interval),
+            });
+        }
         let [duplicate, incident, position, ticket] = array(&reply)? else {
             return Err(StoreError::Corrupt("create reply".to_owned()));
         };
-        let ticket = match ticket {
-            Value::Int(created_at) => fresh_ticket(ticket_id, new, *created_at),
-            fields => parse_ticket(fields)?,
-        };
         Ok(Created {
-            ticket,
+            ticket: parse_ticket(ticket)?,
             duplicate: int(duplicate)? == 1,
             joined_incident: int(incident)? == 1,
             position: parse_position(position)?,

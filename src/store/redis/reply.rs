@@ -104,20 +104,24 @@ pub fn parse_position(value: &Value) -> Result<Option<QueuePosition>, StoreError
     let [position, interval] = items else {
         return Err(StoreError::Corrupt("position reply".to_owned()));
     };
-    let position = int(position)?;
+    Ok(position_from(int(position)?, int(interval)?))
+}
+
+/// The place in the queue and the expected wait from a script's position (1 = next; 0 when not
+/// queued) and the team's recent interval between claims in ms (negative when none yet).
+pub fn position_from(position: i64, interval: i64) -> Option<QueuePosition> {
     if position <= 0 {
-        return Ok(None);
+        return None;
     }
-    let interval = int(interval)?;
     let interval = if interval < 0 {
         DEFAULT_CLAIM_INTERVAL_MS
     } else {
         interval as f64
     };
-    Ok(Some(QueuePosition {
+    Some(QueuePosition {
         position: position as u64,
         estimated_wait_seconds: estimate_wait_seconds(position as u64, interval),
-    }))
+    })
 }
 
 pub fn ticket_from_fields(f: &FxHashMap<String, String>) -> Result<Ticket, StoreError> {

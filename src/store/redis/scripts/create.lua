@@ -3,8 +3,9 @@
 -- ARGV[4..]: ticket id, call id, partition, cooperator, team, urgency rank, issue type, building,
 -- incident id, SLA due (ms), escalation team, details, cut-off (ms, Redis clock), address.
 -- Past the cut-off the caller has been told "not queued": nothing is created (a retry still finds
--- a ticket created before, which is true). Replies {duplicate, joined, position, ticket}: the
--- ticket's fields for an existing ticket, its creation time (ms) for a new one.
+-- a ticket created before, which is true). Replies {duplicate, joined, position, ticket fields}
+-- for a ticket that existed; for a new one, "<position> <claim interval> <creation time>" (one
+-- value is the cheapest reply to read).
 local t = now_ms()
 local existing = redis.call('GET', KEYS[1])
 if existing and redis.call('EXISTS', tkey(existing)) == 1 then
@@ -63,4 +64,5 @@ count(team, 'QUEUED', '1')
 -- (the caller builds the ticket from its request and the creation time).
 local shown = {'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], ARGV[17], '1', NOW, ARGV[13]}
 emit_with(team, 'created', id, shown)
-return {0, 0, position_in(team, id), t}
+local at = position_in(team, id)
+return int(at[1]) .. ' ' .. int(at[2]) .. ' ' .. NOW

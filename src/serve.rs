@@ -2,6 +2,7 @@
 //! `REDIS_URL`, the gRPC server and the admin HTTP listener, reload on SIGHUP, and shutdown on
 //! SIGINT/SIGTERM.
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -163,8 +164,10 @@ pub fn init_logging(format: LogFormat) -> crate::logging::FlushOnExit {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let (writer, flush) = crate::logging::batched_stderr();
+    // Colours only for a person at a terminal: a file or a log collector would get escape codes.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().with_current_span(false).init(),

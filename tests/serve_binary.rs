@@ -106,6 +106,10 @@ fn serve_starts_reloads_and_stops_on_signals() {
         "the in-memory store is announced:\n{output}"
     );
     assert!(
+        !output.contains('\u{1b}'),
+        "logs written to a file carry no terminal colour codes:\n{output}"
+    );
+    assert!(
         output.contains("SIGTERM received") && output.contains("stopped"),
         "{output}"
     );

@@ -109,6 +109,21 @@ pub fn leading_type(words: &[String]) -> usize {
         .unwrap_or(0)
 }
 
+/// Whether a normalised word begins a street type ("rue", "lieu" of "lieu dit") or abbreviates one
+/// ("bd").
+pub fn is_street_type(word: &str) -> bool {
+    starts_a_type(word) || expansion(word).is_some()
+}
+
+/// Expands the first of a street's words when it abbreviates a street type ("bd" → "boulevard").
+/// Only there: elsewhere "ch", "pas" or "car" are the start of a name ("Commandant-Ch.",
+/// "Louis-Pas.", "Saint-Car.").
+pub fn expand_leading_type(street: &mut Vec<String>) {
+    if let Some(expansion) = street.first().and_then(|w| expansion(w)) {
+        street.splice(..1, expansion.split(' ').map(str::to_owned));
+    }
+}
+
 /// The street type of a normalised type form ("rue", "lieu dit").
 pub fn by_words(words: &str) -> Option<&'static StreetType> {
     all().iter().find(|t| t.words == words)
@@ -133,6 +148,19 @@ mod tests {
                 .count()
         );
         assert!(all().len() >= 40);
+    }
+
+    #[test]
+    fn street_type_abbreviations_expand_only_where_the_type_stands() {
+        let mut street = text::tokens("bd Saint-Michel");
+        expand_leading_type(&mut street);
+        assert_eq!(street, ["boulevard", "saint", "michel"]);
+        let mut street = text::tokens("Rue du Commandant Ch");
+        expand_leading_type(&mut street);
+        assert_eq!(street, ["rue", "du", "commandant", "ch"]);
+        let mut street = text::tokens("ld Kerbrat");
+        expand_leading_type(&mut street);
+        assert_eq!(street, ["lieu", "dit", "kerbrat"]);
     }
 
     #[test]

@@ -4,8 +4,9 @@
 //! apostrophes or neither, with abbreviations (`bd`, `av`, `st`, `gal`, …), with "bis" glued to the
 //! number. Everything the matcher compares goes through [`normalize`] first, so that two spellings of
 //! the same address give the same tokens. Titles (`st`, `gal`) are expanded wherever they stand;
-//! street types (`bd`, `ld`) only where a street type stands ([`expand_leading_type`]), since
-//! elsewhere the same letters begin names ("Commandant-Ch.", "Saint-Car.").
+//! street types (`bd`, `ld`) only where a street type stands (by the street-type table, which
+//! builds on this module), since elsewhere the same letters begin names ("Commandant-Ch.",
+//! "Saint-Car.").
 //!
 //! Invariant: [`normalize`] is idempotent — `normalize(normalize(s)) == normalize(s)` — because its
 //! output is lower-case ASCII words separated by single spaces, and no expansion of an abbreviation is
@@ -109,7 +110,7 @@ fn fold_char(c: char) -> Option<(char, Option<char>)> {
 }
 
 /// Abbreviations of titles and saints, with their expansion, wherever they stand. (Street-type
-/// abbreviations are expanded only where a street type stands: [`expand_leading_type`].)
+/// abbreviations are expanded only where a street type stands, by the street-type table.)
 /// Expansions are never abbreviations themselves, which keeps [`normalize`] idempotent.
 fn expand(word: &str) -> Option<&'static str> {
     Some(match word {
@@ -136,24 +137,6 @@ pub fn is_stopword(word: &str) -> bool {
         word,
         "de" | "du" | "des" | "la" | "le" | "les" | "l" | "d" | "et" | "a" | "au" | "aux" | "en"
     )
-}
-
-/// Whether a word, as it stands after [`normalize`], begins a street type ("rue", "lieu" of
-/// "lieu dit") or abbreviates one ("bd").
-pub fn is_street_type(word: &str) -> bool {
-    super::street_types::starts_a_type(word) || super::street_types::expansion(word).is_some()
-}
-
-/// Expands the first of a street's words when it abbreviates a street type ("bd" → "boulevard").
-/// Only there: elsewhere "ch", "pas" or "car" are the start of a name ("Commandant-Ch.",
-/// "Louis-Pas.", "Saint-Car.").
-pub fn expand_leading_type(street: &mut Vec<String>) {
-    if let Some(expansion) = street
-        .first()
-        .and_then(|w| super::street_types::expansion(w))
-    {
-        street.splice(..1, expansion.split(' ').map(str::to_owned));
-    }
 }
 
 /// The words of a name that matter for matching, joined by spaces: [`tokens`] without stopwords.
@@ -332,19 +315,6 @@ mod tests {
             "l hopital",
             "other apostrophes still break words"
         );
-    }
-
-    #[test]
-    fn street_type_abbreviations_expand_only_where_the_type_stands() {
-        let mut street = tokens("bd Saint-Michel");
-        expand_leading_type(&mut street);
-        assert_eq!(street, ["boulevard", "saint", "michel"]);
-        let mut street = tokens("Rue du Commandant Ch");
-        expand_leading_type(&mut street);
-        assert_eq!(street, ["rue", "du", "commandant", "ch"]);
-        let mut street = tokens("ld Kerbrat");
-        expand_leading_type(&mut street);
-        assert_eq!(street, ["lieu", "dit", "kerbrat"]);
     }
 
     #[test]

@@ -19,6 +19,7 @@ mod parse;
 
 use self::parse::{Parsed, split_street};
 use super::places::{Commune, CommuneKind};
+use super::street_types;
 use super::text::{self, HouseNumber};
 
 /// How precisely an address was recognised.
@@ -264,7 +265,7 @@ impl AddressIndex {
         let number = HouseNumber::parse(building.street_number)
             .ok_or_else(|| IndexError::BadNumber(building.street_number.to_owned()))?;
         let mut words = text::tokens(building.street_name);
-        text::expand_leading_type(&mut words);
+        street_types::expand_leading_type(&mut words);
         let (street_type, core) = split_street(&words);
         if core.is_empty() {
             return Err(IndexError::EmptyStreet(building.street_name.to_owned()));

@@ -2,8 +2,8 @@
 //! "Rue du 8-Mai-1945, 2, 22000 Saint-Brieuc") into a house number, street words, a postcode or
 //! INSEE code and commune words — with another reading when the words allow two.
 
-use super::super::street_types;
-use super::super::text::{self, HouseNumber, is_street_type};
+use super::super::street_types::{self, expand_leading_type, is_street_type};
+use super::super::text::{self, HouseNumber};
 use super::{AddressIndex, AddressInput};
 
 #[derive(Default)]
@@ -45,7 +45,7 @@ impl AddressIndex {
                 parsed.number = Some(n);
                 street.drain(..used);
             }
-            text::expand_leading_type(&mut street);
+            expand_leading_type(&mut street);
             parsed.street = street;
             let code: String = input
                 .postcode
@@ -147,7 +147,7 @@ impl AddressIndex {
                 words.drain(..at);
             }
         }
-        text::expand_leading_type(&mut words);
+        expand_leading_type(&mut words);
         parsed.street = words;
     }
 }

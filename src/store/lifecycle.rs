@@ -286,6 +286,7 @@ mod tests {
                     || before.contains("check_hold(")
                     || before.contains("hold_answer(")
                     || before.contains("end_hold(")
+                    || before.contains("hold_end(")
                 {
                     let action = Action::parse(word);
                     assert!(action.is_some(), "{name}: undeclared action '{word}'");

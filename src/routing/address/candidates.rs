@@ -32,15 +32,7 @@ impl AddressIndex {
         words: &[String],
         within: &[u32],
     ) -> Option<(usize, usize)> {
-        let fits = |start: usize, end: usize| -> bool {
-            let key = text::key(&words[start..end]);
-            if key.is_empty() {
-                return false;
-            }
-            self.by_name
-                .get(&key)
-                .is_some_and(|ids| within.is_empty() || ids.iter().any(|i| within.contains(i)))
-        };
+        let fits = |start: usize, end: usize| self.names_commune(&words[start..end], within);
         let n = words.len();
         let longest = 6.min(n);
         for len in (1..=longest).rev() {
@@ -59,6 +51,16 @@ impl AddressIndex {
             let key = text::key(&words[n - len..]);
             (!self.fuzzy_commune(&key, within).is_empty()).then_some((n - len, n))
         })
+    }
+
+    /// Whether these words are a commune's name (among `within` when it is not empty).
+    pub(super) fn names_commune(&self, words: &[String], within: &[u32]) -> bool {
+        let key = text::key(words);
+        !key.is_empty()
+            && self
+                .by_name
+                .get(&key)
+                .is_some_and(|ids| within.is_empty() || ids.iter().any(|i| within.contains(i)))
     }
 
     pub(super) fn candidate_communes(&self, parsed: &Parsed) -> CommuneCandidates {

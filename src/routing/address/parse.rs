@@ -119,12 +119,8 @@ impl AddressIndex {
     /// a house number and a street: the longest run naming one of `communes` that a number follows.
     fn commune_then_street(&self, words: &[String], communes: &[u32]) -> Option<usize> {
         (1..words.len()).rev().find(|&end| {
-            HouseNumber::from_words(&words[end..]).is_some() && {
-                let key = text::key(&words[..end]);
-                self.by_name.get(&key).is_some_and(|ids| {
-                    communes.is_empty() || ids.iter().any(|i| communes.contains(i))
-                })
-            }
+            HouseNumber::from_words(&words[end..]).is_some()
+                && self.names_commune(&words[..end], communes)
         })
     }
 

@@ -22,17 +22,13 @@ local function int(n)
   return string.format('%d', n)
 end
 
-local function score(urgency, enqueued_at)
-  return tonumber(urgency) * 1e13 + tonumber(enqueued_at)
-end
-
--- score, as text: the urgency's digit before the 13 digits of a time in ms (any time from 2001 to
--- 2286), else formatted.
+-- A queue's score, urgency rank * 10^13 + enqueued time (ms), as text: the urgency's digit before
+-- the 13 digits of a time in ms (any time from 2001 to 2286), else computed.
 local function score_text(urgency, enqueued_at)
   if #urgency == 1 and #enqueued_at == 13 then
     return urgency .. enqueued_at
   end
-  return int(score(urgency, enqueued_at))
+  return int(tonumber(urgency) * 1e13 + tonumber(enqueued_at))
 end
 
 local function tkey(id) return P .. 't:' .. id end
@@ -112,9 +108,15 @@ local function hold_answer(id, agent, token, action, t)
   return refused
 end
 
--- Records how a hold ended, so that its holder's retry of the same action is answered as done.
+-- The ticket field, and its value, that record how a hold ended, so that its holder's retry of
+-- the same action is answered as done (to write with the transition's own fields).
+local function hold_end(agent, token, action)
+  return 'ended:' .. token, agent .. ' ' .. action
+end
+
+-- Records how a hold ended.
 local function end_hold(id, agent, token, action)
-  redis.call('HSET', tkey(id), 'ended:' .. token, agent .. ' ' .. action)
+  redis.call('HSET', tkey(id), hold_end(agent, token, action))
 end
 
 -- Position of a ticket queued in a team's queue (1 = next) and the team's recent interval between

@@ -9,9 +9,9 @@ end
 local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'incident_id', 'call_id', 'urgency',
   'cooperator_id', 'issue_type', 'building_id', 'address', 'incident_calls', 'created_at',
   'sla_due_at')
--- How the hold ended is recorded with the transition (end_hold's field), in the same write.
+-- How the hold ended is recorded with the transition, in the same write.
 redis.call('HSET', tkey(id), 'state', 'COMPLETED', 'closed_at', NOW, 'resolution', ARGV[7],
-  'lease_expires_at', '', 'ended:' .. ARGV[6], ARGV[5] .. ' complete')
+  'lease_expires_at', '', hold_end(ARGV[5], ARGV[6], 'complete'))
 redis.call('ZREM', P .. 'leases', id)
 if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
   redis.call('DEL', P .. 'inc:' .. h[3])

@@ -10,19 +10,19 @@ for _, id in ipairs(due) do
   local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'attempts', 'urgency', 'enqueued_at',
     'escalation_team', 'agent_id')
   if h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS' then
-    local attempts = int(tonumber(h[3] or 0) + 1)
+    local attempts = tonumber(h[3] or 0) + 1
     local target = h[2]
-    if tonumber(attempts) >= limit and h[6] and h[6] ~= '' and h[6] ~= h[2] then
+    if attempts >= limit and h[6] and h[6] ~= '' and h[6] ~= h[2] then
       target = h[6]
       escalated = escalated + 1
       redis.call('HSET', tkey(id), 'escalated', '1', 'team_id', target)
     end
     redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', '0',
-      'lease_expires_at', '', 'attempts', attempts)
+      'lease_expires_at', '', 'attempts', int(attempts))
     redis.call('ZADD', qkey(target), score_text(h[4], h[5]), id)
     count(h[2], h[1], '-1')
     count(target, 'QUEUED', '1')
-    remember(id, 'lease of ' .. h[7] .. ' expired, attempt ' .. attempts)
+    remember(id, 'lease of ' .. h[7] .. ' expired, attempt ' .. int(attempts))
     emit(h[2], 'lease_expired', id)
     if target ~= h[2] then
       remember(id, 'escalated to ' .. target)

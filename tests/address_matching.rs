@@ -2,8 +2,11 @@
 //! variation (the seeded generator of `callrouter::spellings`), scored for buildings found, wrong
 //! buildings and misses; the checked-in table of real-world hard cases; and properties over seeds.
 
+mod support {
+    pub mod scratch;
+}
+
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use callrouter::config;
@@ -11,6 +14,8 @@ use callrouter::routing::Router;
 use callrouter::routing::address::{AddressInput, MatchLevel};
 use callrouter::routing::places::Building;
 use callrouter::spellings::{self, Kind};
+
+use support::scratch::Scratch;
 
 fn demo() -> &'static Router {
     static ROUTER: OnceLock<Router> = OnceLock::new();
@@ -115,32 +120,13 @@ fn caller_spellings_find_the_building_and_almost_never_another() {
 fn with_hard_buildings() -> &'static Router {
     static ROUTER: OnceLock<Router> = OnceLock::new();
     ROUTER.get_or_init(|| {
-        let dir =
-            std::env::temp_dir().join(format!("callrouter-hard-cases-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["config", "data"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("create scratch dirs");
-        }
-        for file in [
-            "config/callrouter.toml",
-            "config/issue-types.toml",
-            "config/rules.toml",
-            "data/communes.json",
-            "data/epci.json",
-            "data/tenants.csv",
-        ] {
-            std::fs::copy(file, dir.join(file)).expect("copy the demo deployment");
-        }
-        let mut registry = std::fs::read_to_string("data/buildings.csv").expect("demo registry");
-        registry.push_str(
+        let scratch = Scratch::new("hard-cases");
+        scratch.append(
+            "data/buildings.csv",
             &std::fs::read_to_string("tests/data/address_hard_buildings.csv")
                 .expect("hard cases' buildings"),
         );
-        std::fs::write(dir.join("data/buildings.csv"), registry).expect("write registry");
-        let main: PathBuf = dir.join("config/callrouter.toml");
-        let router = config::load(&main).unwrap_or_else(|e| panic!("hard-case registry:\n{e}"));
-        let _ = std::fs::remove_dir_all(&dir);
-        router
+        config::load(&scratch.main()).unwrap_or_else(|e| panic!("hard-case registry:\n{e}"))
     })
 }
 

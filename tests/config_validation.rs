@@ -1,85 +1,16 @@
 //! `check-config` on broken configurations: each kind of mistake is refused with a message that
 //! names the file and the line, and the shipped configuration passes.
 
-use std::path::{Path, PathBuf};
+mod support {
+    pub mod scratch;
+}
+
+use std::path::Path;
 use std::process::Command;
 
 use callrouter::config;
 
-/// A copy of the demo deployment in a temporary directory, to break one thing at a time.
-struct Scratch {
-    dir: PathBuf,
-}
-
-impl Scratch {
-    fn new(name: &str) -> Scratch {
-        let dir =
-            std::env::temp_dir().join(format!("callrouter-config-{name}-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        for sub in ["config", "data"] {
-            std::fs::create_dir_all(dir.join(sub)).expect("create scratch dirs");
-        }
-        for file in [
-            "config/callrouter.toml",
-            "config/issue-types.toml",
-            "config/rules.toml",
-        ] {
-            std::fs::copy(file, dir.join(file)).expect("copy config");
-        }
-        for file in [
-            "data/communes.json",
-            "data/epci.json",
-            "data/buildings.csv",
-            "data/tenants.csv",
-        ] {
-            std::fs::copy(file, dir.join(file)).expect("copy data");
-        }
-        Scratch { dir }
-    }
-
-    fn main(&self) -> PathBuf {
-        self.dir.join("config/callrouter.toml")
-    }
-
-    /// Replaces the first occurrence of `from` in a file; the text must be there.
-    fn replace(&self, file: &str, from: &str, to: &str) {
-        let path = self.dir.join(file);
-        let text = std::fs::read_to_string(&path).expect("read scratch file");
-        assert!(text.contains(from), "{file} must contain {from:?}");
-        std::fs::write(&path, text.replacen(from, to, 1)).expect("write scratch file");
-    }
-
-    fn append(&self, file: &str, extra: &str) {
-        let path = self.dir.join(file);
-        let mut text = std::fs::read_to_string(&path).expect("read scratch file");
-        text.push_str(extra);
-        std::fs::write(&path, text).expect("write scratch file");
-    }
-
-    /// The 1-based line of the first occurrence of `needle` in a file.
-    fn line_of(&self, file: &str, needle: &str) -> usize {
-        let text = std::fs::read_to_string(self.dir.join(file)).expect("read scratch file");
-        let at = text.find(needle).expect("needle present");
-        text[..at].matches('\n').count() + 1
-    }
-
-    /// Loads the deployment, which must fail, and returns the messages.
-    fn problems(&self) -> Vec<String> {
-        match config::load(&self.main()) {
-            Ok(_) => panic!(
-                "the broken configuration in {} was accepted",
-                self.dir.display()
-            ),
-            Err(e) => e.problems.iter().map(ToString::to_string).collect(),
-        }
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
+use support::scratch::Scratch;
 
 fn assert_reported(problems: &[String], location: &str, words: &str) {
     assert!(

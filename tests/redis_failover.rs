@@ -151,16 +151,26 @@ async fn failover_under_load(wait_replicas: u32) -> Option<Report> {
     for task in tasks {
         task.await.expect("load task");
     }
-    // The watch follows the new primary: a call routed now shows in it.
-    let marker = server
-        .routing(Some("telephony-ivr"))
-        .route_call(leak_call("fo-marker"))
-        .await
-        .expect("routed")
-        .into_inner()
-        .ticket
-        .expect("queued")
-        .ticket_id;
+    // The watch follows the new primary: a call routed now shows in it. Until the remaining
+    // replica has attached to the new primary, replica waits answer "not confirmed" and the call
+    // is routed without a ticket; the telephony retries the same call, as here.
+    let queued_by = Instant::now() + Duration::from_secs(15);
+    let marker = loop {
+        let routed = server
+            .routing(Some("telephony-ivr"))
+            .route_call(leak_call("fo-marker"))
+            .await
+            .expect("routed")
+            .into_inner();
+        if let Some(ticket) = routed.ticket {
+            break ticket.ticket_id;
+        }
+        assert!(
+            Instant::now() < queued_by,
+            "the marker call is still not queued 15 s after the failover"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     let deadline = Instant::now() + Duration::from_secs(10);
     let watch_followed = loop {
         if seen.lock().expect("set").contains(&marker) {

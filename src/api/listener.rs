@@ -127,7 +127,8 @@ fn acceptor(files: &TlsFiles) -> Result<TlsAcceptor, String> {
     let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| named(&files.cert, &e))?;
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    // HTTP/2 for gRPC; HTTP/1.1 for browsers that load the desk without it (gRPC-web works on both).
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(TlsAcceptor::from(Arc::new(config)))
 }
 

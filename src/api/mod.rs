@@ -2,7 +2,7 @@
 //! application's use-cases. Each method authenticates the bearer token, converts the request
 //! ([`convert`]), calls the use-case and converts the answer; [`status`] is the one place where
 //! application errors become gRPC codes. [`server`] serves them with health, reflection and the
-//! middleware of [`layer`].
+//! middleware of [`layer`], and the agent desk's page ([`console`]) in front of them.
 
 /// Code generated from the proto files.
 pub mod pb {
@@ -14,6 +14,7 @@ pub mod pb {
 }
 
 pub mod admission;
+pub mod console;
 pub mod convert;
 pub mod desk;
 pub mod layer;

@@ -14,9 +14,11 @@ use tonic::transport::server::Router;
 use tonic_health::ServingStatus;
 use tonic_health::pb::health_server::{Health, HealthServer};
 use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
 use tower::layer::util::{Identity, Stack};
 
 use super::admission::{Admission, Limits};
+use super::console::ConsoleLayer;
 use super::desk::AgentDeskService;
 use super::layer::RpcLayer;
 use super::listener::{self, ConnectionSettings};
@@ -170,13 +172,16 @@ pub async fn run(
     outcome
 }
 
+/// The middleware, outermost last: the desk's page, gRPC-web, then [`RpcLayer`].
+type Layers = Stack<RpcLayer, Stack<GrpcWebLayer, Stack<ConsoleLayer, Identity>>>;
+
 /// The services behind the middleware: the contract's three, health, and reflection in both
 /// versions (v1, and v1alpha that many tools still speak).
 fn routes(
     app: &App,
     settings: &ServerSettings,
     health: HealthServer<impl Health>,
-) -> Result<Router<Stack<RpcLayer, Identity>>, ServeError> {
+) -> Result<Router<Layers>, ServeError> {
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
@@ -184,6 +189,12 @@ fn routes(
     };
     let limit = settings.max_message_bytes;
     Ok(Server::builder()
+        // Browsers: HTTP/1.1 besides HTTP/2, the desk's page, and gRPC-web translated to gRPC
+        // before the middleware, so that a browser's call is admitted, limited, counted and
+        // logged as any other.
+        .accept_http1(true)
+        .layer(ConsoleLayer)
+        .layer(GrpcWebLayer::new())
         // Refuse at once past the in-flight limit, bound each call's time, count and log each call.
         .max_concurrent_streams(Some(settings.max_streams_per_connection))
         // Pings find dead peers (desks that vanished with a stream open).

@@ -1,0 +1,328 @@
+//! The agent desk in a real browser: Chromium (Playwright) against the real binary over its own
+//! Redis, calls routed through gRPC by a tonic client, the page talking gRPC-web to the same
+//! services. Agents sign in, see their teams' calls live, take, accept, complete, race, lose a
+//! lease; a supervisor follows the queues; the server restarts under an open page. Screenshots of
+//! the agent view, the ticket card and the supervisor view are saved under `target/tmp/desk/`.
+
+mod support {
+    pub mod app;
+    pub mod binary;
+    pub mod browser;
+    pub mod redis_server;
+}
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use callrouter::api::pb::call_routing_client::CallRoutingClient;
+use callrouter::api::pb::{Address, RouteCallRequest};
+use serde_json::json;
+use support::app::{dev_tokens, tours_building};
+use support::binary::{free_port, http_get};
+use support::browser::Browser;
+use support::redis_server::RedisServer;
+
+/// One browser scenario at a time: each runs Chromium, the server and Redis on 2 cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+const AGENT: &str = "tl-agent-1";
+const SUPERVISOR: &str = "tl-sup-1";
+const OTHER_COOPERATOR_AGENT: &str = "ah-agent-1";
+const FRONT_DESK: &str = "touraine-logement.front-desk";
+
+/// `callrouter serve --dev` over a Redis of its own, on ports kept across restarts.
+struct Served {
+    redis: RedisServer,
+    grpc: u16,
+    admin: u16,
+    child: Option<Child>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Served {
+    fn start() -> Option<Served> {
+        let redis = RedisServer::start()?;
+        let mut served = Served {
+            redis,
+            grpc: free_port(),
+            admin: free_port(),
+            child: None,
+            runtime: tokio::runtime::Runtime::new().expect("runtime"),
+        };
+        served.launch();
+        Some(served)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+            .args(["serve", "--dev"])
+            .arg("--grpc-addr")
+            .arg(format!("127.0.0.1:{}", self.grpc))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{}", self.admin))
+            .arg("--redis-url")
+            .arg(self.redis.url())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("callrouter serve starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !http_get(self.admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            assert!(Instant::now() < deadline, "not ready within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM, as an orchestrator does) and starts it again on the same ports.
+    fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+        self.launch();
+    }
+
+    fn url(&self, query: &str) -> String {
+        format!("http://127.0.0.1:{}/{query}", self.grpc)
+    }
+
+    /// Routes a call through gRPC as the telephony platform does; answers its ticket id.
+    fn route(&self, call_id: &str, issue_type: &str) -> String {
+        let token = dev_tokens()["telephony-ivr"].clone();
+        let building = tours_building();
+        let request = RouteCallRequest {
+            call_id: call_id.to_owned(),
+            caller_number: "+33 2 47 00 00 00".to_owned(),
+            address: Some(Address {
+                street_number: building[3].clone(),
+                street: building[4].clone(),
+                postcode: building[5].clone(),
+                ..Default::default()
+            }),
+            issue_type: issue_type.to_owned(),
+            description: "Appel de test".to_owned(),
+            ..Default::default()
+        };
+        let addr = format!("http://127.0.0.1:{}", self.grpc);
+        self.runtime.block_on(async move {
+            let channel = tonic::transport::Channel::from_shared(addr)
+                .expect("address")
+                .connect()
+                .await
+                .expect("connect");
+            let bearer: tonic::metadata::MetadataValue<_> =
+                format!("Bearer {token}").parse().expect("header");
+            let mut client =
+                CallRoutingClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+                    r.metadata_mut().insert("authorization", bearer.clone());
+                    Ok(r)
+                });
+            let response = client
+                .route_call(request)
+                .await
+                .expect("RouteCall")
+                .into_inner();
+            assert!(response.queued, "{response:?}");
+            response.ticket.expect("a ticket").ticket_id
+        })
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn screenshots() -> PathBuf {
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("desk");
+    std::fs::create_dir_all(&dir).expect("screenshot directory");
+    dir
+}
+
+/// Opens a page and signs in as `agent`, waiting for the live list.
+fn sign_in(browser: &mut Browser, served: &Served, page: &str, agent: &str, query: &str) {
+    browser.run(json!({"op": "open", "page": page, "url": served.url(query)}));
+    browser.run(
+        json!({"op": "fill", "page": page, "selector": "#token", "value": dev_tokens()[agent]}),
+    );
+    browser.click(page, "form.signin button[type=submit]");
+    browser.wait(page, "#link", "En direct");
+}
+
+fn row(ticket_id: &str) -> String {
+    format!("#waiting tr[data-ticket=\"{ticket_id}\"]")
+}
+
+fn fixtures() -> Option<(std::sync::MutexGuard<'static, ()>, Served, Browser)> {
+    let guard = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let served = Served::start()?;
+    let browser = Browser::start()?;
+    Some((guard, served, browser))
+}
+
+#[test]
+fn an_agent_takes_accepts_and_completes_a_routed_call_another_cooperator_never_sees_it() {
+    let Some((_one, served, mut browser)) = fixtures() else {
+        return;
+    };
+    sign_in(&mut browser, &served, "agent", AGENT, "");
+    sign_in(&mut browser, &served, "other", OTHER_COOPERATOR_AGENT, "");
+    let page_served = http_get(served.grpc, "/").expect("the page");
+    assert!(
+        page_served.starts_with("HTTP/1.1 200")
+            && page_served.contains("content-security-policy: default-src 'none'"),
+        "{page_served}"
+    );
+
+    let ticket = served.route("browser-leak-1", "technical.plumbing.leak");
+    let others = [
+        served.route("browser-charges-1", "administrative.rent.charges"),
+        served.route("browser-neighbours-1", "social.neighbour_dispute"),
+    ];
+    let shown = browser.wait("agent", &row(&ticket), "U");
+    for other in &others {
+        browser.wait("agent", &row(other), "U");
+    }
+    assert!(shown.contains("technical › plumbing › leak"), "{shown}");
+    browser
+        .run(json!({"op": "shot", "page": "agent", "path": screenshots().join("agent-view.png")}));
+
+    browser.click("agent", "#take-next");
+    browser.wait("agent", "#ticket-state", "réservé");
+    let card = browser.wait("agent", "#ticket-card", "Pourquoi cette équipe");
+    let building = tours_building();
+    for shown in [
+        &building[0],
+        "browser-leak-1",
+        "Règle\ntechnical",
+        "touraine-logement.technical",
+    ] {
+        assert!(card.contains(shown), "the card shows {shown:?}: {card}");
+    }
+    browser.wait_count("agent", &row(&ticket), 0);
+    browser
+        .run(json!({"op": "shot", "page": "agent", "path": screenshots().join("ticket-card.png")}));
+
+    browser.click("agent", "#accept");
+    browser.wait("agent", "#ticket-state", "en cours");
+    browser.run(json!({"op": "fill", "page": "agent", "selector": "#resolution", "value": "Plombier envoyé, fuite réparée"}));
+    browser.click("agent", "#complete");
+    browser.wait("agent", "#desk-notice", "Appel terminé");
+    assert_eq!(browser.count("agent", &row(&ticket)), 0);
+    assert_eq!(
+        browser.count("agent", "#waiting tr[data-ticket]"),
+        2,
+        "the others still wait"
+    );
+
+    // The other cooperator's agent was live the whole time and never listed it.
+    browser.wait("other", "#link", "En direct");
+    assert_eq!(browser.count("other", &row(&ticket)), 0);
+    assert_eq!(browser.count("other", "#waiting tr[data-ticket]"), 0);
+    for page in ["agent", "other"] {
+        let errors = browser.run(json!({"op": "errors", "page": page}));
+        assert_eq!(errors, json!([]), "script errors on {page}");
+    }
+}
+
+#[test]
+fn two_agents_race_for_one_call_one_gets_it_the_other_is_told() {
+    let Some((_one, served, mut browser)) = fixtures() else {
+        return;
+    };
+    sign_in(&mut browser, &served, "a", AGENT, "");
+    sign_in(&mut browser, &served, "b", SUPERVISOR, "");
+    browser.click("b", "#view-desk");
+    browser.wait("b", "#link", "En direct");
+    let ticket = served.route("browser-charges-1", "administrative.rent.charges");
+    browser.wait("a", &row(&ticket), "U");
+    browser.wait("b", &row(&ticket), "U");
+
+    // Both press "take the next call" at once: the store gives the one call to one of them.
+    browser.run(json!({"op": "pressAll", "pages": ["a", "b"], "key": "n"}));
+    let holds = |browser: &mut Browser, page: &str| {
+        browser.try_run(json!({"op": "wait", "page": page, "selector": "#ticket-state", "contains": "réservé", "timeout": 3000})).is_ok()
+    };
+    let (a, b) = (holds(&mut browser, "a"), holds(&mut browser, "b"));
+    assert!(a != b, "exactly one holds the call (a: {a}, b: {b})");
+    let loser = if a { "b" } else { "a" };
+    let told = browser.wait(loser, "#desk-notice", "Aucun appel en attente");
+    assert!(told.contains("un collègue"), "{told}");
+    assert_eq!(browser.count(loser, "#ticket-state"), 0);
+}
+
+#[test]
+fn a_lease_runs_out_on_screen_and_the_call_returns_to_the_list() {
+    let Some((_one, served, mut browser)) = fixtures() else {
+        return;
+    };
+    sign_in(&mut browser, &served, "agent", AGENT, "?lease=5");
+    let ticket = served.route("browser-lease-1", "technical.plumbing.leak");
+    browser.wait("agent", &row(&ticket), "U");
+    browser.click("agent", "#take-next");
+    browser.wait("agent", "#ticket-state", "réservé");
+    browser.wait_count("agent", &row(&ticket), 0);
+    browser.run(json!({"op": "wait", "page": "agent", "selector": "#desk-notice", "contains": "réservation a expiré", "timeout": 15000}));
+    browser.run(json!({"op": "waitCount", "page": "agent", "selector": row(&ticket), "count": 1, "timeout": 15000}));
+    assert_eq!(
+        browser.count("agent", "#ticket-state"),
+        0,
+        "no card once the lease is gone"
+    );
+}
+
+#[test]
+fn the_supervisor_view_follows_calls_routed_and_taken() {
+    let Some((_one, served, mut browser)) = fixtures() else {
+        return;
+    };
+    sign_in(&mut browser, &served, "sup", SUPERVISOR, "");
+    sign_in(&mut browser, &served, "agent", AGENT, "");
+    let depth = format!("#queues tr[data-team=\"{FRONT_DESK}\"] td.depth[data-urgency=\"3\"]");
+    for n in 1..=3 {
+        served.route(&format!("browser-sup-{n}"), "administrative.rent.charges");
+        browser.wait("sup", &depth, &n.to_string());
+    }
+    browser.run(
+        json!({"op": "shot", "page": "sup", "path": screenshots().join("supervisor-view.png")}),
+    );
+    browser.click("agent", "#take-next");
+    browser.wait("agent", "#ticket-state", "réservé");
+    browser.wait("sup", &depth, "2");
+    let agents = browser.wait("sup", "#agents", AGENT);
+    assert!(agents.contains("En communication"), "{agents}");
+    let aria = browser.run(json!({"op": "snapshot", "page": "sup"}));
+    let aria = aria.as_str().unwrap_or_default();
+    for heard in ["Files par équipe et urgence", "Agents", "status"] {
+        assert!(
+            aria.contains(heard),
+            "a screen reader hears {heard:?}: {aria}"
+        );
+    }
+}
+
+#[test]
+fn the_page_reconnects_after_a_server_restart_and_the_list_is_right() {
+    let Some((_one, mut served, mut browser)) = fixtures() else {
+        return;
+    };
+    sign_in(&mut browser, &served, "agent", AGENT, "");
+    let before = served.route("browser-restart-1", "technical.plumbing.leak");
+    browser.wait("agent", &row(&before), "U");
+    served.restart();
+    let after = served.route("browser-restart-2", "technical.plumbing.leak");
+    browser.run(json!({"op": "wait", "page": "agent", "selector": "#link", "contains": "En direct", "timeout": 15000}));
+    browser.run(json!({"op": "waitCount", "page": "agent", "selector": row(&after), "count": 1, "timeout": 15000}));
+    assert_eq!(browser.count("agent", &row(&before)), 1, "listed once");
+    assert_eq!(browser.count("agent", "#waiting tr[data-ticket]"), 2);
+}

@@ -1,0 +1,70 @@
+// The French words and formats the desk shows: urgencies, states, presences, durations, times.
+import { Presence, TicketState, Urgency } from "./gen/callrouter/v1/callrouter_pb";
+
+export const URGENCY: Record<number, { label: string; mark: string; title: string }> = {
+  [Urgency.U1]: { label: "U1", mark: "▲", title: "U1 — danger : sous 4 h, jour et nuit" },
+  [Urgency.U2]: { label: "U2", mark: "◆", title: "U2 — sous 24 h" },
+  [Urgency.U3]: { label: "U3", mark: "●", title: "U3 — sous 5 jours ouvrés" },
+};
+
+export const STATE: Record<number, string> = {
+  [TicketState.QUEUED]: "en attente",
+  [TicketState.RESERVED]: "réservé",
+  [TicketState.IN_PROGRESS]: "en cours",
+  [TicketState.COMPLETED]: "terminé",
+  [TicketState.CANCELLED]: "annulé (l'appelant a raccroché)",
+  [TicketState.MOVED]: "transféré à un autre bailleur",
+};
+
+export const PRESENCE: Array<{ value: Presence; label: string }> = [
+  { value: Presence.AVAILABLE, label: "Disponible" },
+  { value: Presence.BUSY, label: "En communication" },
+  { value: Presence.WRAP_UP, label: "Après-appel" },
+  { value: Presence.BREAK, label: "Pause" },
+  { value: Presence.OFFLINE, label: "Hors ligne" },
+];
+
+export function presenceLabel(p: Presence | string): string {
+  const value = typeof p === "string" ? (Presence as unknown as Record<string, Presence>)[p] : p;
+  return PRESENCE.find((x) => x.value === value)?.label ?? String(p);
+}
+
+/** A duration in words: "45 s", "12 min", "2 h 05", "3 j 4 h". */
+export function duration(ms: number): string {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h} h ${String(m % 60).padStart(2, "0")}`;
+  return `${Math.floor(h / 24)} j ${h % 24} h`;
+}
+
+/** Time left to a due time: "reste 3 h 12", or "dépassé de 10 min". */
+export function timeLeft(ms: number): string {
+  return ms >= 0 ? `reste ${duration(ms)}` : `dépassé de ${duration(-ms)}`;
+}
+
+/** A lease countdown: "4:32". */
+export function countdown(ms: number): string {
+  const s = Math.max(0, Math.ceil(ms / 1000));
+  return `${Math.floor(s / 60)}:${String(s % 60).padStart(2, "0")}`;
+}
+
+const CLOCK = new Intl.DateTimeFormat("fr-FR", {
+  timeZone: "Europe/Paris",
+  weekday: "short",
+  day: "numeric",
+  month: "short",
+  hour: "2-digit",
+  minute: "2-digit",
+});
+
+export function dateTime(ms: number): string {
+  return CLOCK.format(new Date(ms));
+}
+
+/** A taxonomy code, made readable: "technical.plumbing.leak" → "technical › plumbing › leak". */
+export function issue(code: string): string {
+  return code.split(".").join(" › ");
+}

@@ -175,6 +175,63 @@ async fn an_agent_works_a_ticket_from_claim_to_completion() {
         ticket.decision.map(|d| d.rule_id),
         Some("technical".to_owned())
     );
+    // The call as reported, for the agent: the number to call back; the claim carries it too.
+    assert_eq!(fetched.caller_number, leak_call("day-1").caller_number);
+    assert_eq!(claimed.caller_number, fetched.caller_number);
+    // What happened, oldest first, with the store's times.
+    let history: Vec<&str> = fetched.history.iter().map(|e| e.what.as_str()).collect();
+    assert_eq!(history.len(), 6, "{history:?}");
+    assert_eq!(history[0], format!("created in {TL_TECH}"));
+    assert!(
+        history[1].starts_with("claimed by tl-agent-1"),
+        "{history:?}"
+    );
+    assert_eq!(history[2], "accepted by tl-agent-1");
+    assert!(
+        history[3].starts_with("transferred by tl-agent-1"),
+        "{history:?}"
+    );
+    assert_eq!(history[5], "completed by tl-agent-1: plumber-sent");
+    let times: Vec<i64> = fetched
+        .history
+        .iter()
+        .map(|e| e.at.expect("a time").seconds)
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(claimed.history.is_empty(), "history is GetTicket's only");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_ticket_keeps_what_the_caller_said_for_the_agent() {
+    let server = TestServer::start().await;
+    let mut call = leak_call("said-1");
+    call.description = "L'eau coule du plafond de la salle de bains depuis ce matin".to_owned();
+    let routed = server
+        .routing(Some("telephony-ivr"))
+        .route_call(call.clone())
+        .await
+        .expect("route")
+        .into_inner();
+    let ticket = routed.ticket.expect("ticket");
+    assert_eq!(
+        (ticket.caller_number.as_str(), ticket.description.as_str()),
+        ("", ""),
+        "RouteCall does not echo what the platform sent"
+    );
+    let mut agent = server.desk(Some("tl-agent-1"));
+    let claimed = support::api::claim(&mut agent, vec![]).await;
+    assert_eq!(claimed.description, call.description);
+    assert_eq!(claimed.caller_number, call.caller_number);
+    // Another cooperator's agent is told the ticket does not exist, not what the caller said.
+    let hidden = server
+        .desk(Some("ah-agent-1"))
+        .get_ticket(pb::GetTicketRequest {
+            ticket_id: ticket.ticket_id.clone(),
+        })
+        .await
+        .expect_err("hidden");
+    assert_eq!(hidden.code(), Code::NotFound);
     server.stop().await;
 }
 

@@ -213,8 +213,10 @@ fn an_agent_takes_accepts_and_completes_a_routed_call_another_cooperator_never_s
     browser
         .run(json!({"op": "shot", "page": "agent", "path": screenshots().join("ticket-card.png")}));
 
+    browser.wait("agent", "#history", "Réservé par tl-agent-1");
     browser.click("agent", "#accept");
     browser.wait("agent", "#ticket-state", "en cours");
+    browser.wait("agent", "#history", "Accepté par tl-agent-1");
     browser.run(json!({"op": "fill", "page": "agent", "selector": "#resolution", "value": "Plombier envoyé, fuite réparée"}));
     browser.click("agent", "#complete");
     browser.wait("agent", "#desk-notice", "Appel terminé");

@@ -6,10 +6,10 @@ use std::collections::HashMap;
 use prost_types::Timestamp;
 
 use super::pb;
-use crate::app::calls::recorded_decision;
+use crate::app::calls::recorded_details;
 use crate::app::operations::{QueueOverview, Reloaded};
 use crate::app::requests;
-use crate::app::tickets::TransferTo;
+use crate::app::tickets::{HistoryEntry, TransferTo};
 use crate::app::watch::WatchEvent;
 use crate::routing::RoutingDecision;
 use crate::routing::address::{AddressInput, MatchLevel};
@@ -105,8 +105,28 @@ fn state_to_pb(state: TicketState) -> pb::TicketState {
 
 /// A stored ticket on the wire, with the routing decision recorded with it.
 pub fn ticket_to_pb(t: Ticket) -> pb::Ticket {
-    let decision = recorded_decision(&t).map(decision_to_pb);
-    ticket_with_decision(t, decision)
+    match recorded_details(&t) {
+        Some(details) => pb::Ticket {
+            caller_number: details.caller_number.unwrap_or_default(),
+            description: details.description.unwrap_or_default(),
+            ..ticket_with_decision(t, Some(decision_to_pb(details.decision)))
+        },
+        None => ticket_with_decision(t, None),
+    }
+}
+
+/// A stored ticket on the wire with its history (`GetTicket`).
+pub fn ticket_with_history(t: Ticket, history: Vec<HistoryEntry>) -> pb::Ticket {
+    pb::Ticket {
+        history: history
+            .into_iter()
+            .map(|entry| pb::TicketHistoryEntry {
+                at: timestamp(entry.at),
+                what: entry.what,
+            })
+            .collect(),
+        ..ticket_to_pb(t)
+    }
 }
 
 /// A stored ticket on the wire, with a decision already at hand.
@@ -134,6 +154,9 @@ fn ticket_with_decision(t: Ticket, decision: Option<pb::RoutingDecision>) -> pb:
         escalated: t.escalated,
         decision,
         address: t.address.unwrap_or_default(),
+        caller_number: String::new(),
+        description: String::new(),
+        history: Vec::new(),
     }
 }
 

@@ -107,8 +107,11 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
     ) -> Result<Response<pb::Ticket>, Status> {
         let principal = authenticate(&self.app, &request)?;
         let ticket_id = &request.get_ref().ticket_id;
-        let ticket = self.app.get_ticket(&principal, ticket_id).await?;
-        Ok(Response::new(ticket_to_pb(ticket)))
+        let (ticket, history) = self
+            .app
+            .get_ticket_with_history(&principal, ticket_id)
+            .await?;
+        Ok(Response::new(convert::ticket_with_history(ticket, history)))
     }
 
     async fn list_tickets(

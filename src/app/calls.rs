@@ -6,6 +6,7 @@
 //! answer is the decision alone with `queued = false`, and the platform transfers the call.
 
 use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
 
 use super::policy::UseCase;
 use super::principal::Principal;
@@ -172,10 +173,30 @@ pub fn queue_of(ticket: &Ticket) -> QueueRef {
     QueueRef::new(ticket.partition.as_str(), &ticket.team_id)
 }
 
-/// The routing decision recorded with a ticket when its call was routed (absent for a ticket
-/// whose details do not hold one).
-pub fn recorded_decision(ticket: &Ticket) -> Option<RoutingDecision> {
-    serde_json::from_str(&ticket.details).ok()
+/// What a ticket keeps beyond its queue fields, as its details: the routing decision, and the call
+/// as the telephony platform reported it (the number to call back, what the caller said) for the
+/// agent who works it. Tickets routed before the call was kept hold the decision alone, which
+/// reads the same.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TicketDetails {
+    #[serde(flatten)]
+    pub decision: RoutingDecision,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caller_number: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// The details recorded with a ticket when its call was routed (absent for a ticket whose details
+/// do not hold them).
+pub fn recorded_details(ticket: &Ticket) -> Option<TicketDetails> {
+    TicketDetails::read(&ticket.details)
+}
+
+impl TicketDetails {
+    fn read(details: &str) -> Option<TicketDetails> {
+        serde_json::from_str(details).ok()
+    }
 }
 
 /// The ticket a decision makes: in the decided cooperator's partition (or the platform's), with
@@ -201,7 +222,59 @@ fn new_ticket(
         incident_id: decision.incident_id.clone(),
         sla_due_at: calendar::sla_due(decision.urgency, router.platform.timezone, now)
             .timestamp_millis(),
-        details: serde_json::to_string(decision).unwrap_or_default(),
+        details: serde_json::to_string(&TicketDetails {
+            decision: decision.clone(),
+            caller_number: Some(request.caller_number.clone()).filter(|n| !n.is_empty()),
+            description: Some(request.description.clone()).filter(|d| !d.is_empty()),
+        })
+        .unwrap_or_default(),
         within: std::time::Duration::ZERO,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::AddressMatch;
+    use crate::routing::address::MatchLevel;
+    use crate::routing::urgency::Urgency;
+
+    fn decision() -> RoutingDecision {
+        RoutingDecision {
+            cooperator_id: Some("touraine-logement".to_owned()),
+            team_id: "touraine-logement.front-desk".to_owned(),
+            urgency: Urgency::U3,
+            rule_id: "rent".to_owned(),
+            transfer_to: None,
+            reasons: vec!["rule rent".to_owned()],
+            incident_id: None,
+            address_match: AddressMatch {
+                building_id: Some("TL-00214".to_owned()),
+                level: MatchLevel::Building,
+                confidence: 1.0,
+                normalized: "32 rue saint exupere 37100".to_owned(),
+                candidates: Vec::new(),
+                insee_code: None,
+            },
+            issue_category: "administrative".to_owned(),
+        }
+    }
+
+    #[test]
+    fn details_keep_the_call_beside_the_decision_and_read_the_decision_alone() {
+        let details = TicketDetails {
+            decision: decision(),
+            caller_number: Some("+33 2 47 00 00 00".to_owned()),
+            description: Some("fuite".to_owned()),
+        };
+        let json = serde_json::to_string(&details).expect("json");
+        assert_eq!(TicketDetails::read(&json), Some(details));
+        let before = serde_json::to_string(&decision()).expect("json");
+        let read = TicketDetails::read(&before).expect("a decision alone reads");
+        assert_eq!(
+            (read.decision, read.caller_number, read.description),
+            (decision(), None, None)
+        );
+        assert_eq!(TicketDetails::read(""), None);
     }
 }

@@ -13,7 +13,7 @@ use crate::routing::model::TeamKind;
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::request::{FieldError, required_text};
 use crate::routing::urgency::Urgency;
-use crate::store::{Hold, Ticket, partition_of};
+use crate::store::{Hold, Millis, Ticket, partition_of};
 
 /// Where a transfer sends a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,27 @@ pub struct TransferTo {
     pub cooperator_id: Option<String>,
     /// Raises the ticket's urgency; `None` keeps it.
     pub urgency: Option<Urgency>,
+}
+
+/// One line of a ticket's history: when (the store's clock) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub at: Millis,
+    pub what: String,
+}
+
+impl HistoryEntry {
+    /// A line as the store keeps it, `<milliseconds> <what>`; one without a time keeps it all.
+    pub fn parse(line: &str) -> HistoryEntry {
+        let timed = line
+            .split_once(' ')
+            .and_then(|(at, what)| Some((at.parse::<Millis>().ok()?, what)));
+        let (at, what) = timed.unwrap_or((0, line));
+        HistoryEntry {
+            at,
+            what: what.to_owned(),
+        }
+    }
 }
 
 impl App {
@@ -170,6 +191,20 @@ impl App {
         }
     }
 
+    /// A ticket the caller may see, with its history, oldest first.
+    pub async fn get_ticket_with_history(
+        &self,
+        principal: &Principal,
+        ticket_id: &str,
+    ) -> Result<(Ticket, Vec<HistoryEntry>), AppError> {
+        let ticket = self.get_ticket(principal, ticket_id).await?;
+        let lines = self.store.history(&ticket.ticket_id).await?;
+        Ok((
+            ticket,
+            lines.iter().map(|l| HistoryEntry::parse(l)).collect(),
+        ))
+    }
+
     /// The waiting tickets of a team the caller may see, most urgent and oldest first.
     pub async fn list_tickets(
         &self,
@@ -223,4 +258,22 @@ fn holder(principal: &Principal, action: &HeldAction) -> Result<Hold, AppError> 
         agent_id: principal.agent_id.clone(),
         lease_token: action.lease_token,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HistoryEntry;
+
+    #[test]
+    fn a_history_line_is_its_time_and_what() {
+        assert_eq!(
+            HistoryEntry::parse("1700000000123 completed by ana: fixed the tap"),
+            HistoryEntry {
+                at: 1_700_000_000_123,
+                what: "completed by ana: fixed the tap".to_owned()
+            }
+        );
+        assert_eq!(HistoryEntry::parse("moved in").at, 0);
+        assert_eq!(HistoryEntry::parse("moved in").what, "moved in");
+    }
 }

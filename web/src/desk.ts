@@ -18,6 +18,7 @@ import {
   countdown,
   dateTime,
   duration,
+  historyLine,
   issue,
   timeLeft,
 } from "./words";
@@ -212,17 +213,21 @@ export class AgentDesk {
   private show(ticket: Ticket): void {
     this.held = ticket;
     this.renderCard();
-    if (!ticket.decision) {
-      void this.api.desk.getTicket({ ticketId: ticket.ticketId }).then(
-        (full) => {
-          if (this.held?.ticketId === full.ticketId) {
-            this.held = { ...full, leaseToken: this.held.leaseToken };
-            this.renderCard();
-          }
-        },
-        () => undefined,
-      );
-    }
+    this.fetchHistory(ticket.ticketId);
+  }
+
+  /** Reads the held ticket again with its history (GetTicket), keeping this desk's hold. */
+  private fetchHistory(ticketId: string): void {
+    void this.api.desk.getTicket({ ticketId }).then(
+      (full) => {
+        const held = this.held;
+        if (held?.ticketId === full.ticketId) {
+          this.held = { ...held, history: full.history, decision: held.decision ?? full.decision };
+          this.renderCard();
+        }
+      },
+      () => undefined,
+    );
   }
 
   /** Runs an action on the held ticket; a hold that is gone is said as what happened to it. */
@@ -235,6 +240,7 @@ export class AgentDesk {
         const message = done(after);
         if (message === null) {
           this.held = { ...after, decision: after.decision ?? ticket.decision };
+          this.fetchHistory(after.ticketId);
         } else {
           this.held = null;
           this.say(message);
@@ -370,10 +376,12 @@ export class AgentDesk {
       ["Équipe", t.teamId],
       ["Adresse", t.address || "non localisée"],
       ["Bâtiment", t.buildingId || "—"],
+      ["Appelant", t.callerNumber ? h("a", { href: `tel:${t.callerNumber.replace(/\s/g, "")}`, id: "caller" }, t.callerNumber) : "numéro non transmis"],
       ["Appel", t.callId],
       ["Reçu", dateTime(millis(t.createdAt))],
       ["Échéance", `${dateTime(millis(t.slaDueAt))} (${timeLeft(millis(t.slaDueAt) - clock.now())})`],
     ];
+    if (t.description) fields.push(["Description", h("span", { id: "description" }, t.description)]);
     if (t.incidentId) fields.push(["Incident", `${t.incidentId} — ${t.incidentCalls} appel(s)`]);
     if (t.attempts > 0) fields.push(["Reprises", `${t.attempts} réservation(s) expirée(s)`]);
     if (t.transferredFrom) fields.push(["Transféré de", t.transferredFrom]);
@@ -431,6 +439,14 @@ export class AgentDesk {
       ),
       h("dl", {}, ...fields.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])),
       why,
+      t.history.length > 0
+        ? h(
+            "details",
+            { id: "history" },
+            h("summary", {}, `Historique (${t.history.length})`),
+            h("ol", {}, ...t.history.map((e) => h("li", {}, h("time", {}, dateTime(millis(e.at))), " ", historyLine(e.what)))),
+          )
+        : "",
       h("div", { class: "actions" }, accept, release),
       completeForm,
       h(

@@ -68,3 +68,29 @@ export function dateTime(ms: number): string {
 export function issue(code: string): string {
   return code.split(".").join(" › ");
 }
+
+/** A line of a ticket's history, as the store recorded it, said in French. */
+const HISTORY: Array<[RegExp, (m: RegExpMatchArray) => string]> = [
+  [/^created in (.+)$/, (m) => `Créé dans la file ${m[1]}`],
+  [/^claimed by (\S+)( lease \d+)?$/, (m) => `Réservé par ${m[1]}`],
+  [/^accepted by (\S+)$/, (m) => `Accepté par ${m[1]}`],
+  [/^released by (\S+)$/, (m) => `Remis en file par ${m[1]}`],
+  [/^completed by (\S+): (.*)$/, (m) => `Terminé par ${m[1]} : ${m[2]}`],
+  [/^transferred by (\S+) from (\S+) to (\S+)$/, (m) => `Transféré par ${m[1]} de ${m[2]} vers ${m[3]}`],
+  [/^transfer by (\S+) to (\S+)$/, (m) => `Transféré par ${m[1]} vers ${m[2]}`],
+  [/^lease of (\S+) expired, attempt (\d+)$/, (m) => `Réservation de ${m[1]} expirée (reprise ${m[2]})`],
+  [/^escalated to (\S+)$/, (m) => `Remonté aux superviseurs (${m[1]})`],
+  [/^incident call (\S+)$/, (m) => `Nouvel appel pour cet incident (${m[1]})`],
+  [/^caller (\S+) hung up, (\d+) still waiting$/, (m) => `Un appelant a raccroché (${m[2]} encore en attente)`],
+  [/^cancelled: caller (\S+) hung up$/, () => "Annulé : l'appelant a raccroché"],
+  [/^moved to (\S+)$/, (m) => `Confié au bailleur (ticket ${m[1]})`],
+  [/^moved in from (\S+)$/, (m) => `Reçu de la plateforme (ticket ${m[1]})`],
+];
+
+export function historyLine(what: string): string {
+  for (const [pattern, say] of HISTORY) {
+    const m = what.match(pattern);
+    if (m) return say(m);
+  }
+  return what;
+}

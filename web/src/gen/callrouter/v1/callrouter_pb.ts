@@ -24,7 +24,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file callrouter/v1/callrouter.proto.
  */
 export const file_callrouter_v1_callrouter: GenFile = /*@__PURE__*/
-  fileDesc("Ch5jYWxscm91dGVyL3YxL2NhbGxyb3V0ZXIucHJvdG8SDWNhbGxyb3V0ZXIudjEiYwoHQWRkcmVzcxIVCg1zdHJlZXRfbnVtYmVyGAEgASgJEg4KBnN0cmVldBgCIAEoCRIQCghwb3N0Y29kZRgDIAEoCRIMCgRjaXR5GAQgASgJEhEKCWZyZWVfdGV4dBgFIAEoCSLuAQoQUm91dGVDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEhUKDWNhbGxlcl9udW1iZXIYAiABKAkSFQoNZGlhbGVkX251bWJlchgDIAEoCRIYChB0ZW5hbnRfcmVmZXJlbmNlGAQgASgJEicKB2FkZHJlc3MYBSABKAsyFi5jYWxscm91dGVyLnYxLkFkZHJlc3MSEgoKaXNzdWVfdHlwZRgGIAEoCRITCgtkZXNjcmlwdGlvbhgHIAEoCRIvCgtyZWNlaXZlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZgoQQWRkcmVzc0NhbmRpZGF0ZRITCgtidWlsZGluZ19pZBgBIAEoCRIVCg1jb29wZXJhdG9yX2lkGAIgASgJEhIKCmluc2VlX2NvZGUYAyABKAkSEgoKbm9ybWFsaXplZBgEIAEoCSK+AQoMQWRkcmVzc01hdGNoEhMKC2J1aWxkaW5nX2lkGAEgASgJEigKBWxldmVsGAIgASgOMhkuY2FsbHJvdXRlci52MS5NYXRjaExldmVsEhIKCmNvbmZpZGVuY2UYAyABKAISEgoKbm9ybWFsaXplZBgEIAEoCRIzCgpjYW5kaWRhdGVzGAUgAygLMh8uY2FsbHJvdXRlci52MS5BZGRyZXNzQ2FuZGlkYXRlEhIKCmluc2VlX2NvZGUYBiABKAki+gEKD1JvdXRpbmdEZWNpc2lvbhIVCg1jb29wZXJhdG9yX2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSJwoHdXJnZW5jeRgDIAEoDjIWLmNhbGxyb3V0ZXIudjEuVXJnZW5jeRIPCgdydWxlX2lkGAQgASgJEhMKC3RyYW5zZmVyX3RvGAUgASgJEg8KB3JlYXNvbnMYBiADKAkSEwoLaW5jaWRlbnRfaWQYByABKAkSMgoNYWRkcmVzc19tYXRjaBgIIAEoCzIbLmNhbGxyb3V0ZXIudjEuQWRkcmVzc01hdGNoEhYKDmlzc3VlX2NhdGVnb3J5GAkgASgJIuMECgZUaWNrZXQSEQoJdGlja2V0X2lkGAEgASgJEg8KB2NhbGxfaWQYAiABKAkSKQoFc3RhdGUYAyABKA4yGi5jYWxscm91dGVyLnYxLlRpY2tldFN0YXRlEhUKDWNvb3BlcmF0b3JfaWQYBCABKAkSDwoHdGVhbV9pZBgFIAEoCRInCgd1cmdlbmN5GAYgASgOMhYuY2FsbHJvdXRlci52MS5VcmdlbmN5EhIKCmlzc3VlX3R5cGUYByABKAkSEwoLYnVpbGRpbmdfaWQYCCABKAkSEAoIYWdlbnRfaWQYCSABKAkSEAoIYXR0ZW1wdHMYCiABKA0SLgoKY3JlYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc2xhX2R1ZV9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbGVhc2VfdG9rZW4YDSABKAQSNAoQbGVhc2VfZXhwaXJlc19hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLaW5jaWRlbnRfaWQYDyABKAkSFgoOaW5jaWRlbnRfY2FsbHMYECABKA0SEgoKcmVzb2x1dGlvbhgRIAEoCRIQCghtb3ZlZF90bxgSIAEoCRIYChB0cmFuc2ZlcnJlZF9mcm9tGBMgASgJEhEKCWVzY2FsYXRlZBgUIAEoCBIwCghkZWNpc2lvbhgVIAEoCzIeLmNhbGxyb3V0ZXIudjEuUm91dGluZ0RlY2lzaW9uEg8KB2FkZHJlc3MYFiABKAki4AEKEVJvdXRlQ2FsbFJlc3BvbnNlEiUKBnRpY2tldBgBIAEoCzIVLmNhbGxyb3V0ZXIudjEuVGlja2V0EjAKCGRlY2lzaW9uGAIgASgLMh4uY2FsbHJvdXRlci52MS5Sb3V0aW5nRGVjaXNpb24SEQoJZHVwbGljYXRlGAMgASgIEg4KBnF1ZXVlZBgEIAEoCBIWCg5xdWV1ZV9wb3NpdGlvbhgFIAEoBBIeChZlc3RpbWF0ZWRfd2FpdF9zZWNvbmRzGAYgASgEEhcKD2pvaW5lZF9pbmNpZGVudBgHIAEoCCI3ChFDYW5jZWxDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEhEKCXRpY2tldF9pZBgCIAEoCSJTChZDbGFpbU5leHRUaWNrZXRSZXF1ZXN0EhAKCHRlYW1faWRzGAEgAygJEhUKDWxlYXNlX3NlY29uZHMYAiABKA0SEAoIY2xhaW1faWQYAyABKAkiQAoXQ2xhaW1OZXh0VGlja2V0UmVzcG9uc2USJQoGdGlja2V0GAEgASgLMhUuY2FsbHJvdXRlci52MS5UaWNrZXQiVAoTVGlja2V0QWN0aW9uUmVxdWVzdBIRCgl0aWNrZXRfaWQYASABKAkSEwoLbGVhc2VfdG9rZW4YAiABKAQSFQoNbGVhc2Vfc2Vjb25kcxgDIAEoDSJTChVDb21wbGV0ZVRpY2tldFJlcXVlc3QSEQoJdGlja2V0X2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgEEhIKCnJlc29sdXRpb24YAyABKAkikAEKFVRyYW5zZmVyVGlja2V0UmVxdWVzdBIRCgl0aWNrZXRfaWQYASABKAkSEwoLbGVhc2VfdG9rZW4YAiABKAQSDwoHdGVhbV9pZBgDIAEoCRInCgd1cmdlbmN5GAQgASgOMhYuY2FsbHJvdXRlci52MS5VcmdlbmN5EhUKDWNvb3BlcmF0b3JfaWQYBSABKAkiJQoQR2V0VGlja2V0UmVxdWVzdBIRCgl0aWNrZXRfaWQYASABKAkiSAoSTGlzdFRpY2tldHNSZXF1ZXN0Eg8KB3RlYW1faWQYASABKAkSDQoFbGltaXQYAiABKA0SEgoKaGVsZF9ieV9tZRgDIAEoCCI9ChNMaXN0VGlja2V0c1Jlc3BvbnNlEiYKB3RpY2tldHMYASADKAsyFS5jYWxscm91dGVyLnYxLlRpY2tldCKjAQoTV2F0Y2hUaWNrZXRzUmVxdWVzdBIQCgh0ZWFtX2lkcxgBIAMoCRJHCgtyZXN1bWVfZnJvbRgCIAMoCzIyLmNhbGxyb3V0ZXIudjEuV2F0Y2hUaWNrZXRzUmVxdWVzdC5SZXN1bWVGcm9tRW50cnkaMQoPUmVzdW1lRnJvbUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEijQEKC1RpY2tldEV2ZW50EgwKBGtpbmQYASABKAkSDwoHdGVhbV9pZBgCIAEoCRIQCghwb3NpdGlvbhgDIAEoCRIlCgZ0aWNrZXQYBCABKAsyFS5jYWxscm91dGVyLnYxLlRpY2tldBImCgJhdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQgoVU2V0QWdlbnRTdGF0dXNSZXF1ZXN0EikKCHByZXNlbmNlGAEgASgOMhcuY2FsbHJvdXRlci52MS5QcmVzZW5jZSKiAQoLQWdlbnRTdGF0dXMSEAoIYWdlbnRfaWQYASABKAkSFQoNY29vcGVyYXRvcl9pZBgCIAEoCRIQCgh0ZWFtX2lkcxgDIAMoCRIpCghwcmVzZW5jZRgEIAEoDjIXLmNhbGxyb3V0ZXIudjEuUHJlc2VuY2USLQoJbGFzdF9zZWVuGAUgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIoChRHZXRRdWV1ZVN0YXRzUmVxdWVzdBIQCgh0ZWFtX2lkcxgBIAMoCSKJAQoKUXVldWVTdGF0cxIPCgd0ZWFtX2lkGAEgASgJEhUKDWNvb3BlcmF0b3JfaWQYAiABKAkSJwoHdXJnZW5jeRgDIAEoDjIWLmNhbGxyb3V0ZXIudjEuVXJnZW5jeRINCgVkZXB0aBgEIAEoBBIbChNvbGRlc3Rfd2FpdF9zZWNvbmRzGAUgASgEIpcCCgpUZWFtQ291bnRzEg8KB3RlYW1faWQYASABKAkSFQoNY29vcGVyYXRvcl9pZBgCIAEoCRIOCgZxdWV1ZWQYAyABKAQSEAoIcmVzZXJ2ZWQYBCABKAQSEwoLaW5fcHJvZ3Jlc3MYBSABKAQSEQoJY29tcGxldGVkGAYgASgEEhEKCWNhbmNlbGxlZBgHIAEoBBJLChJhZ2VudHNfYnlfcHJlc2VuY2UYCCADKAsyLy5jYWxscm91dGVyLnYxLlRlYW1Db3VudHMuQWdlbnRzQnlQcmVzZW5jZUVudHJ5GjcKFUFnZW50c0J5UHJlc2VuY2VFbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAQ6AjgBImwKFUdldFF1ZXVlU3RhdHNSZXNwb25zZRIpCgZxdWV1ZXMYASADKAsyGS5jYWxscm91dGVyLnYxLlF1ZXVlU3RhdHMSKAoFdGVhbXMYAiADKAsyGS5jYWxscm91dGVyLnYxLlRlYW1Db3VudHMiEwoRTGlzdEFnZW50c1JlcXVlc3QiQAoSTGlzdEFnZW50c1Jlc3BvbnNlEioKBmFnZW50cxgBIAMoCzIaLmNhbGxyb3V0ZXIudjEuQWdlbnRTdGF0dXMiFQoTUmVsb2FkQ29uZmlnUmVxdWVzdCI7ChRSZWxvYWRDb25maWdSZXNwb25zZRISCgpnZW5lcmF0aW9uGAEgASgEEg8KB3N1bW1hcnkYAiABKAkqOgoHVXJnZW5jeRIXChNVUkdFTkNZX1VOU1BFQ0lGSUVEEAASBgoCVTEQARIGCgJVMhACEgYKAlUzEAMqPQoKTWF0Y2hMZXZlbBIICgROT05FEAASCwoHQ09NTVVORRABEgoKBlNUUkVFVBACEgwKCEJVSUxESU5HEAMqfwoLVGlja2V0U3RhdGUSHAoYVElDS0VUX1NUQVRFX1VOU1BFQ0lGSUVEEAASCgoGUVVFVUVEEAESDAoIUkVTRVJWRUQQAhIPCgtJTl9QUk9HUkVTUxADEg0KCUNPTVBMRVRFRBAEEg0KCUNBTkNFTExFRBAFEgkKBU1PVkVEEAYqYgoIUHJlc2VuY2USGAoUUFJFU0VOQ0VfVU5TUEVDSUZJRUQQABINCglBVkFJTEFCTEUQARIICgRCVVNZEAISCwoHV1JBUF9VUBADEgkKBUJSRUFLEAQSCwoHT0ZGTElORRAFMvUBCgtDYWxsUm91dGluZxJOCglSb3V0ZUNhbGwSHy5jYWxscm91dGVyLnYxLlJvdXRlQ2FsbFJlcXVlc3QaIC5jYWxscm91dGVyLnYxLlJvdXRlQ2FsbFJlc3BvbnNlEk8KDEV4cGxhaW5Sb3V0ZRIfLmNhbGxyb3V0ZXIudjEuUm91dGVDYWxsUmVxdWVzdBoeLmNhbGxyb3V0ZXIudjEuUm91dGluZ0RlY2lzaW9uEkUKCkNhbmNlbENhbGwSIC5jYWxscm91dGVyLnYxLkNhbmNlbENhbGxSZXF1ZXN0GhUuY2FsbHJvdXRlci52MS5UaWNrZXQy4wUKCUFnZW50RGVzaxJgCg9DbGFpbU5leHRUaWNrZXQSJS5jYWxscm91dGVyLnYxLkNsYWltTmV4dFRpY2tldFJlcXVlc3QaJi5jYWxscm91dGVyLnYxLkNsYWltTmV4dFRpY2tldFJlc3BvbnNlEkkKDEFjY2VwdFRpY2tldBIiLmNhbGxyb3V0ZXIudjEuVGlja2V0QWN0aW9uUmVxdWVzdBoVLmNhbGxyb3V0ZXIudjEuVGlja2V0Ek0KDkNvbXBsZXRlVGlja2V0EiQuY2FsbHJvdXRlci52MS5Db21wbGV0ZVRpY2tldFJlcXVlc3QaFS5jYWxscm91dGVyLnYxLlRpY2tldBJKCg1SZWxlYXNlVGlja2V0EiIuY2FsbHJvdXRlci52MS5UaWNrZXRBY3Rpb25SZXF1ZXN0GhUuY2FsbHJvdXRlci52MS5UaWNrZXQSTQoOVHJhbnNmZXJUaWNrZXQSJC5jYWxscm91dGVyLnYxLlRyYW5zZmVyVGlja2V0UmVxdWVzdBoVLmNhbGxyb3V0ZXIudjEuVGlja2V0EkMKCUdldFRpY2tldBIfLmNhbGxyb3V0ZXIudjEuR2V0VGlja2V0UmVxdWVzdBoVLmNhbGxyb3V0ZXIudjEuVGlja2V0ElQKC0xpc3RUaWNrZXRzEiEuY2FsbHJvdXRlci52MS5MaXN0VGlja2V0c1JlcXVlc3QaIi5jYWxscm91dGVyLnYxLkxpc3RUaWNrZXRzUmVzcG9uc2USUAoMV2F0Y2hUaWNrZXRzEiIuY2FsbHJvdXRlci52MS5XYXRjaFRpY2tldHNSZXF1ZXN0GhouY2FsbHJvdXRlci52MS5UaWNrZXRFdmVudDABElIKDlNldEFnZW50U3RhdHVzEiQuY2FsbHJvdXRlci52MS5TZXRBZ2VudFN0YXR1c1JlcXVlc3QaGi5jYWxscm91dGVyLnYxLkFnZW50U3RhdHVzMpQCCgpPcGVyYXRpb25zEloKDUdldFF1ZXVlU3RhdHMSIy5jYWxscm91dGVyLnYxLkdldFF1ZXVlU3RhdHNSZXF1ZXN0GiQuY2FsbHJvdXRlci52MS5HZXRRdWV1ZVN0YXRzUmVzcG9uc2USUQoKTGlzdEFnZW50cxIgLmNhbGxyb3V0ZXIudjEuTGlzdEFnZW50c1JlcXVlc3QaIS5jYWxscm91dGVyLnYxLkxpc3RBZ2VudHNSZXNwb25zZRJXCgxSZWxvYWRDb25maWcSIi5jYWxscm91dGVyLnYxLlJlbG9hZENvbmZpZ1JlcXVlc3QaIy5jYWxscm91dGVyLnYxLlJlbG9hZENvbmZpZ1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
+  fileDesc("Ch5jYWxscm91dGVyL3YxL2NhbGxyb3V0ZXIucHJvdG8SDWNhbGxyb3V0ZXIudjEiYwoHQWRkcmVzcxIVCg1zdHJlZXRfbnVtYmVyGAEgASgJEg4KBnN0cmVldBgCIAEoCRIQCghwb3N0Y29kZRgDIAEoCRIMCgRjaXR5GAQgASgJEhEKCWZyZWVfdGV4dBgFIAEoCSLuAQoQUm91dGVDYWxsUmVxdWVzdBIPCgdjYWxsX2lkGAEgASgJEhUKDWNhbGxlcl9udW1iZXIYAiABKAkSFQoNZGlhbGVkX251bWJlchgDIAEoCRIYChB0ZW5hbnRfcmVmZXJlbmNlGAQgASgJEicKB2FkZHJlc3MYBSABKAsyFi5jYWxscm91dGVyLnYxLkFkZHJlc3MSEgoKaXNzdWVfdHlwZRgGIAEoCRITCgtkZXNjcmlwdGlvbhgHIAEoCRIvCgtyZWNlaXZlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiZgoQQWRkcmVzc0NhbmRpZGF0ZRITCgtidWlsZGluZ19pZBgBIAEoCRIVCg1jb29wZXJhdG9yX2lkGAIgASgJEhIKCmluc2VlX2NvZGUYAyABKAkSEgoKbm9ybWFsaXplZBgEIAEoCSK+AQoMQWRkcmVzc01hdGNoEhMKC2J1aWxkaW5nX2lkGAEgASgJEigKBWxldmVsGAIgASgOMhkuY2FsbHJvdXRlci52MS5NYXRjaExldmVsEhIKCmNvbmZpZGVuY2UYAyABKAISEgoKbm9ybWFsaXplZBgEIAEoCRIzCgpjYW5kaWRhdGVzGAUgAygLMh8uY2FsbHJvdXRlci52MS5BZGRyZXNzQ2FuZGlkYXRlEhIKCmluc2VlX2NvZGUYBiABKAki+gEKD1JvdXRpbmdEZWNpc2lvbhIVCg1jb29wZXJhdG9yX2lkGAEgASgJEg8KB3RlYW1faWQYAiABKAkSJwoHdXJnZW5jeRgDIAEoDjIWLmNhbGxyb3V0ZXIudjEuVXJnZW5jeRIPCgdydWxlX2lkGAQgASgJEhMKC3RyYW5zZmVyX3RvGAUgASgJEg8KB3JlYXNvbnMYBiADKAkSEwoLaW5jaWRlbnRfaWQYByABKAkSMgoNYWRkcmVzc19tYXRjaBgIIAEoCzIbLmNhbGxyb3V0ZXIudjEuQWRkcmVzc01hdGNoEhYKDmlzc3VlX2NhdGVnb3J5GAkgASgJIsMFCgZUaWNrZXQSEQoJdGlja2V0X2lkGAEgASgJEg8KB2NhbGxfaWQYAiABKAkSKQoFc3RhdGUYAyABKA4yGi5jYWxscm91dGVyLnYxLlRpY2tldFN0YXRlEhUKDWNvb3BlcmF0b3JfaWQYBCABKAkSDwoHdGVhbV9pZBgFIAEoCRInCgd1cmdlbmN5GAYgASgOMhYuY2FsbHJvdXRlci52MS5VcmdlbmN5EhIKCmlzc3VlX3R5cGUYByABKAkSEwoLYnVpbGRpbmdfaWQYCCABKAkSEAoIYWdlbnRfaWQYCSABKAkSEAoIYXR0ZW1wdHMYCiABKA0SLgoKY3JlYXRlZF9hdBgLIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKc2xhX2R1ZV9hdBgMIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLbGVhc2VfdG9rZW4YDSABKAQSNAoQbGVhc2VfZXhwaXJlc19hdBgOIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEwoLaW5jaWRlbnRfaWQYDyABKAkSFgoOaW5jaWRlbnRfY2FsbHMYECABKA0SEgoKcmVzb2x1dGlvbhgRIAEoCRIQCghtb3ZlZF90bxgSIAEoCRIYChB0cmFuc2ZlcnJlZF9mcm9tGBMgASgJEhEKCWVzY2FsYXRlZBgUIAEoCBIwCghkZWNpc2lvbhgVIAEoCzIeLmNhbGxyb3V0ZXIudjEuUm91dGluZ0RlY2lzaW9uEg8KB2FkZHJlc3MYFiABKAkSFQoNY2FsbGVyX251bWJlchgXIAEoCRITCgtkZXNjcmlwdGlvbhgYIAEoCRIyCgdoaXN0b3J5GBkgAygLMiEuY2FsbHJvdXRlci52MS5UaWNrZXRIaXN0b3J5RW50cnkiSgoSVGlja2V0SGlzdG9yeUVudHJ5EiYKAmF0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIMCgR3aGF0GAIgASgJIuABChFSb3V0ZUNhbGxSZXNwb25zZRIlCgZ0aWNrZXQYASABKAsyFS5jYWxscm91dGVyLnYxLlRpY2tldBIwCghkZWNpc2lvbhgCIAEoCzIeLmNhbGxyb3V0ZXIudjEuUm91dGluZ0RlY2lzaW9uEhEKCWR1cGxpY2F0ZRgDIAEoCBIOCgZxdWV1ZWQYBCABKAgSFgoOcXVldWVfcG9zaXRpb24YBSABKAQSHgoWZXN0aW1hdGVkX3dhaXRfc2Vjb25kcxgGIAEoBBIXCg9qb2luZWRfaW5jaWRlbnQYByABKAgiNwoRQ2FuY2VsQ2FsbFJlcXVlc3QSDwoHY2FsbF9pZBgBIAEoCRIRCgl0aWNrZXRfaWQYAiABKAkiUwoWQ2xhaW1OZXh0VGlja2V0UmVxdWVzdBIQCgh0ZWFtX2lkcxgBIAMoCRIVCg1sZWFzZV9zZWNvbmRzGAIgASgNEhAKCGNsYWltX2lkGAMgASgJIkAKF0NsYWltTmV4dFRpY2tldFJlc3BvbnNlEiUKBnRpY2tldBgBIAEoCzIVLmNhbGxyb3V0ZXIudjEuVGlja2V0IlQKE1RpY2tldEFjdGlvblJlcXVlc3QSEQoJdGlja2V0X2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgEEhUKDWxlYXNlX3NlY29uZHMYAyABKA0iUwoVQ29tcGxldGVUaWNrZXRSZXF1ZXN0EhEKCXRpY2tldF9pZBgBIAEoCRITCgtsZWFzZV90b2tlbhgCIAEoBBISCgpyZXNvbHV0aW9uGAMgASgJIpABChVUcmFuc2ZlclRpY2tldFJlcXVlc3QSEQoJdGlja2V0X2lkGAEgASgJEhMKC2xlYXNlX3Rva2VuGAIgASgEEg8KB3RlYW1faWQYAyABKAkSJwoHdXJnZW5jeRgEIAEoDjIWLmNhbGxyb3V0ZXIudjEuVXJnZW5jeRIVCg1jb29wZXJhdG9yX2lkGAUgASgJIiUKEEdldFRpY2tldFJlcXVlc3QSEQoJdGlja2V0X2lkGAEgASgJIkgKEkxpc3RUaWNrZXRzUmVxdWVzdBIPCgd0ZWFtX2lkGAEgASgJEg0KBWxpbWl0GAIgASgNEhIKCmhlbGRfYnlfbWUYAyABKAgiPQoTTGlzdFRpY2tldHNSZXNwb25zZRImCgd0aWNrZXRzGAEgAygLMhUuY2FsbHJvdXRlci52MS5UaWNrZXQiowEKE1dhdGNoVGlja2V0c1JlcXVlc3QSEAoIdGVhbV9pZHMYASADKAkSRwoLcmVzdW1lX2Zyb20YAiADKAsyMi5jYWxscm91dGVyLnYxLldhdGNoVGlja2V0c1JlcXVlc3QuUmVzdW1lRnJvbUVudHJ5GjEKD1Jlc3VtZUZyb21FbnRyeRILCgNrZXkYASABKAkSDQoFdmFsdWUYAiABKAk6AjgBIo0BCgtUaWNrZXRFdmVudBIMCgRraW5kGAEgASgJEg8KB3RlYW1faWQYAiABKAkSEAoIcG9zaXRpb24YAyABKAkSJQoGdGlja2V0GAQgASgLMhUuY2FsbHJvdXRlci52MS5UaWNrZXQSJgoCYXQYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkIKFVNldEFnZW50U3RhdHVzUmVxdWVzdBIpCghwcmVzZW5jZRgBIAEoDjIXLmNhbGxyb3V0ZXIudjEuUHJlc2VuY2UiogEKC0FnZW50U3RhdHVzEhAKCGFnZW50X2lkGAEgASgJEhUKDWNvb3BlcmF0b3JfaWQYAiABKAkSEAoIdGVhbV9pZHMYAyADKAkSKQoIcHJlc2VuY2UYBCABKA4yFy5jYWxscm91dGVyLnYxLlByZXNlbmNlEi0KCWxhc3Rfc2VlbhgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiKAoUR2V0UXVldWVTdGF0c1JlcXVlc3QSEAoIdGVhbV9pZHMYASADKAkiiQEKClF1ZXVlU3RhdHMSDwoHdGVhbV9pZBgBIAEoCRIVCg1jb29wZXJhdG9yX2lkGAIgASgJEicKB3VyZ2VuY3kYAyABKA4yFi5jYWxscm91dGVyLnYxLlVyZ2VuY3kSDQoFZGVwdGgYBCABKAQSGwoTb2xkZXN0X3dhaXRfc2Vjb25kcxgFIAEoBCKXAgoKVGVhbUNvdW50cxIPCgd0ZWFtX2lkGAEgASgJEhUKDWNvb3BlcmF0b3JfaWQYAiABKAkSDgoGcXVldWVkGAMgASgEEhAKCHJlc2VydmVkGAQgASgEEhMKC2luX3Byb2dyZXNzGAUgASgEEhEKCWNvbXBsZXRlZBgGIAEoBBIRCgljYW5jZWxsZWQYByABKAQSSwoSYWdlbnRzX2J5X3ByZXNlbmNlGAggAygLMi8uY2FsbHJvdXRlci52MS5UZWFtQ291bnRzLkFnZW50c0J5UHJlc2VuY2VFbnRyeRo3ChVBZ2VudHNCeVByZXNlbmNlRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgEOgI4ASJsChVHZXRRdWV1ZVN0YXRzUmVzcG9uc2USKQoGcXVldWVzGAEgAygLMhkuY2FsbHJvdXRlci52MS5RdWV1ZVN0YXRzEigKBXRlYW1zGAIgAygLMhkuY2FsbHJvdXRlci52MS5UZWFtQ291bnRzIhMKEUxpc3RBZ2VudHNSZXF1ZXN0IkAKEkxpc3RBZ2VudHNSZXNwb25zZRIqCgZhZ2VudHMYASADKAsyGi5jYWxscm91dGVyLnYxLkFnZW50U3RhdHVzIhUKE1JlbG9hZENvbmZpZ1JlcXVlc3QiOwoUUmVsb2FkQ29uZmlnUmVzcG9uc2USEgoKZ2VuZXJhdGlvbhgBIAEoBBIPCgdzdW1tYXJ5GAIgASgJKjoKB1VyZ2VuY3kSFwoTVVJHRU5DWV9VTlNQRUNJRklFRBAAEgYKAlUxEAESBgoCVTIQAhIGCgJVMxADKj0KCk1hdGNoTGV2ZWwSCAoETk9ORRAAEgsKB0NPTU1VTkUQARIKCgZTVFJFRVQQAhIMCghCVUlMRElORxADKn8KC1RpY2tldFN0YXRlEhwKGFRJQ0tFVF9TVEFURV9VTlNQRUNJRklFRBAAEgoKBlFVRVVFRBABEgwKCFJFU0VSVkVEEAISDwoLSU5fUFJPR1JFU1MQAxINCglDT01QTEVURUQQBBINCglDQU5DRUxMRUQQBRIJCgVNT1ZFRBAGKmIKCFByZXNlbmNlEhgKFFBSRVNFTkNFX1VOU1BFQ0lGSUVEEAASDQoJQVZBSUxBQkxFEAESCAoEQlVTWRACEgsKB1dSQVBfVVAQAxIJCgVCUkVBSxAEEgsKB09GRkxJTkUQBTL1AQoLQ2FsbFJvdXRpbmcSTgoJUm91dGVDYWxsEh8uY2FsbHJvdXRlci52MS5Sb3V0ZUNhbGxSZXF1ZXN0GiAuY2FsbHJvdXRlci52MS5Sb3V0ZUNhbGxSZXNwb25zZRJPCgxFeHBsYWluUm91dGUSHy5jYWxscm91dGVyLnYxLlJvdXRlQ2FsbFJlcXVlc3QaHi5jYWxscm91dGVyLnYxLlJvdXRpbmdEZWNpc2lvbhJFCgpDYW5jZWxDYWxsEiAuY2FsbHJvdXRlci52MS5DYW5jZWxDYWxsUmVxdWVzdBoVLmNhbGxyb3V0ZXIudjEuVGlja2V0MuMFCglBZ2VudERlc2sSYAoPQ2xhaW1OZXh0VGlja2V0EiUuY2FsbHJvdXRlci52MS5DbGFpbU5leHRUaWNrZXRSZXF1ZXN0GiYuY2FsbHJvdXRlci52MS5DbGFpbU5leHRUaWNrZXRSZXNwb25zZRJJCgxBY2NlcHRUaWNrZXQSIi5jYWxscm91dGVyLnYxLlRpY2tldEFjdGlvblJlcXVlc3QaFS5jYWxscm91dGVyLnYxLlRpY2tldBJNCg5Db21wbGV0ZVRpY2tldBIkLmNhbGxyb3V0ZXIudjEuQ29tcGxldGVUaWNrZXRSZXF1ZXN0GhUuY2FsbHJvdXRlci52MS5UaWNrZXQSSgoNUmVsZWFzZVRpY2tldBIiLmNhbGxyb3V0ZXIudjEuVGlja2V0QWN0aW9uUmVxdWVzdBoVLmNhbGxyb3V0ZXIudjEuVGlja2V0Ek0KDlRyYW5zZmVyVGlja2V0EiQuY2FsbHJvdXRlci52MS5UcmFuc2ZlclRpY2tldFJlcXVlc3QaFS5jYWxscm91dGVyLnYxLlRpY2tldBJDCglHZXRUaWNrZXQSHy5jYWxscm91dGVyLnYxLkdldFRpY2tldFJlcXVlc3QaFS5jYWxscm91dGVyLnYxLlRpY2tldBJUCgtMaXN0VGlja2V0cxIhLmNhbGxyb3V0ZXIudjEuTGlzdFRpY2tldHNSZXF1ZXN0GiIuY2FsbHJvdXRlci52MS5MaXN0VGlja2V0c1Jlc3BvbnNlElAKDFdhdGNoVGlja2V0cxIiLmNhbGxyb3V0ZXIudjEuV2F0Y2hUaWNrZXRzUmVxdWVzdBoaLmNhbGxyb3V0ZXIudjEuVGlja2V0RXZlbnQwARJSCg5TZXRBZ2VudFN0YXR1cxIkLmNhbGxyb3V0ZXIudjEuU2V0QWdlbnRTdGF0dXNSZXF1ZXN0GhouY2FsbHJvdXRlci52MS5BZ2VudFN0YXR1czKUAgoKT3BlcmF0aW9ucxJaCg1HZXRRdWV1ZVN0YXRzEiMuY2FsbHJvdXRlci52MS5HZXRRdWV1ZVN0YXRzUmVxdWVzdBokLmNhbGxyb3V0ZXIudjEuR2V0UXVldWVTdGF0c1Jlc3BvbnNlElEKCkxpc3RBZ2VudHMSIC5jYWxscm91dGVyLnYxLkxpc3RBZ2VudHNSZXF1ZXN0GiEuY2FsbHJvdXRlci52MS5MaXN0QWdlbnRzUmVzcG9uc2USVwoMUmVsb2FkQ29uZmlnEiIuY2FsbHJvdXRlci52MS5SZWxvYWRDb25maWdSZXF1ZXN0GiMuY2FsbHJvdXRlci52MS5SZWxvYWRDb25maWdSZXNwb25zZWIGcHJvdG8z", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message callrouter.v1.Address
@@ -378,6 +378,27 @@ export type Ticket = Message<"callrouter.v1.Ticket"> & {
    * @generated from field: string address = 22;
    */
   address: string;
+
+  /**
+   * The call as the telephony platform reported it when it was routed, for the agent who works the
+   * ticket: the number to call back and what the caller said. Absent from RouteCall's answer (the
+   * platform sent them) and from watch events.
+   *
+   * @generated from field: string caller_number = 23;
+   */
+  callerNumber: string;
+
+  /**
+   * @generated from field: string description = 24;
+   */
+  description: string;
+
+  /**
+   * What happened to the ticket, oldest first. GetTicket only.
+   *
+   * @generated from field: repeated callrouter.v1.TicketHistoryEntry history = 25;
+   */
+  history: TicketHistoryEntry[];
 };
 
 /**
@@ -386,6 +407,32 @@ export type Ticket = Message<"callrouter.v1.Ticket"> & {
  */
 export const TicketSchema: GenMessage<Ticket> = /*@__PURE__*/
   messageDesc(file_callrouter_v1_callrouter, 5);
+
+/**
+ * @generated from message callrouter.v1.TicketHistoryEntry
+ */
+export type TicketHistoryEntry = Message<"callrouter.v1.TicketHistoryEntry"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp at = 1;
+   */
+  at?: Timestamp | undefined;
+
+  /**
+   * As the store recorded it: "created in <team>", "claimed by <agent> lease <token>",
+   * "accepted by <agent>", "completed by <agent>: <resolution>", "released by <agent>",
+   * "transferred by <agent> from <team> to <team>", "lease of <agent> expired, attempt <n>", …
+   *
+   * @generated from field: string what = 2;
+   */
+  what: string;
+};
+
+/**
+ * Describes the message callrouter.v1.TicketHistoryEntry.
+ * Use `create(TicketHistoryEntrySchema)` to create a new message.
+ */
+export const TicketHistoryEntrySchema: GenMessage<TicketHistoryEntry> = /*@__PURE__*/
+  messageDesc(file_callrouter_v1_callrouter, 6);
 
 /**
  * @generated from message callrouter.v1.RouteCallResponse
@@ -440,7 +487,7 @@ export type RouteCallResponse = Message<"callrouter.v1.RouteCallResponse"> & {
  * Use `create(RouteCallResponseSchema)` to create a new message.
  */
 export const RouteCallResponseSchema: GenMessage<RouteCallResponse> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 6);
+  messageDesc(file_callrouter_v1_callrouter, 7);
 
 /**
  * @generated from message callrouter.v1.CancelCallRequest
@@ -466,7 +513,7 @@ export type CancelCallRequest = Message<"callrouter.v1.CancelCallRequest"> & {
  * Use `create(CancelCallRequestSchema)` to create a new message.
  */
 export const CancelCallRequestSchema: GenMessage<CancelCallRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 7);
+  messageDesc(file_callrouter_v1_callrouter, 8);
 
 /**
  * @generated from message callrouter.v1.ClaimNextTicketRequest
@@ -501,7 +548,7 @@ export type ClaimNextTicketRequest = Message<"callrouter.v1.ClaimNextTicketReque
  * Use `create(ClaimNextTicketRequestSchema)` to create a new message.
  */
 export const ClaimNextTicketRequestSchema: GenMessage<ClaimNextTicketRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 8);
+  messageDesc(file_callrouter_v1_callrouter, 9);
 
 /**
  * @generated from message callrouter.v1.ClaimNextTicketResponse
@@ -520,7 +567,7 @@ export type ClaimNextTicketResponse = Message<"callrouter.v1.ClaimNextTicketResp
  * Use `create(ClaimNextTicketResponseSchema)` to create a new message.
  */
 export const ClaimNextTicketResponseSchema: GenMessage<ClaimNextTicketResponse> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 9);
+  messageDesc(file_callrouter_v1_callrouter, 10);
 
 /**
  * @generated from message callrouter.v1.TicketActionRequest
@@ -553,7 +600,7 @@ export type TicketActionRequest = Message<"callrouter.v1.TicketActionRequest"> &
  * Use `create(TicketActionRequestSchema)` to create a new message.
  */
 export const TicketActionRequestSchema: GenMessage<TicketActionRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 10);
+  messageDesc(file_callrouter_v1_callrouter, 11);
 
 /**
  * @generated from message callrouter.v1.CompleteTicketRequest
@@ -586,7 +633,7 @@ export type CompleteTicketRequest = Message<"callrouter.v1.CompleteTicketRequest
  * Use `create(CompleteTicketRequestSchema)` to create a new message.
  */
 export const CompleteTicketRequestSchema: GenMessage<CompleteTicketRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 11);
+  messageDesc(file_callrouter_v1_callrouter, 12);
 
 /**
  * @generated from message callrouter.v1.TransferTicketRequest
@@ -633,7 +680,7 @@ export type TransferTicketRequest = Message<"callrouter.v1.TransferTicketRequest
  * Use `create(TransferTicketRequestSchema)` to create a new message.
  */
 export const TransferTicketRequestSchema: GenMessage<TransferTicketRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 12);
+  messageDesc(file_callrouter_v1_callrouter, 13);
 
 /**
  * @generated from message callrouter.v1.GetTicketRequest
@@ -652,7 +699,7 @@ export type GetTicketRequest = Message<"callrouter.v1.GetTicketRequest"> & {
  * Use `create(GetTicketRequestSchema)` to create a new message.
  */
 export const GetTicketRequestSchema: GenMessage<GetTicketRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 13);
+  messageDesc(file_callrouter_v1_callrouter, 14);
 
 /**
  * @generated from message callrouter.v1.ListTicketsRequest
@@ -686,7 +733,7 @@ export type ListTicketsRequest = Message<"callrouter.v1.ListTicketsRequest"> & {
  * Use `create(ListTicketsRequestSchema)` to create a new message.
  */
 export const ListTicketsRequestSchema: GenMessage<ListTicketsRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 14);
+  messageDesc(file_callrouter_v1_callrouter, 15);
 
 /**
  * @generated from message callrouter.v1.ListTicketsResponse
@@ -703,7 +750,7 @@ export type ListTicketsResponse = Message<"callrouter.v1.ListTicketsResponse"> &
  * Use `create(ListTicketsResponseSchema)` to create a new message.
  */
 export const ListTicketsResponseSchema: GenMessage<ListTicketsResponse> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 15);
+  messageDesc(file_callrouter_v1_callrouter, 16);
 
 /**
  * @generated from message callrouter.v1.WatchTicketsRequest
@@ -732,7 +779,7 @@ export type WatchTicketsRequest = Message<"callrouter.v1.WatchTicketsRequest"> &
  * Use `create(WatchTicketsRequestSchema)` to create a new message.
  */
 export const WatchTicketsRequestSchema: GenMessage<WatchTicketsRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 16);
+  messageDesc(file_callrouter_v1_callrouter, 17);
 
 /**
  * @generated from message callrouter.v1.TicketEvent
@@ -778,7 +825,7 @@ export type TicketEvent = Message<"callrouter.v1.TicketEvent"> & {
  * Use `create(TicketEventSchema)` to create a new message.
  */
 export const TicketEventSchema: GenMessage<TicketEvent> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 17);
+  messageDesc(file_callrouter_v1_callrouter, 18);
 
 /**
  * @generated from message callrouter.v1.SetAgentStatusRequest
@@ -797,7 +844,7 @@ export type SetAgentStatusRequest = Message<"callrouter.v1.SetAgentStatusRequest
  * Use `create(SetAgentStatusRequestSchema)` to create a new message.
  */
 export const SetAgentStatusRequestSchema: GenMessage<SetAgentStatusRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 18);
+  messageDesc(file_callrouter_v1_callrouter, 19);
 
 /**
  * @generated from message callrouter.v1.AgentStatus
@@ -834,7 +881,7 @@ export type AgentStatus = Message<"callrouter.v1.AgentStatus"> & {
  * Use `create(AgentStatusSchema)` to create a new message.
  */
 export const AgentStatusSchema: GenMessage<AgentStatus> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 19);
+  messageDesc(file_callrouter_v1_callrouter, 20);
 
 /**
  * @generated from message callrouter.v1.GetQueueStatsRequest
@@ -853,7 +900,7 @@ export type GetQueueStatsRequest = Message<"callrouter.v1.GetQueueStatsRequest">
  * Use `create(GetQueueStatsRequestSchema)` to create a new message.
  */
 export const GetQueueStatsRequestSchema: GenMessage<GetQueueStatsRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 20);
+  messageDesc(file_callrouter_v1_callrouter, 21);
 
 /**
  * @generated from message callrouter.v1.QueueStats
@@ -890,7 +937,7 @@ export type QueueStats = Message<"callrouter.v1.QueueStats"> & {
  * Use `create(QueueStatsSchema)` to create a new message.
  */
 export const QueueStatsSchema: GenMessage<QueueStats> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 21);
+  messageDesc(file_callrouter_v1_callrouter, 22);
 
 /**
  * @generated from message callrouter.v1.TeamCounts
@@ -942,7 +989,7 @@ export type TeamCounts = Message<"callrouter.v1.TeamCounts"> & {
  * Use `create(TeamCountsSchema)` to create a new message.
  */
 export const TeamCountsSchema: GenMessage<TeamCounts> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 22);
+  messageDesc(file_callrouter_v1_callrouter, 23);
 
 /**
  * @generated from message callrouter.v1.GetQueueStatsResponse
@@ -964,7 +1011,7 @@ export type GetQueueStatsResponse = Message<"callrouter.v1.GetQueueStatsResponse
  * Use `create(GetQueueStatsResponseSchema)` to create a new message.
  */
 export const GetQueueStatsResponseSchema: GenMessage<GetQueueStatsResponse> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 23);
+  messageDesc(file_callrouter_v1_callrouter, 24);
 
 /**
  * @generated from message callrouter.v1.ListAgentsRequest
@@ -977,7 +1024,7 @@ export type ListAgentsRequest = Message<"callrouter.v1.ListAgentsRequest"> & {
  * Use `create(ListAgentsRequestSchema)` to create a new message.
  */
 export const ListAgentsRequestSchema: GenMessage<ListAgentsRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 24);
+  messageDesc(file_callrouter_v1_callrouter, 25);
 
 /**
  * @generated from message callrouter.v1.ListAgentsResponse
@@ -994,7 +1041,7 @@ export type ListAgentsResponse = Message<"callrouter.v1.ListAgentsResponse"> & {
  * Use `create(ListAgentsResponseSchema)` to create a new message.
  */
 export const ListAgentsResponseSchema: GenMessage<ListAgentsResponse> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 25);
+  messageDesc(file_callrouter_v1_callrouter, 26);
 
 /**
  * @generated from message callrouter.v1.ReloadConfigRequest
@@ -1007,7 +1054,7 @@ export type ReloadConfigRequest = Message<"callrouter.v1.ReloadConfigRequest"> &
  * Use `create(ReloadConfigRequestSchema)` to create a new message.
  */
 export const ReloadConfigRequestSchema: GenMessage<ReloadConfigRequest> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 26);
+  messageDesc(file_callrouter_v1_callrouter, 27);
 
 /**
  * @generated from message callrouter.v1.ReloadConfigResponse
@@ -1029,7 +1076,7 @@ export type ReloadConfigResponse = Message<"callrouter.v1.ReloadConfigResponse">
  * Use `create(ReloadConfigResponseSchema)` to create a new message.
  */
 export const ReloadConfigResponseSchema: GenMessage<ReloadConfigResponse> = /*@__PURE__*/
-  messageDesc(file_callrouter_v1_callrouter, 27);
+  messageDesc(file_callrouter_v1_callrouter, 28);
 
 /**
  * @generated from enum callrouter.v1.Urgency

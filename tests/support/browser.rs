@@ -84,6 +84,19 @@ impl Browser {
             .to_owned()
     }
 
+    /// Opens `url` as `page` and signs in with `token`, waiting for the live list.
+    pub fn sign_in(&mut self, page: &str, url: &str, token: &str) {
+        self.run(json!({"op": "open", "page": page, "url": url}));
+        self.run(json!({"op": "fill", "page": page, "selector": "#token", "value": token}));
+        self.click(page, "form.signin button[type=submit]");
+        self.wait(page, "#link", "En direct");
+    }
+
+    /// Evaluates a script in the page, awaiting it when it is a promise.
+    pub fn evaluate(&mut self, page: &str, script: &str) -> Value {
+        self.run(json!({"op": "evaluate", "page": page, "script": script}))
+    }
+
     pub fn click(&mut self, page: &str, selector: &str) {
         self.run(json!({"op": "click", "page": page, "selector": selector}));
     }

@@ -75,6 +75,9 @@ const commands = {
   async snapshot({ page: name }) {
     return await page(name).locator("body").ariaSnapshot();
   },
+  async evaluate({ page: name, script }) {
+    return await page(name).evaluate(script);
+  },
   async errors({ page: name }) {
     return page(name).errors;
   },

@@ -1,0 +1,128 @@
+//! `callrouter serve --dev` as a process, over a `redis-server` of its own, on ports kept across
+//! restarts (a browser page reconnects to the same origin), with a tonic client that routes calls
+//! as the telephony platform does. For the browser tests and the desk's benchmark.
+
+#![allow(dead_code)]
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use callrouter::api::pb::call_routing_client::CallRoutingClient;
+use callrouter::api::pb::{Address, RouteCallRequest};
+
+use super::app::{dev_tokens, tours_building};
+use super::binary::{free_port, http_get};
+use super::redis_server::RedisServer;
+
+/// `callrouter serve --dev` over a Redis of its own, on ports kept across restarts.
+pub struct Served {
+    redis: RedisServer,
+    pub grpc: u16,
+    admin: u16,
+    child: Option<Child>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Served {
+    /// Starts Redis and the server; `None` (outside CI) when Redis cannot run here.
+    pub fn start() -> Option<Served> {
+        let redis = RedisServer::start()?;
+        let mut served = Served {
+            redis,
+            grpc: free_port(),
+            admin: free_port(),
+            child: None,
+            runtime: tokio::runtime::Runtime::new().expect("runtime"),
+        };
+        served.launch();
+        Some(served)
+    }
+
+    fn launch(&mut self) {
+        let child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+            .args(["serve", "--dev"])
+            .arg("--grpc-addr")
+            .arg(format!("127.0.0.1:{}", self.grpc))
+            .arg("--admin-addr")
+            .arg(format!("127.0.0.1:{}", self.admin))
+            .arg("--redis-url")
+            .arg(self.redis.url())
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("callrouter serve starts");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !http_get(self.admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+            assert!(Instant::now() < deadline, "not ready within 20 s");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM, as an orchestrator does) and starts it again on the same ports.
+    pub fn restart(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let _ = child.wait();
+        }
+        self.launch();
+    }
+
+    /// The desk's page, with `query` (`?lease=5`, say).
+    pub fn url(&self, query: &str) -> String {
+        format!("http://127.0.0.1:{}/{query}", self.grpc)
+    }
+
+    /// Routes a call through gRPC as the telephony platform does; answers its ticket id.
+    pub fn route(&self, call_id: &str, issue_type: &str) -> String {
+        let token = dev_tokens()["telephony-ivr"].clone();
+        let building = tours_building();
+        let request = RouteCallRequest {
+            call_id: call_id.to_owned(),
+            caller_number: "+33 2 47 00 00 00".to_owned(),
+            address: Some(Address {
+                street_number: building[3].clone(),
+                street: building[4].clone(),
+                postcode: building[5].clone(),
+                ..Default::default()
+            }),
+            issue_type: issue_type.to_owned(),
+            description: "Appel de test".to_owned(),
+            ..Default::default()
+        };
+        let addr = format!("http://127.0.0.1:{}", self.grpc);
+        self.runtime.block_on(async move {
+            let channel = tonic::transport::Channel::from_shared(addr)
+                .expect("address")
+                .connect()
+                .await
+                .expect("connect");
+            let bearer: tonic::metadata::MetadataValue<_> =
+                format!("Bearer {token}").parse().expect("header");
+            let mut client =
+                CallRoutingClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+                    r.metadata_mut().insert("authorization", bearer.clone());
+                    Ok(r)
+                });
+            let response = client
+                .route_call(request)
+                .await
+                .expect("RouteCall")
+                .into_inner();
+            assert!(response.queued, "{response:?}");
+            response.ticket.expect("a ticket").ticket_id
+        })
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}

@@ -207,10 +207,73 @@ fn the_page_reconnects_after_a_server_restart_and_the_list_is_right() {
     sign_in(&mut browser, &served, "agent", AGENT, "");
     let before = served.route("browser-restart-1", "technical.plumbing.leak");
     browser.wait("agent", &row(&before), "U");
-    served.restart();
+    served.stop();
+    browser.wait("agent", "#link", "reconnexion en cours");
+    served.launch();
     let after = served.route("browser-restart-2", "technical.plumbing.leak");
     browser.run(json!({"op": "wait", "page": "agent", "selector": "#link", "contains": "En direct", "timeout": 15000}));
     browser.run(json!({"op": "waitCount", "page": "agent", "selector": row(&after), "count": 1, "timeout": 15000}));
     assert_eq!(browser.count("agent", &row(&before)), 1, "listed once");
     assert_eq!(browser.count("agent", "#waiting tr[data-ticket]"), 2);
+}
+
+#[test]
+fn the_agent_puts_back_accepts_and_transfers_from_the_keyboard_and_the_card() {
+    let Some((_one, served, mut browser)) = fixtures() else {
+        return;
+    };
+    sign_in(&mut browser, &served, "agent", AGENT, "");
+    let ticket = served.route("browser-keys-1", "technical.plumbing.leak");
+    browser.wait("agent", &row(&ticket), "U");
+    let press = |browser: &mut Browser, key: &str| {
+        browser.run(json!({"op": "press", "page": "agent", "key": key}));
+    };
+
+    press(&mut browser, "n");
+    browser.wait("agent", "#ticket-state", "réservé");
+    press(&mut browser, "r");
+    browser.wait("agent", "#desk-notice", "remis dans la file");
+    browser.wait("agent", &row(&ticket), "U");
+
+    press(&mut browser, "n");
+    browser.wait("agent", "#ticket-state", "réservé");
+    press(&mut browser, "a");
+    browser.wait("agent", "#ticket-state", "en cours");
+    browser.run(
+        json!({"op": "select", "page": "agent", "selector": "#transfer-team", "value": FRONT_DESK}),
+    );
+    browser.click("agent", "#transfer");
+    browser.wait(
+        "agent",
+        "#desk-notice",
+        &format!("transféré à l'équipe {FRONT_DESK}"),
+    );
+    let moved = browser.wait("agent", &row(&ticket), "front-desk");
+    assert!(moved.contains("technical › plumbing › leak"), "{moved}");
+    let presence = browser.run(json!({"op": "evaluate", "page": "agent", "script": "document.getElementById('presence').value"}));
+    assert_eq!(
+        presence,
+        json!("1"),
+        "available again once the call is handed on"
+    );
+}
+
+#[test]
+fn a_store_that_does_not_answer_is_said_in_words_and_the_token_stays_in_its_tab() {
+    let Some((_one, served, mut browser)) = fixtures() else {
+        return;
+    };
+    sign_in(&mut browser, &served, "agent", AGENT, "");
+    served.redis.pause();
+    browser.click("agent", "#take-next");
+    let said = browser.wait("agent", "#desk-notice", "ne répond pas");
+    served.redis.resume();
+    assert!(said.contains("service des files d'attente"), "{said}");
+
+    // Reloading the tab keeps it signed in; another tab of the same browser asks for a token.
+    browser.run(json!({"op": "reload", "page": "agent"}));
+    browser.wait("agent", "#link", "En direct");
+    browser.run(json!({"op": "openTab", "page": "tab", "from": "agent", "url": served.url("")}));
+    browser.wait("tab", "#signin-title", "connexion");
+    assert_eq!(browser.count("tab", "#link"), 0);
 }

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::broadcast;
+use tokio::sync::{Notify, broadcast};
 
 use crate::routing::partition::{Partition, QueueRef};
 use crate::store::{TicketEvent, TicketStore, feed_order};
@@ -36,6 +36,9 @@ pub struct FeedHub {
 struct Watched {
     teams: HashMap<String, TeamFeed>,
     reader: Option<tokio::task::AbortHandle>,
+    /// Wakes the reader when a team joins: its blocking read does not cover the new team, whose
+    /// events would otherwise wait for the read to end.
+    joined: Arc<Notify>,
 }
 
 /// A watched team: where the hub's reader is in its feed, and who listens.
@@ -72,14 +75,17 @@ impl FeedHub {
     pub fn subscribe(&self, queue: &QueueRef, position: &str) -> Subscription {
         let mut partitions = self.lock();
         let watched = partitions.entry(queue.partition.clone()).or_default();
-        let feed = watched
-            .teams
-            .entry(queue.team.clone())
-            .or_insert_with(|| TeamFeed {
-                position: position.to_owned(),
-                sender: broadcast::channel(TEAM_BUFFER).0,
-                watchers: 0,
-            });
+        let feed = match watched.teams.entry(queue.team.clone()) {
+            std::collections::hash_map::Entry::Occupied(feed) => feed.into_mut(),
+            std::collections::hash_map::Entry::Vacant(vacant) => {
+                watched.joined.notify_one();
+                vacant.insert(TeamFeed {
+                    position: position.to_owned(),
+                    sender: broadcast::channel(TEAM_BUFFER).0,
+                    watchers: 0,
+                })
+            }
+        };
         feed.watchers += 1;
         let events = feed.sender.subscribe();
         if watched.reader.is_none() {
@@ -125,22 +131,26 @@ impl FeedHub {
     }
 
     /// The reader of a partition: one blocking read over every watched team's feed, then each
-    /// event to its team's watchers; it looks again at who is watched at least every second.
+    /// event to its team's watchers; it looks again at who is watched at least every second, and
+    /// at once when a team joins (the read under way is dropped, with its connection).
     async fn read(self, partition: Partition) {
         let mut failing = false;
         loop {
-            let feeds: Vec<(String, String)> = match self.lock().get(&partition) {
-                Some(watched) => watched
-                    .teams
-                    .iter()
-                    .map(|(team, feed)| (team.clone(), feed.position.clone()))
-                    .collect(),
+            let (feeds, joined): (Vec<(String, String)>, _) = match self.lock().get(&partition) {
+                Some(watched) => (
+                    watched
+                        .teams
+                        .iter()
+                        .map(|(team, feed)| (team.clone(), feed.position.clone()))
+                        .collect(),
+                    watched.joined.clone(),
+                ),
                 None => return,
             };
-            let read = self
-                .store
-                .read_feeds(&partition, &feeds, READ_LIMIT, READ_WAIT)
-                .await;
+            let read = tokio::select! {
+                read = self.store.read_feeds(&partition, &feeds, READ_LIMIT, READ_WAIT) => read,
+                () = joined.notified() => continue,
+            };
             match read {
                 Ok(events) => {
                     failing = false;
@@ -177,5 +187,62 @@ pub fn is_after(event_id: &str, position: &str) -> bool {
     match (feed_order(event_id), feed_order(position)) {
         (Some(event), Some(position)) => event > position,
         _ => true,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::routing::urgency::Urgency;
+    use crate::store::memory::MemoryStore;
+    use crate::store::{NewTicket, StoreSettings};
+
+    fn new_ticket(call_id: &str, partition: &Partition, team: &str) -> NewTicket {
+        NewTicket {
+            call_id: call_id.to_owned(),
+            partition: partition.clone(),
+            cooperator_id: Some(partition.as_str().to_owned()),
+            team_id: team.to_owned(),
+            urgency: Urgency::U2,
+            issue_type: "technical.plumbing.leak".to_owned(),
+            building_id: None,
+            address: None,
+            incident_id: None,
+            sla_due_at: i64::MAX / 2,
+            escalation_team: partition.supervisor_team(),
+            details: String::new(),
+            within: Duration::from_secs(60),
+        }
+    }
+
+    /// The clock is tokio's, paused: it moves only when every task waits, so an event that waited
+    /// for the reader's blocking read to end would show as a second gone by.
+    #[tokio::test(start_paused = true)]
+    async fn a_team_joining_a_reader_mid_read_gets_its_events_at_once() {
+        let store = Arc::new(MemoryStore::new(StoreSettings::default()));
+        let hub = FeedHub::new(store.clone());
+        let partition = Partition::of_cooperator(Some("touraine-logement"));
+        let first = QueueRef::new(partition.as_str(), "touraine-logement.rent");
+        let joining = QueueRef::new(partition.as_str(), "touraine-logement.social");
+        let tail = store.feed_tail(&first).await.expect("tail");
+        let _watching = hub.subscribe(&first, &tail);
+        // The reader is now blocked on the first team's feed alone.
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        let tail = store.feed_tail(&joining).await.expect("tail");
+        let mut joined = hub.subscribe(&joining, &tail);
+        let started = tokio::time::Instant::now();
+        store
+            .create(new_ticket("c-1", &partition, &joining.team))
+            .await
+            .expect("create");
+        let event = joined.events.recv().await.expect("an event");
+        assert_eq!(event.team_id, joining.team);
+        assert!(
+            started.elapsed() < READ_WAIT,
+            "the event waited {:?} for the read under way",
+            started.elapsed()
+        );
     }
 }

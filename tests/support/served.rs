@@ -16,7 +16,7 @@ use super::redis_server::RedisServer;
 
 /// `callrouter serve --dev` over a Redis of its own, on ports kept across restarts.
 pub struct Served {
-    redis: RedisServer,
+    pub redis: RedisServer,
     pub grpc: u16,
     admin: u16,
     child: Option<Child>,
@@ -38,7 +38,8 @@ impl Served {
         Some(served)
     }
 
-    fn launch(&mut self) {
+    /// Starts the server (again, after [`Served::stop`]) on its ports, and waits until it is ready.
+    pub fn launch(&mut self) {
         let child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
             .args(["serve", "--dev"])
             .arg("--grpc-addr")
@@ -60,15 +61,14 @@ impl Served {
         }
     }
 
-    /// Stops the server (SIGTERM, as an orchestrator does) and starts it again on the same ports.
-    pub fn restart(&mut self) {
+    /// Stops the server with SIGTERM, as an orchestrator does.
+    pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = Command::new("kill")
                 .args(["-TERM", &child.id().to_string()])
                 .status();
             let _ = child.wait();
         }
-        self.launch();
     }
 
     /// The desk's page, with `query` (`?lease=5`, say).

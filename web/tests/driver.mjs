@@ -28,6 +28,14 @@ const commands = {
     pages.set(name, p);
     await p.goto(url);
   },
+  /** Opens `url` in a new tab of the browser context of page `from` (same cookies, its own session storage). */
+  async openTab({ page: name, from, url }) {
+    const p = await page(from).context().newPage();
+    p.errors = [];
+    p.on("pageerror", (e) => p.errors.push(String(e)));
+    pages.set(name, p);
+    await p.goto(url);
+  },
   async reload({ page: name }) {
     await page(name).reload();
   },

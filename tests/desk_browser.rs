@@ -181,14 +181,16 @@ fn the_supervisor_view_follows_calls_routed_and_taken() {
         served.route(&format!("browser-sup-{n}"), "administrative.rent.charges");
         browser.wait("sup", &depth, &n.to_string());
     }
-    browser.run(
-        json!({"op": "shot", "page": "sup", "path": screenshots().join("supervisor-view.png")}),
-    );
     browser.click("agent", "#take-next");
     browser.wait("agent", "#ticket-state", "réservé");
     browser.wait("sup", &depth, "2");
-    let agents = browser.wait("sup", "#agents", AGENT);
-    assert!(agents.contains("En communication"), "{agents}");
+    let agents = browser.wait("sup", "#agents", "En communication");
+    assert!(agents.contains(AGENT), "{agents}");
+    // The front desk's row shows the held call once the statistics are read again.
+    browser.wait("sup", "#presence-summary", "En communication : 1");
+    browser.run(
+        json!({"op": "shot", "page": "sup", "path": screenshots().join("supervisor-view.png")}),
+    );
     let aria = browser.run(json!({"op": "snapshot", "page": "sup"}));
     let aria = aria.as_str().unwrap_or_default();
     for heard in ["Files par équipe et urgence", "Agents", "status"] {

@@ -5,7 +5,7 @@ import { explain, type Api } from "./api";
 import { clock, h, millis } from "./dom";
 import { LiveQueue, type Link } from "./feed";
 import { urgencyBadge } from "./desk";
-import { PRESENCE, duration, presenceLabel } from "./words";
+import { PRESENCE, duration, presenceLabel, timeOfDay } from "./words";
 
 const REFRESH_MS = 2000;
 /** Near due: within the hour for U1, 6 h for U2, a day for U3 (as the operators' alerts say). */
@@ -146,7 +146,7 @@ export class Supervision {
           h("th", { scope: "row" }, a.agentId),
           h("td", {}, presenceLabel(a.presence)),
           h("td", {}, a.teamIds.join(", ")),
-          h("td", {}, a.lastSeen ? new Date(millis(a.lastSeen)).toLocaleTimeString("fr-FR") : "—"),
+          h("td", {}, a.lastSeen ? timeOfDay(millis(a.lastSeen)) : "—"),
         ),
       ),
     );

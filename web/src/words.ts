@@ -60,6 +60,18 @@ const CLOCK = new Intl.DateTimeFormat("fr-FR", {
   minute: "2-digit",
 });
 
+const TIME = new Intl.DateTimeFormat("fr-FR", {
+  timeZone: "Europe/Paris",
+  hour: "2-digit",
+  minute: "2-digit",
+  second: "2-digit",
+});
+
+/** A time of day in Paris: "21:38:24". */
+export function timeOfDay(ms: number): string {
+  return TIME.format(new Date(ms));
+}
+
 export function dateTime(ms: number): string {
   return CLOCK.format(new Date(ms));
 }

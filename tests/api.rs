@@ -222,6 +222,11 @@ async fn the_ticket_keeps_what_the_caller_said_for_the_agent() {
     let mut agent = server.desk(Some("tl-agent-1"));
     let claimed = support::api::claim(&mut agent, vec![]).await;
     assert_eq!(claimed.description, call.description);
+    assert_eq!(
+        (claimed.issue_label.as_str(), ticket.issue_label.as_str()),
+        ("Fuite d'eau", ""),
+        "the label is the desks'"
+    );
     assert_eq!(claimed.caller_number, call.caller_number);
     // Another cooperator's agent is told the ticket does not exist, not what the caller said.
     let hidden = server
@@ -269,6 +274,7 @@ async fn a_watch_sends_a_snapshot_then_each_change_with_its_position() {
     let shown = event.ticket.expect("the ticket");
     assert_eq!(shown.cooperator_id, "touraine-logement");
     assert_eq!(shown.issue_type, "technical.plumbing.leak");
+    assert_eq!(shown.issue_label, "Fuite d'eau", "the taxonomy's label");
     assert_eq!(shown.building_id, ticket.building_id);
     assert_eq!(
         (shown.created_at, shown.sla_due_at),

@@ -79,7 +79,7 @@ fn an_agent_takes_accepts_and_completes_a_routed_call_another_cooperator_never_s
     for other in &others {
         browser.wait("agent", &row(other), "U");
     }
-    assert!(shown.contains("technical › plumbing › leak"), "{shown}");
+    assert!(shown.contains("Fuite d'eau"), "the issue's label: {shown}");
     browser
         .run(json!({"op": "shot", "page": "agent", "path": screenshots().join("agent-view.png")}));
 
@@ -251,7 +251,7 @@ fn the_agent_puts_back_accepts_and_transfers_from_the_keyboard_and_the_card() {
         &format!("transféré à l'équipe {FRONT_DESK}"),
     );
     let moved = browser.wait("agent", &row(&ticket), "front-desk");
-    assert!(moved.contains("technical › plumbing › leak"), "{moved}");
+    assert!(moved.contains("Fuite d'eau"), "{moved}");
     let presence = browser.run(json!({"op": "evaluate", "page": "agent", "script": "document.getElementById('presence').value"}));
     assert_eq!(
         presence,

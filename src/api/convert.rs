@@ -157,6 +157,7 @@ fn ticket_with_decision(t: Ticket, decision: Option<pb::RoutingDecision>) -> pb:
         caller_number: String::new(),
         description: String::new(),
         history: Vec::new(),
+        issue_label: String::new(),
     }
 }
 

@@ -18,16 +18,35 @@ pub struct AgentDeskService {
     pub app: App,
 }
 
+/// A ticket for a desk: with its issue type's label in the taxonomy in force.
+fn for_desk(app: &App, mut ticket: pb::Ticket) -> pb::Ticket {
+    if let Some(issue) = app.current().router.issue_type(&ticket.issue_type) {
+        ticket.issue_label = issue.label.clone();
+    }
+    ticket
+}
+
 /// A watch as a server stream; dropping it (the client left) stops the watch's readers.
-pub struct WatchStream(Watch);
+pub struct WatchStream {
+    watch: Watch,
+    app: App,
+}
 
 impl Stream for WatchStream {
     type Item = Result<pb::TicketEvent, Status>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        self.0
-            .poll_next(cx)
-            .map(|event| event.map(|e| e.map(watch_event_to_pb).map_err(Status::from)))
+        let polled = self.watch.poll_next(cx);
+        polled.map(|event| {
+            event.map(|e| {
+                e.map(|e| {
+                    let mut event = watch_event_to_pb(e);
+                    event.ticket = event.ticket.map(|t| for_desk(&self.app, t));
+                    event
+                })
+                .map_err(Status::from)
+            })
+        })
     }
 }
 
@@ -48,7 +67,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .claim_next_ticket(&principal, &message.team_ids, lease, claim_id)
             .await?;
         Ok(Response::new(pb::ClaimNextTicketResponse {
-            ticket: ticket.map(ticket_to_pb),
+            ticket: ticket.map(|t| for_desk(&self.app, ticket_to_pb(t))),
         }))
     }
 
@@ -61,7 +80,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let lease = convert::optional_lease(message.lease_seconds)?;
         let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.accept_ticket(&principal, &action, lease).await?;
-        Ok(Response::new(ticket_to_pb(ticket)))
+        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
     }
 
     async fn complete_ticket(
@@ -75,7 +94,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .app
             .complete_ticket(&principal, &action, &message.resolution)
             .await?;
-        Ok(Response::new(ticket_to_pb(ticket)))
+        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
     }
 
     async fn release_ticket(
@@ -86,7 +105,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let message = request.into_inner();
         let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.release_ticket(&principal, &action).await?;
-        Ok(Response::new(ticket_to_pb(ticket)))
+        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
     }
 
     async fn transfer_ticket(
@@ -98,7 +117,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let to = convert::transfer_to(&message)?;
         let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.transfer_ticket(&principal, &action, &to).await?;
-        Ok(Response::new(ticket_to_pb(ticket)))
+        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
     }
 
     async fn get_ticket(
@@ -111,7 +130,10 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .app
             .get_ticket_with_history(&principal, ticket_id)
             .await?;
-        Ok(Response::new(convert::ticket_with_history(ticket, history)))
+        Ok(Response::new(for_desk(
+            &self.app,
+            convert::ticket_with_history(ticket, history),
+        )))
     }
 
     async fn list_tickets(
@@ -129,7 +151,10 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
                 .await?
         };
         Ok(Response::new(pb::ListTicketsResponse {
-            tickets: tickets.into_iter().map(ticket_to_pb).collect(),
+            tickets: tickets
+                .into_iter()
+                .map(|t| for_desk(&self.app, ticket_to_pb(t)))
+                .collect(),
         }))
     }
 
@@ -142,7 +167,10 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let watch = self
             .app
             .watch_tickets(&principal, &message.team_ids, &message.resume_from)?;
-        Ok(Response::new(WatchStream(watch)))
+        Ok(Response::new(WatchStream {
+            watch,
+            app: self.app.clone(),
+        }))
     }
 
     async fn set_agent_status(

@@ -330,7 +330,7 @@ export class AgentDesk {
           "tr",
           { "data-ticket": t.ticketId, class: `u${t.urgency}` },
           h("td", {}, urgencyBadge(t.urgency)),
-          h("td", {}, issue(t.issueType)),
+          h("td", { title: t.issueType }, t.issueLabel || issue(t.issueType)),
           h("td", {}, t.cooperatorId || "plateforme"),
           h("td", { title: t.teamId }, teamName(t.teamId, t.cooperatorId)),
           h("td", { class: "waited", "data-since": millis(t.createdAt) }),
@@ -371,7 +371,7 @@ export class AgentDesk {
     const match = decision?.addressMatch;
     const fields: Array<[string, Node | string]> = [
       ["Urgence", urgencyBadge(t.urgency)],
-      ["Motif", issue(t.issueType)],
+      ["Motif", t.issueLabel ? `${t.issueLabel} (${t.issueType})` : issue(t.issueType)],
       ["Bailleur", t.cooperatorId || "plateforme (à orienter)"],
       ["Équipe", t.teamId],
       ["Adresse", t.address || "non localisée"],

@@ -176,11 +176,28 @@ fn the_supervisor_view_follows_calls_routed_and_taken() {
     };
     sign_in(&mut browser, &served, "sup", SUPERVISOR, "");
     sign_in(&mut browser, &served, "agent", AGENT, "");
+    // An operator oversees every queue but works none: no desk, and no watch (only desks may
+    // watch), so the view says it is read every 2 s.
+    browser.run(json!({"op": "open", "page": "ops", "url": served.url("")}));
+    browser.run(
+        json!({"op": "fill", "page": "ops", "selector": "#token", "value": dev_tokens()["ops-1"]}),
+    );
+    browser.click("ops", "form.signin button[type=submit]");
+    browser.wait("ops", "#link", "Actualisé toutes les 2 s");
+    assert_eq!(
+        browser.count("ops", "#view-desk"),
+        0,
+        "an operator has no desk"
+    );
     let depth = format!("#queues tr[data-team=\"{FRONT_DESK}\"] td.depth[data-urgency=\"3\"]");
     for n in 1..=3 {
         served.route(&format!("browser-sup-{n}"), "administrative.rent.charges");
         browser.wait("sup", &depth, &n.to_string());
     }
+    let operator_depth = format!(
+        "#queues tr[data-team=\"{FRONT_DESK}\"][data-cooperator=\"touraine-logement\"] td.depth[data-urgency=\"3\"]"
+    );
+    browser.wait("ops", &operator_depth, "3");
     browser.click("agent", "#take-next");
     browser.wait("agent", "#ticket-state", "réservé");
     browser.wait("sup", &depth, "2");

@@ -12,7 +12,8 @@ export interface Waiting {
   feed: string;
 }
 
-export type Link = "connecting" | "live" | "reconnecting" | "refused";
+/** How the page is kept up to date: live by a watch, or (a token that may not watch) by polling. */
+export type Link = "connecting" | "live" | "reconnecting" | "refused" | "polling";
 
 export interface FeedListener {
   changed(event: TicketEvent | null): void;

@@ -26,6 +26,7 @@ function showLink(state: Link, why?: string): void {
     live: "En direct",
     reconnecting: "Connexion perdue — reconnexion en cours…",
     refused: why ?? "Accès refusé",
+    polling: "Actualisé toutes les 2 s",
   };
   link.textContent = words[state];
   link.className = state;

@@ -79,7 +79,18 @@ export class Supervision {
     const teams = [...new Set(this.stats?.teams.map((t) => t.teamId) ?? [])];
     this.queue = new LiveQueue(this.api, teams, {
       changed: () => this.render(),
-      link: (state, why) => this.onLink(state, why),
+      link: (state, why) => {
+        if (state !== "refused") {
+          this.onLink(state, why);
+          return;
+        }
+        // A token that oversees without working tickets (an operator) may not watch: the
+        // figures come from the statistics read every 2 s instead.
+        this.queue?.stop();
+        this.queue = null;
+        this.onLink("polling");
+        this.render();
+      },
     });
     this.queue.start();
     this.timer = window.setInterval(() => void this.refresh(), REFRESH_MS);
@@ -115,7 +126,14 @@ export class Supervision {
         const near = mine.some((t) => millis(t.slaDueAt) >= now && millis(t.slaDueAt) - now < NEAR_MS[urgency]);
         return h("td", { class: `depth${overdue ? " overdue" : near ? " near" : depth === 0 ? " zero" : ""}`, "data-urgency": urgency }, String(depth));
       });
-      const oldest = here.length > 0 ? now - Math.min(...here.map((t) => millis(t.createdAt))) : 0;
+      const live = this.queue !== null;
+      const statOldest = Math.max(
+        0,
+        ...(this.stats?.queues ?? [])
+          .filter((q) => q.teamId === team.teamId && q.cooperatorId === team.cooperatorId)
+          .map((q) => Number(q.oldestWaitSeconds) * 1000),
+      );
+      const oldest = live ? (here.length > 0 ? now - Math.min(...here.map((t) => millis(t.createdAt))) : 0) : statOldest;
       const overdue = here.filter((t) => millis(t.slaDueAt) < now).length;
       const near = here.filter((t) => millis(t.slaDueAt) >= now && millis(t.slaDueAt) - now < NEAR_MS[t.urgency]).length;
       rows.push(
@@ -124,9 +142,10 @@ export class Supervision {
           { "data-team": team.teamId, "data-cooperator": partition, class: overdue > 0 ? "overdue" : near > 0 ? "near" : undefined },
           h("th", { scope: "row" }, team.teamId),
           ...cells,
-          h("td", {}, here.length > 0 ? duration(oldest) : "—"),
-          h("td", { class: near > 0 ? "near" : "zero" }, String(near)),
-          h("td", { class: overdue > 0 ? "overdue" : "zero" }, String(overdue)),
+          h("td", {}, oldest > 0 || here.length > 0 ? duration(oldest) : "—"),
+          // Due times are the watch's: without it, they are not known here.
+          h("td", { class: near > 0 ? "near" : "zero" }, live ? String(near) : "—"),
+          h("td", { class: overdue > 0 ? "overdue" : "zero" }, live ? String(overdue) : "—"),
           count(team.reserved),
           count(team.inProgress),
           count(team.agentsByPresence["AVAILABLE"] ?? 0n),

@@ -11,6 +11,8 @@ use super::{authenticate, pb};
 use crate::app::App;
 use crate::app::requests::{HeldAction, list_limit};
 use crate::app::watch::Watch;
+use crate::routing::Router;
+use crate::store::Ticket;
 
 /// The gRPC `AgentDesk` service.
 #[derive(Clone)]
@@ -18,12 +20,23 @@ pub struct AgentDeskService {
     pub app: App,
 }
 
-/// A ticket for a desk: with its issue type's label in the taxonomy in force.
-fn for_desk(app: &App, mut ticket: pb::Ticket) -> pb::Ticket {
-    if let Some(issue) = app.current().router.issue_type(&ticket.issue_type) {
+/// A ticket for a desk: on the wire, with its issue type's label in the taxonomy in force.
+fn for_desk(router: &Router, ticket: Ticket) -> pb::Ticket {
+    labelled(router, ticket_to_pb(ticket))
+}
+
+fn labelled(router: &Router, mut ticket: pb::Ticket) -> pb::Ticket {
+    if let Some(issue) = router.issue_type(&ticket.issue_type) {
         ticket.issue_label = issue.label.clone();
     }
     ticket
+}
+
+impl AgentDeskService {
+    /// A ticket answered to a desk, labelled with the configuration in force now.
+    fn answer(&self, ticket: Ticket) -> Response<pb::Ticket> {
+        Response::new(for_desk(&self.app.current().router, ticket))
+    }
 }
 
 /// A watch as a server stream; dropping it (the client left) stops the watch's readers.
@@ -41,7 +54,8 @@ impl Stream for WatchStream {
             event.map(|e| {
                 e.map(|e| {
                     let mut event = watch_event_to_pb(e);
-                    event.ticket = event.ticket.map(|t| for_desk(&self.app, t));
+                    let router = &self.app.current().router;
+                    event.ticket = event.ticket.map(|t| labelled(router, t));
                     event
                 })
                 .map_err(Status::from)
@@ -67,7 +81,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .claim_next_ticket(&principal, &message.team_ids, lease, claim_id)
             .await?;
         Ok(Response::new(pb::ClaimNextTicketResponse {
-            ticket: ticket.map(|t| for_desk(&self.app, ticket_to_pb(t))),
+            ticket: ticket.map(|t| for_desk(&self.app.current().router, t)),
         }))
     }
 
@@ -80,7 +94,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let lease = convert::optional_lease(message.lease_seconds)?;
         let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.accept_ticket(&principal, &action, lease).await?;
-        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
+        Ok(self.answer(ticket))
     }
 
     async fn complete_ticket(
@@ -94,7 +108,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .app
             .complete_ticket(&principal, &action, &message.resolution)
             .await?;
-        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
+        Ok(self.answer(ticket))
     }
 
     async fn release_ticket(
@@ -105,7 +119,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let message = request.into_inner();
         let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.release_ticket(&principal, &action).await?;
-        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
+        Ok(self.answer(ticket))
     }
 
     async fn transfer_ticket(
@@ -117,7 +131,7 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let to = convert::transfer_to(&message)?;
         let action = HeldAction::new(&message.ticket_id, message.lease_token)?;
         let ticket = self.app.transfer_ticket(&principal, &action, &to).await?;
-        Ok(Response::new(for_desk(&self.app, ticket_to_pb(ticket))))
+        Ok(self.answer(ticket))
     }
 
     async fn get_ticket(
@@ -130,8 +144,8 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
             .app
             .get_ticket_with_history(&principal, ticket_id)
             .await?;
-        Ok(Response::new(for_desk(
-            &self.app,
+        Ok(Response::new(labelled(
+            &self.app.current().router,
             convert::ticket_with_history(ticket, history),
         )))
     }
@@ -150,11 +164,9 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
                 .list_tickets(&principal, &message.team_id, limit)
                 .await?
         };
+        let router = &self.app.current().router;
         Ok(Response::new(pb::ListTicketsResponse {
-            tickets: tickets
-                .into_iter()
-                .map(|t| for_desk(&self.app, ticket_to_pb(t)))
-                .collect(),
+            tickets: tickets.into_iter().map(|t| for_desk(router, t)).collect(),
         }))
     }
 

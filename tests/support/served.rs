@@ -21,18 +21,35 @@ pub struct Served {
     admin: u16,
     child: Option<Child>,
     runtime: tokio::runtime::Runtime,
+    /// One channel for every call routed, connected on first use and again after a restart, so
+    /// that a routed call's time is the call's, not a connection's.
+    channel: tonic::transport::Channel,
+    bearer: tonic::metadata::MetadataValue<tonic::metadata::Ascii>,
 }
 
 impl Served {
     /// Starts Redis and the server; `None` (outside CI) when Redis cannot run here.
     pub fn start() -> Option<Served> {
         let redis = RedisServer::start()?;
+        let runtime = tokio::runtime::Runtime::new().expect("runtime");
+        let grpc = free_port();
+        let channel = {
+            let _inside = runtime.enter();
+            tonic::transport::Channel::from_shared(format!("http://127.0.0.1:{grpc}"))
+                .expect("address")
+                .connect_lazy()
+        };
+        let bearer = format!("Bearer {}", dev_tokens()["telephony-ivr"])
+            .parse()
+            .expect("header");
         let mut served = Served {
             redis,
-            grpc: free_port(),
+            grpc,
             admin: free_port(),
             child: None,
-            runtime: tokio::runtime::Runtime::new().expect("runtime"),
+            runtime,
+            channel,
+            bearer,
         };
         served.launch();
         Some(served)
@@ -78,7 +95,6 @@ impl Served {
 
     /// Routes a call through gRPC as the telephony platform does; answers its ticket id.
     pub fn route(&self, call_id: &str, issue_type: &str) -> String {
-        let token = dev_tokens()["telephony-ivr"].clone();
         let building = tours_building();
         let request = RouteCallRequest {
             call_id: call_id.to_owned(),
@@ -93,20 +109,15 @@ impl Served {
             description: "Appel de test".to_owned(),
             ..Default::default()
         };
-        let addr = format!("http://127.0.0.1:{}", self.grpc);
+        let bearer = self.bearer.clone();
+        let mut client = CallRoutingClient::with_interceptor(
+            self.channel.clone(),
+            move |mut r: tonic::Request<()>| {
+                r.metadata_mut().insert("authorization", bearer.clone());
+                Ok(r)
+            },
+        );
         self.runtime.block_on(async move {
-            let channel = tonic::transport::Channel::from_shared(addr)
-                .expect("address")
-                .connect()
-                .await
-                .expect("connect");
-            let bearer: tonic::metadata::MetadataValue<_> =
-                format!("Bearer {token}").parse().expect("header");
-            let mut client =
-                CallRoutingClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
-                    r.metadata_mut().insert("authorization", bearer.clone());
-                    Ok(r)
-                });
             let response = client
                 .route_call(request)
                 .await

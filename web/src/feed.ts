@@ -5,6 +5,7 @@
 import { Code } from "@connectrpc/connect";
 import { TicketState, type Ticket, type TicketEvent } from "./gen/callrouter/v1/callrouter_pb";
 import { codeOf, explain, type Api } from "./api";
+import { millis } from "./dom";
 
 export interface Waiting {
   ticket: Ticket;
@@ -54,12 +55,7 @@ export class LiveQueue {
   sorted(): Ticket[] {
     return [...this.waiting.values()]
       .map((w) => w.ticket)
-      .sort(
-        (a, b) =>
-          a.urgency - b.urgency ||
-          Number((a.createdAt?.seconds ?? 0n) - (b.createdAt?.seconds ?? 0n)) ||
-          (a.createdAt?.nanos ?? 0) - (b.createdAt?.nanos ?? 0),
-      );
+      .sort((a, b) => a.urgency - b.urgency || millis(a.createdAt) - millis(b.createdAt));
   }
 
   private async run(): Promise<void> {

@@ -24,9 +24,8 @@ export const PRESENCE: Array<{ value: Presence; label: string }> = [
   { value: Presence.OFFLINE, label: "Hors ligne" },
 ];
 
-export function presenceLabel(p: Presence | string): string {
-  const value = typeof p === "string" ? (Presence as unknown as Record<string, Presence>)[p] : p;
-  return PRESENCE.find((x) => x.value === value)?.label ?? String(p);
+export function presenceLabel(p: Presence): string {
+  return PRESENCE.find((x) => x.value === p)?.label ?? String(p);
 }
 
 /** A duration in words: "45 s", "12 min", "2 h 05", "3 j 4 h". */

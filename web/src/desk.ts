@@ -27,6 +27,8 @@ import {
 const HEARTBEAT_MS = 10_000;
 /** The performance mark of the first waiting call listed after the page loaded. */
 const FIRST_LIST_MARK = "desk-first-list";
+/** Failures after which a claim may have been made: it is asked again with the same id. */
+const ANSWER_MAY_BE_LOST = [Code.Unavailable, Code.DeadlineExceeded, Code.Unknown, Code.Canceled];
 /** Teams anyone may send a call back to. */
 const TRIAGE_TEAM = "platform.triage";
 
@@ -52,6 +54,8 @@ export class AgentDesk {
   private heartbeat = 0;
   private ticking = 0;
   private busy = false;
+  /** The id of a claim sent whose answer did not come back (network or store trouble). */
+  private unanswered: string | null = null;
 
   private readonly rows = h("tbody");
   private readonly count = h("span", { class: "count" });
@@ -192,11 +196,13 @@ export class AgentDesk {
       return;
     }
     await this.act(async () => {
+      // A claim whose answer was lost is asked again with the same id: the store gives back the
+      // hold it made, instead of hiding that call behind this agent for the whole lease.
+      const claimId = this.unanswered ?? crypto.randomUUID();
+      this.unanswered = claimId;
       try {
-        const claimed = await this.api.desk.claimNextTicket({
-          leaseSeconds: this.leaseSeconds,
-          claimId: crypto.randomUUID(),
-        });
+        const claimed = await this.api.desk.claimNextTicket({ leaseSeconds: this.leaseSeconds, claimId });
+        this.unanswered = null;
         if (!claimed.ticket) {
           this.say("Aucun appel en attente dans vos équipes : un collègue a peut-être pris le dernier.");
           return;
@@ -205,6 +211,7 @@ export class AgentDesk {
         this.show(claimed.ticket);
         if (this.presence === Presence.AVAILABLE) await this.setPresence(Presence.BUSY);
       } catch (error) {
+        if (!ANSWER_MAY_BE_LOST.includes(codeOf(error))) this.unanswered = null;
         this.say(explain(error));
       }
     });

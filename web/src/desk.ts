@@ -209,7 +209,8 @@ export class AgentDesk {
         }
         clock.learn(millis(claimed.ticket.leaseExpiresAt), this.leaseSeconds);
         this.show(claimed.ticket);
-        if (this.presence === Presence.AVAILABLE) await this.setPresence(Presence.BUSY);
+        // Not awaited: the card is the agent's at once (a key pressed now must act on it).
+        if (this.presence === Presence.AVAILABLE) void this.setPresence(Presence.BUSY);
       } catch (error) {
         if (!ANSWER_MAY_BE_LOST.includes(codeOf(error))) this.unanswered = null;
         this.say(explain(error));
@@ -251,7 +252,7 @@ export class AgentDesk {
         } else {
           this.held = null;
           this.say(message);
-          if (this.presence === Presence.BUSY) await this.setPresence(Presence.AVAILABLE);
+          if (this.presence === Presence.BUSY) void this.setPresence(Presence.AVAILABLE);
         }
       } catch (error) {
         if (codeOf(error) === Code.FailedPrecondition) {

@@ -177,13 +177,10 @@ pub fn queue_of(ticket: &Ticket) -> QueueRef {
 /// as the telephony platform reported it (the number to call back, what the caller said) for the
 /// agent who works it. Tickets routed before the call was kept hold the decision alone, which
 /// reads the same.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TicketDetails {
-    #[serde(flatten)]
     pub decision: RoutingDecision,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub caller_number: Option<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
 }
 
@@ -194,8 +191,48 @@ pub fn recorded_details(ticket: &Ticket) -> Option<TicketDetails> {
 }
 
 impl TicketDetails {
+    /// The decision and the call are read in two passes over the same object, each straight into
+    /// its own struct (unknown keys skipped): one pass with serde's `flatten` would first buffer
+    /// every value, which costs more than both.
     fn read(details: &str) -> Option<TicketDetails> {
-        serde_json::from_str(details).ok()
+        #[derive(Deserialize)]
+        struct Call {
+            caller_number: Option<String>,
+            description: Option<String>,
+        }
+        let decision = serde_json::from_str(details).ok()?;
+        let call: Call = serde_json::from_str(details).ok()?;
+        Some(TicketDetails {
+            decision,
+            caller_number: call.caller_number,
+            description: call.description,
+        })
+    }
+}
+
+/// [`TicketDetails`] as a routed call writes them, borrowed from the decision and the request.
+#[derive(Serialize)]
+struct DetailsOf<'a> {
+    #[serde(flatten)]
+    decision: &'a RoutingDecision,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    caller_number: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    description: Option<&'a str>,
+}
+
+impl<'a> DetailsOf<'a> {
+    fn new(decision: &'a RoutingDecision, request: &'a RouteRequest) -> DetailsOf<'a> {
+        let given = |text: &'a str| Some(text).filter(|t| !t.is_empty());
+        DetailsOf {
+            decision,
+            caller_number: given(&request.caller_number),
+            description: given(&request.description),
+        }
+    }
+
+    fn json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
     }
 }
 
@@ -222,12 +259,7 @@ fn new_ticket(
         incident_id: decision.incident_id.clone(),
         sla_due_at: calendar::sla_due(decision.urgency, router.platform.timezone, now)
             .timestamp_millis(),
-        details: serde_json::to_string(&TicketDetails {
-            decision: decision.clone(),
-            caller_number: Some(request.caller_number.clone()).filter(|n| !n.is_empty()),
-            description: Some(request.description.clone()).filter(|d| !d.is_empty()),
-        })
-        .unwrap_or_default(),
+        details: DetailsOf::new(decision, request).json(),
         within: std::time::Duration::ZERO,
     }
 }
@@ -262,13 +294,22 @@ mod tests {
 
     #[test]
     fn details_keep_the_call_beside_the_decision_and_read_the_decision_alone() {
-        let details = TicketDetails {
-            decision: decision(),
-            caller_number: Some("+33 2 47 00 00 00".to_owned()),
-            description: Some("fuite".to_owned()),
+        let request = RouteRequest {
+            caller_number: "+33 2 47 00 00 00".to_owned(),
+            description: "fuite".to_owned(),
+            ..RouteRequest::default()
         };
-        let json = serde_json::to_string(&details).expect("json");
-        assert_eq!(TicketDetails::read(&json), Some(details));
+        let json = DetailsOf::new(&decision(), &request).json();
+        assert_eq!(
+            TicketDetails::read(&json),
+            Some(TicketDetails {
+                decision: decision(),
+                caller_number: Some("+33 2 47 00 00 00".to_owned()),
+                description: Some("fuite".to_owned()),
+            })
+        );
+        let silent = DetailsOf::new(&decision(), &RouteRequest::default()).json();
+        assert!(!silent.contains("caller_number") && !silent.contains("description"));
         let before = serde_json::to_string(&decision()).expect("json");
         let read = TicketDetails::read(&before).expect("a decision alone reads");
         assert_eq!(

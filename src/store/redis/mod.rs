@@ -197,6 +197,18 @@ impl RedisTls {
     }
 }
 
+/// `EVALSHA` as built by [`RedisStore::run`], in one allocation for all its arguments; a Redis
+/// that does not know the script yet (restarted, failed over) is given it, and asked again.
+async fn eval(script: &Script, evalsha: &redis::Cmd, conn: &mut Conn) -> redis::RedisResult<Value> {
+    match evalsha.query_async(conn).await {
+        Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
+            script.load_async(conn).await?;
+            evalsha.query_async(conn).await
+        }
+        answered => answered,
+    }
+}
+
 /// The ticket `create` wrote, from the request and the creation time it replied with: what the
 /// script stored, without reading it back (an empty optional field is stored as none).
 fn fresh_ticket(ticket_id: String, new: NewTicket, created_at: Millis) -> Ticket {
@@ -295,30 +307,30 @@ impl RedisStore {
     /// Runs a script in a partition with the common arguments (prefix, feed length, retention)
     /// first, bounded by the operation timeout. An acknowledged step waits for replicas when the
     /// store is asked to.
-    async fn run(
+    async fn run<A: redis::ToRedisArgs + Sync>(
         &self,
         step: &Step,
         at: &PartitionKeys,
         keys: &[String],
-        args: &[String],
+        args: &[A],
         ticket_id: &str,
     ) -> Result<Value, StoreError> {
-        let mut invocation = step.script.prepare_invoke();
-        for key in keys {
-            invocation.key(key);
-        }
-        invocation
+        let mut evalsha = redis::cmd("EVALSHA");
+        evalsha
+            .arg(step.script.get_hash())
+            .arg(keys.len())
+            .arg(keys)
             .arg(&at.prefix)
             .arg(self.settings.feed_length)
-            .arg(self.settings.retention.as_millis() as u64);
-        for arg in args {
-            invocation.arg(arg);
-        }
+            .arg(self.settings.retention.as_millis() as u64)
+            .arg(args);
         if step.acknowledged && self.settings.wait_replicas > 0 {
-            return self.run_replicated(&invocation, at, ticket_id).await;
+            return self
+                .run_replicated(&step.script, &evalsha, at, ticket_id)
+                .await;
         }
         self.on_primary(ticket_id, |mut conn| async move {
-            invocation.invoke_async::<Value>(&mut conn).await
+            eval(&step.script, &evalsha, &mut conn).await
         })
         .await
     }
@@ -330,7 +342,8 @@ impl RedisStore {
     /// `replica_wait`: [`StoreError::Unconfirmed`].
     async fn run_replicated(
         &self,
-        invocation: &redis::ScriptInvocation<'_>,
+        script: &Script,
+        evalsha: &redis::Cmd,
         at: &PartitionKeys,
         ticket_id: &str,
     ) -> Result<Value, StoreError> {
@@ -344,7 +357,7 @@ impl RedisStore {
             .arg(self.settings.replica_wait.as_millis().max(1) as u64);
         let sync = at.sync();
         let steps = async {
-            let value = invocation.invoke_async::<Value>(&mut conn).await?;
+            let value = eval(script, evalsha, &mut conn).await?;
             let confirmed: u32 = match &mut conn {
                 // A bare WAIT would go to every primary: it goes to the partition's node.
                 Conn::Cluster(cluster) => {
@@ -566,21 +579,26 @@ impl TicketStore for RedisStore {
             at.ticket(&ticket_id),
             incident_key,
         ];
-        let args = [
-            ticket_id.clone(),
-            new.call_id.clone(),
-            new.partition.as_str().to_owned(),
-            new.cooperator_id.clone().unwrap_or_default(),
-            new.team_id.clone(),
+        let (urgency, sla_due_at, cutoff) = (
             new.urgency.rank().to_string(),
-            new.issue_type.clone(),
-            new.building_id.clone().unwrap_or_default(),
-            new.incident_id.clone().unwrap_or_default(),
             new.sla_due_at.to_string(),
-            new.escalation_team.clone(),
-            new.details.clone(),
             cutoff.to_string(),
-            new.address.clone().unwrap_or_default(),
+        );
+        let args = [
+            ticket_id.as_str(),
+            &new.call_id,
+            new.partition.as_str(),
+            new.cooperator_id.as_deref().unwrap_or_default(),
+            &new.team_id,
+            &urgency,
+            &new.issue_type,
+            new.building_id.as_deref().unwrap_or_default(),
+            new.incident_id.as_deref().unwrap_or_default(),
+            &sla_due_at,
+            &new.escalation_team,
+            &new.details,
+            &cutoff,
+            new.address.as_deref().unwrap_or_default(),
         ];
         let reply = self
             .run(&self.scripts.create, &at, &keys, &args, &ticket_id)

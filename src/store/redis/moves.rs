@@ -88,7 +88,7 @@ impl RedisStore {
     /// Steps 2 and 3, from the fields of a ticket in the outbox.
     async fn finish_move(
         &self,
-        fields: &FxHashMap<String, String>,
+        fields: &FxHashMap<&str, &str>,
         history: Vec<String>,
     ) -> Result<Ticket, StoreError> {
         let source = ticket_from_fields(fields)?;

@@ -384,7 +384,7 @@ impl RedisStore {
                 .map(|s| s as Millis)
                 .unwrap_or(0);
             let status: serde_json::Value = statuses
-                .get(&agent_id)
+                .get(agent_id.as_str())
                 .and_then(|s| serde_json::from_str(s).ok())
                 .unwrap_or_default();
             let reported = status["presence"]

@@ -79,19 +79,31 @@ pub fn redis_time(value: &Value) -> Result<Millis, StoreError> {
     Ok(int(secs)? * 1000 + int(micros)? / 1000)
 }
 
-pub fn field_map(value: &Value) -> Result<FxHashMap<String, String>, StoreError> {
+/// A hash's fields and values (or a feed entry's), borrowed from the reply.
+pub fn field_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
     match value {
         Value::Map(pairs) => pairs
             .iter()
-            .map(|(k, v)| Ok((text(k)?, text(v)?)))
+            .map(|(k, v)| Ok((text_in(k)?, text_in(v)?)))
             .collect(),
         other => array(other)?
             .chunks(2)
             .map(|pair| match pair {
-                [k, v] => Ok((text(k)?, text(v)?)),
+                [k, v] => Ok((text_in(k)?, text_in(v)?)),
                 _ => Err(StoreError::Corrupt("odd field list".to_owned())),
             })
             .collect(),
+    }
+}
+
+/// The text a reply holds, borrowed: a hash's field or value.
+fn text_in(value: &Value) -> Result<&str, StoreError> {
+    match value {
+        Value::BulkString(bytes) => {
+            std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))
+        }
+        Value::SimpleString(s) => Ok(s),
+        other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
     }
 }
 
@@ -124,8 +136,8 @@ pub fn position_from(position: i64, interval: i64) -> Option<QueuePosition> {
     })
 }
 
-pub fn ticket_from_fields(f: &FxHashMap<String, String>) -> Result<Ticket, StoreError> {
-    let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
+pub fn ticket_from_fields(f: &FxHashMap<&str, &str>) -> Result<Ticket, StoreError> {
+    let get = |name: &str| f.get(name).copied().unwrap_or_default();
     let opt = |name: &str| Some(get(name)).filter(|v| !v.is_empty()).map(str::to_owned);
     let num = |name: &str| get(name).parse::<i64>().ok();
     let ticket_id = get("ticket_id").to_owned();
@@ -179,7 +191,7 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
             };
             let mut f = field_map(fields)?;
             unpack_desk(&mut f);
-            let get = |name: &str| f.get(name).map(String::as_str).unwrap_or_default();
+            let get = |name: &str| f.get(name).copied().unwrap_or_default();
             let corrupt =
                 |what: &str| StoreError::Corrupt(format!("feed entry {what} '{}'", get(what)));
             Ok(TicketEvent {
@@ -220,7 +232,7 @@ const DESK_FIELDS: [&str; 10] = [
 
 /// Spreads an entry's `desk` field into named fields. Entries written before the field existed
 /// carry the named fields themselves and are left as they are.
-fn unpack_desk(fields: &mut FxHashMap<String, String>) {
+fn unpack_desk(fields: &mut FxHashMap<&str, &str>) {
     let Some(desk) = fields.remove("desk") else {
         return;
     };
@@ -228,7 +240,7 @@ fn unpack_desk(fields: &mut FxHashMap<String, String>) {
         .iter()
         .zip(desk.splitn(DESK_FIELDS.len(), '\u{1f}'))
     {
-        fields.insert((*name).to_owned(), value.to_owned());
+        fields.insert(name, value);
     }
 }
 

@@ -9,11 +9,7 @@ SECS=${SECS:-8}
 CONCURRENCY=${CONCURRENCY:-128}
 cargo build --release --quiet
 BIN=target/release/callrouter
-work=$(mktemp -d)
-pids=()
-cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
-trap cleanup EXIT
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+source benches/common.sh
 redis() { # redis <name> <port> [args…]
   local name=$1 port=$2; shift 2
   mkdir -p "$work/$name"

@@ -197,9 +197,24 @@ impl RedisTls {
     }
 }
 
-/// `EVALSHA` as built by [`RedisStore::run`], in one allocation for all its arguments; a Redis
-/// that does not know the script yet (restarted, failed over) is given it, and asked again.
-async fn eval(script: &Script, evalsha: &redis::Cmd, conn: &mut Conn) -> redis::RedisResult<Value> {
+/// `EVALSHA` of a script with its keys and arguments, all in one buffer.
+fn evalsha(script: &Script, keys: &[String], args: impl redis::ToRedisArgs) -> redis::Cmd {
+    let mut command = redis::cmd("EVALSHA");
+    command
+        .arg(script.get_hash())
+        .arg(keys.len())
+        .arg(keys)
+        .arg(args);
+    command
+}
+
+/// Runs an [`evalsha`] command; a Redis that does not know the script yet (restarted, failed
+/// over) is given it, and asked again.
+async fn eval<T: FromRedisValue>(
+    script: &Script,
+    evalsha: &redis::Cmd,
+    conn: &mut Conn,
+) -> redis::RedisResult<T> {
     match evalsha.query_async(conn).await {
         Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
             script.load_async(conn).await?;
@@ -315,15 +330,12 @@ impl RedisStore {
         args: &[A],
         ticket_id: &str,
     ) -> Result<Value, StoreError> {
-        let mut evalsha = redis::cmd("EVALSHA");
-        evalsha
-            .arg(step.script.get_hash())
-            .arg(keys.len())
-            .arg(keys)
-            .arg(&at.prefix)
-            .arg(self.settings.feed_length)
-            .arg(self.settings.retention.as_millis() as u64)
-            .arg(args);
+        let common = (
+            &at.prefix,
+            self.settings.feed_length,
+            self.settings.retention.as_millis() as u64,
+        );
+        let evalsha = evalsha(&step.script, keys, (common, args));
         if step.acknowledged && self.settings.wait_replicas > 0 {
             return self
                 .run_replicated(&step.script, &evalsha, at, ticket_id)
@@ -357,7 +369,7 @@ impl RedisStore {
             .arg(self.settings.replica_wait.as_millis().max(1) as u64);
         let sync = at.sync();
         let steps = async {
-            let value = eval(script, evalsha, &mut conn).await?;
+            let value: Value = eval(script, evalsha, &mut conn).await?;
             let confirmed: u32 = match &mut conn {
                 // A bare WAIT would go to every primary: it goes to the partition's node.
                 Conn::Cluster(cluster) => {

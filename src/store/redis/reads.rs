@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use redis::Value;
 
-use super::RedisStore;
 use super::keys::valid_stream_id;
 use super::link::{Conn, Primary};
 use super::reply::{
     array, field_map, int, parse_events, parse_position, parse_ticket, redis_time, store_error,
     text, ticket_from_fields,
 };
+use super::{RedisStore, eval, evalsha};
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
 use crate::store::lifecycle::TicketState;
@@ -287,17 +287,10 @@ impl RedisStore {
         })
         .to_string();
         let keys = [self.keys.agents("seen"), self.keys.agents("status")];
-        let mut invocation = self.scripts.heartbeat.prepare_invoke();
-        invocation
-            .key(&keys[0])
-            .key(&keys[1])
-            .arg("")
-            .arg(0)
-            .arg(0)
-            .arg(&agent.agent_id)
-            .arg(status);
+        let script = &self.scripts.heartbeat;
+        let command = evalsha(script, &keys, ("", 0, 0, &agent.agent_id, status));
         self.on_primary("", |mut conn| async move {
-            invocation.invoke_async::<Value>(&mut conn).await
+            eval::<Value>(script, &command, &mut conn).await
         })
         .await
         .map(|_| ())
@@ -310,16 +303,11 @@ impl RedisStore {
         holder: &str,
         ttl: Duration,
     ) -> Result<bool, StoreError> {
-        let mut invocation = self.scripts.lease.prepare_invoke();
-        invocation
-            .key(self.keys.lease(name))
-            .arg("")
-            .arg(0)
-            .arg(0)
-            .arg(holder)
-            .arg(ttl.as_millis().max(1) as u64);
+        let script = &self.scripts.lease;
+        let ttl = ttl.as_millis().max(1) as u64;
+        let command = evalsha(script, &[self.keys.lease(name)], ("", 0, 0, holder, ttl));
         self.on_primary("", |mut conn| async move {
-            invocation.invoke_async::<i64>(&mut conn).await
+            eval::<i64>(script, &command, &mut conn).await
         })
         .await
         .map(|held| held == 1)

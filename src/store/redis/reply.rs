@@ -53,12 +53,9 @@ pub fn array(value: &Value) -> Result<&[Value], StoreError> {
 
 pub fn text(value: &Value) -> Result<String, StoreError> {
     match value {
-        Value::BulkString(bytes) => String::from_utf8(bytes.clone())
-            .map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned())),
-        Value::SimpleString(s) => Ok(s.clone()),
         Value::Int(i) => Ok(i.to_string()),
         Value::Okay => Ok("OK".to_owned()),
-        other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
+        other => text_in(other).map(str::to_owned),
     }
 }
 

@@ -2,15 +2,15 @@
 completes N tickets against a redis-server running under callgrind, with the instruction counters dumped
 between the phases (callgrind_control), so each figure is one script's alone.
 
-Run by benches/script_cost.sh; speaks RESP over a socket (no client library needed).
-Usage: python3 lifecycle_cost.py PORT VALGRIND_PID N
+Run by benches/script_cost.sh; speaks RESP over a socket (no client library needed), and loads
+each script as the server does (`callrouter script NAME`).
+Usage: python3 lifecycle_cost.py CALLROUTER_BINARY PORT VALGRIND_PID N
 """
 
 import socket
 import subprocess
 import sys
 
-SCRIPTS = "src/store/redis/scripts/"
 P = "callrouter:{touraine-logement}:"
 TEAM = "touraine-logement.technical.tl-tours"
 DETAILS = (
@@ -54,9 +54,9 @@ class Redis:
         raise RuntimeError("unexpected reply %r" % line)
 
 
-def load(r, name):
-    with open(SCRIPTS + "common.lua") as common, open(SCRIPTS + name) as script:
-        return r.call("SCRIPT", "LOAD", common.read() + script.read())
+def load(r, binary, name):
+    text = subprocess.run([binary, "script", name], check=True, capture_output=True).stdout
+    return r.call("SCRIPT", "LOAD", text)
 
 
 def dump(pid, phase):
@@ -64,10 +64,11 @@ def dump(pid, phase):
 
 
 def main():
-    port, pid, n = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+    binary = sys.argv[1]
+    port, pid, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     r = Redis(port)
     create, claim, accept, complete = (
-        load(r, s) for s in ("create.lua", "claim.lua", "accept.lua", "complete.lua")
+        load(r, binary, s) for s in ("create", "claim", "accept", "complete")
     )
     common = [P, 1000, 2592000000]
     dump(pid, "start")

@@ -5,9 +5,12 @@
 # between the phases. Time, as the targets state it (`usec_per_call`, noisy on a shared machine):
 # redis-benchmark runs the create script with a routed call's arguments, 50 clients.
 # Both on fresh redis-servers with AOF everysec.
-#   bash benches/script_cost.sh        (N=1000 tickets under callgrind, USEC_N=100000 creates)
+# The scripts are loaded as the server loads them (`callrouter script NAME`).
+#   bash benches/script_cost.sh [BINARY]   (default target/release/callrouter; N=1000 tickets under
+#                                           callgrind, USEC_N=100000 creates)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+BIN=${1:-target/release/callrouter}
 N=${N:-1000}
 USEC_N=${USEC_N:-100000}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
@@ -21,7 +24,7 @@ valgrind --tool=callgrind --callgrind-out-file="$work/cg/out" redis-server --por
   --appendonly yes --appendfsync everysec --dir "$work/cg" >/dev/null 2>&1 &
 pids+=($!)
 wait_for "$port"
-python3 benches/lifecycle_cost.py "$port" "${pids[-1]}" "$N"
+python3 benches/lifecycle_cost.py "$BIN" "$port" "${pids[-1]}" "$N"
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 phase=1
 for script in create claim accept complete; do
@@ -38,7 +41,7 @@ mkdir -p "$work/time"
 redis-server --port "$port" --save '' --appendonly yes --appendfsync everysec --dir "$work/time" >/dev/null 2>&1 &
 pids+=($!)
 wait_for "$port"
-sha=$(cat src/store/redis/scripts/common.lua src/store/redis/scripts/create.lua | redis-cli -p "$port" -x script load)
+sha=$("$BIN" script create | redis-cli -p "$port" -x script load)
 rate=$(redis-benchmark -p "$port" -q -n "$USEC_N" -c 50 -r 100000000 evalsha "$sha" 4 \
   "${P}call:__rand_int__" "${P}q:touraine-logement.technical.tl-tours" "${P}t:__rand_int__" "${P}call:__rand_int__" \
   "$P" 1000 2592000000 "tl-__rand_int__" "c-__rand_int__" touraine-logement touraine-logement \

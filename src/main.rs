@@ -72,6 +72,12 @@ enum Command {
         /// The token (read from standard input when absent, to keep it out of shell history).
         token: Option<String>,
     },
+    /// Prints a Redis script as the server loads it: the shared prelude cut down to what the script
+    /// uses, then the script (to load it by hand, or to measure it with redis-benchmark).
+    Script {
+        /// The script's name (create, claim, accept, complete, …).
+        name: String,
+    },
     /// Generates the building and tenant registries (deterministic for a seed and scale).
     GenerateRegistry {
         /// Main configuration file (cooperators, territories, sectors).
@@ -118,6 +124,20 @@ fn main() -> ExitCode {
             println!("{}", callrouter::app::tokens::hash_token(&token));
             ExitCode::SUCCESS
         }
+        Command::Script { name } => match callrouter::store::redis::prelude::script_text(&name) {
+            Some(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            None => {
+                let known: Vec<&str> = callrouter::store::redis::prelude::SCRIPTS
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect();
+                eprintln!("no script '{name}'; the scripts are {}", known.join(", "));
+                ExitCode::FAILURE
+            }
+        },
         Command::CheckConfig { config } => check_config(&config),
         Command::Spellings { config, seed } => spellings(&config, seed),
         Command::Explain { config, at, input } => explain(&config, at, input),

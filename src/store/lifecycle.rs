@@ -215,25 +215,12 @@ impl Refusal {
 mod tests {
     use super::*;
 
+    use crate::store::redis::prelude::{PRELUDE, SCRIPTS};
+
     /// Every script, with the prelude they share.
-    const SCRIPTS: [(&str, &str); 16] = [
-        ("common", include_str!("redis/scripts/common.lua")),
-        ("create", include_str!("redis/scripts/create.lua")),
-        ("claim", include_str!("redis/scripts/claim.lua")),
-        ("accept", include_str!("redis/scripts/accept.lua")),
-        ("complete", include_str!("redis/scripts/complete.lua")),
-        ("release", include_str!("redis/scripts/release.lua")),
-        ("transfer", include_str!("redis/scripts/transfer.lua")),
-        ("cancel", include_str!("redis/scripts/cancel.lua")),
-        ("reap", include_str!("redis/scripts/reap.lua")),
-        ("move_out", include_str!("redis/scripts/move_out.lua")),
-        ("move_in", include_str!("redis/scripts/move_in.lua")),
-        ("move_done", include_str!("redis/scripts/move_done.lua")),
-        ("position", include_str!("redis/scripts/position.lua")),
-        ("list", include_str!("redis/scripts/list.lua")),
-        ("held", include_str!("redis/scripts/held.lua")),
-        ("heartbeat", include_str!("redis/scripts/heartbeat.lua")),
-    ];
+    fn scripts() -> impl Iterator<Item = (&'static str, &'static str)> {
+        std::iter::once(("common", PRELUDE)).chain(SCRIPTS)
+    }
 
     /// Redis command words and arguments the scripts quote, which are not lifecycle words.
     const REDIS_WORDS: [&str; 5] = ["LIMIT", "WITHSCORES", "MAXLEN", "PX", "NX"];
@@ -271,7 +258,7 @@ mod tests {
         let mut seen_kinds = Vec::new();
         let mut seen_refusals = Vec::new();
         let mut seen_actions = Vec::new();
-        for (name, script) in SCRIPTS {
+        for (name, script) in scripts() {
             for (before, literal, last) in literals(script) {
                 let word = literal.trim();
                 if before.ends_with("redis.call(") || REDIS_WORDS.contains(&word) {

@@ -54,6 +54,7 @@ mod clock;
 mod keys;
 pub mod link;
 mod moves;
+pub mod prelude;
 mod reads;
 mod reply;
 
@@ -80,13 +81,11 @@ use super::{
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
 
-macro_rules! script {
-    ($file:literal) => {
-        Script::new(concat!(
-            include_str!("scripts/common.lua"),
-            include_str!(concat!("scripts/", $file))
-        ))
-    };
+/// A script as Redis runs it (with the parts of the prelude it uses), by its file's name.
+fn script(name: &str) -> Script {
+    let text = prelude::script_text(name)
+        .unwrap_or_else(|| unreachable!("the script '{name}' is listed in prelude::SCRIPTS"));
+    Script::new(&text)
 }
 
 /// A script and whether the client is told of what it did: such a step waits for replicas when
@@ -96,13 +95,11 @@ struct Step {
     acknowledged: bool,
 }
 
-macro_rules! step {
-    ($file:literal, $acknowledged:expr) => {
-        Step {
-            script: script!($file),
-            acknowledged: $acknowledged,
-        }
-    };
+fn step(name: &str, acknowledged: bool) -> Step {
+    Step {
+        script: script(name),
+        acknowledged,
+    }
 }
 
 /// The scripts, each named after the transition (or read) it performs.
@@ -128,23 +125,23 @@ struct Scripts {
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
-            create: step!("create.lua", true),
-            claim: step!("claim.lua", true),
-            accept: step!("accept.lua", true),
-            complete: step!("complete.lua", true),
-            release: step!("release.lua", true),
-            transfer: step!("transfer.lua", true),
-            cancel: step!("cancel.lua", true),
+            create: step("create", true),
+            claim: step("claim", true),
+            accept: step("accept", true),
+            complete: step("complete", true),
+            release: step("release", true),
+            transfer: step("transfer", true),
+            cancel: step("cancel", true),
             // The reaper's transitions are told to no client.
-            reap: step!("reap.lua", false),
-            move_out: step!("move_out.lua", true),
-            move_in: step!("move_in.lua", true),
-            move_done: step!("move_done.lua", true),
-            position: step!("position.lua", false),
-            list: step!("list.lua", false),
-            held: step!("held.lua", false),
-            heartbeat: script!("heartbeat.lua"),
-            lease: script!("lease.lua"),
+            reap: step("reap", false),
+            move_out: step("move_out", true),
+            move_in: step("move_in", true),
+            move_done: step("move_done", true),
+            position: step("position", false),
+            list: step("list", false),
+            held: step("held", false),
+            heartbeat: script("heartbeat"),
+            lease: script("lease"),
         }
     }
 }

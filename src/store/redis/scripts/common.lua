@@ -1,4 +1,5 @@
--- Shared prelude of every callrouter script (prepended at build time).
+-- Shared prelude of every callrouter script: each script is loaded with the parts it uses (the
+-- locals, and the functions it calls directly or through each other; see prelude.rs).
 -- ARGV[1] is the partition's key prefix, "<namespace>:{<partition>}:", so every key a script builds
 -- carries the same hash tag and the script touches one Redis Cluster slot.
 -- ARGV[2] is the length of team feeds, ARGV[3] the retention of closed tickets in milliseconds.

@@ -1,0 +1,196 @@
+//! A script's text as Redis runs it: the shared prelude (`scripts/common.lua`) cut down to the
+//! functions the script calls, directly or through each other, then the script. Redis runs a
+//! script's whole text at every call, and each `local function` of the prelude is a closure made
+//! anew each time: the full prelude cost every script about 3.5 µs of Redis time per call
+//! whatever it used.
+//!
+//! The prelude's lines outside functions (its locals) are always kept. A function is a
+//! `local function NAME(` line through the next line that is `end` alone (or that line itself
+//! when it ends with ` end`), with the comment lines just above it.
+
+use rustc_hash::FxHashSet;
+
+/// The shared prelude of every script.
+pub const PRELUDE: &str = include_str!("scripts/common.lua");
+
+/// The lifecycle scripts by name, as the store loads them (and `callrouter script` prints them).
+pub const SCRIPTS: [(&str, &str); 16] = [
+    ("create", include_str!("scripts/create.lua")),
+    ("claim", include_str!("scripts/claim.lua")),
+    ("accept", include_str!("scripts/accept.lua")),
+    ("complete", include_str!("scripts/complete.lua")),
+    ("release", include_str!("scripts/release.lua")),
+    ("transfer", include_str!("scripts/transfer.lua")),
+    ("cancel", include_str!("scripts/cancel.lua")),
+    ("reap", include_str!("scripts/reap.lua")),
+    ("move_out", include_str!("scripts/move_out.lua")),
+    ("move_in", include_str!("scripts/move_in.lua")),
+    ("move_done", include_str!("scripts/move_done.lua")),
+    ("position", include_str!("scripts/position.lua")),
+    ("list", include_str!("scripts/list.lua")),
+    ("held", include_str!("scripts/held.lua")),
+    ("heartbeat", include_str!("scripts/heartbeat.lua")),
+    ("lease", include_str!("scripts/lease.lua")),
+];
+
+/// The text Redis runs for the script named `name`, if there is one.
+pub fn script_text(name: &str) -> Option<String> {
+    SCRIPTS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, body)| assemble(PRELUDE, body))
+}
+
+/// One function of the prelude: its name and its text (comments above it included).
+struct Function<'a> {
+    name: &'a str,
+    text: String,
+}
+
+/// A piece of the prelude, in order: kept lines, or a function.
+enum Piece<'a> {
+    Kept(&'a str),
+    Function(Function<'a>),
+}
+
+fn pieces(prelude: &str) -> Vec<Piece<'_>> {
+    let mut out = Vec::new();
+    let mut comments: Vec<&str> = Vec::new();
+    let mut lines = prelude.lines();
+    while let Some(line) = lines.next() {
+        if line.starts_with("--") {
+            comments.push(line);
+            continue;
+        }
+        let Some(name) = line
+            .strip_prefix("local function ")
+            .and_then(|rest| rest.split_once('('))
+            .map(|(name, _)| name)
+        else {
+            out.extend(comments.drain(..).map(Piece::Kept));
+            out.push(Piece::Kept(line));
+            continue;
+        };
+        let mut text: Vec<&str> = std::mem::take(&mut comments);
+        text.push(line);
+        if !line.ends_with(" end") {
+            for inner in lines.by_ref() {
+                text.push(inner);
+                if inner == "end" {
+                    break;
+                }
+            }
+        }
+        let mut text = text.join("\n");
+        text.push('\n');
+        out.push(Piece::Function(Function { name, text }));
+    }
+    out.extend(comments.drain(..).map(Piece::Kept));
+    out
+}
+
+/// Whether `text` names `name` as a whole word.
+fn names(text: &str, name: &str) -> bool {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(name).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + name.len()..].chars().next();
+        !before.is_some_and(word) && !after.is_some_and(word)
+    })
+}
+
+/// The prelude cut down to what `body` uses, then `body`.
+pub fn assemble(prelude: &str, body: &str) -> String {
+    let pieces = pieces(prelude);
+    let functions: Vec<&Function> = pieces
+        .iter()
+        .filter_map(|p| match p {
+            Piece::Function(f) => Some(f),
+            Piece::Kept(_) => None,
+        })
+        .collect();
+    let mut used: FxHashSet<&str> = FxHashSet::default();
+    let mut pending = vec![body];
+    while let Some(text) = pending.pop() {
+        for f in &functions {
+            if !used.contains(f.name) && names(text, f.name) {
+                used.insert(f.name);
+                pending.push(&f.text);
+            }
+        }
+    }
+    let mut out = String::with_capacity(prelude.len() + body.len());
+    for piece in &pieces {
+        match piece {
+            Piece::Kept(line) => {
+                out.push_str(line);
+                out.push('\n');
+            }
+            Piece::Function(f) if used.contains(f.name) => out.push_str(&f.text),
+            Piece::Function(_) => {}
+        }
+    }
+    out.push_str(body);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PRELUDE: &str = "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id) return P .. id end\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nlocal function unused(x)\n  if x then\n    return 1\n  end\n  return 2\nend\n";
+
+    #[test]
+    fn a_script_gets_the_functions_it_calls_and_theirs_in_the_prelude_order() {
+        let text = assemble(PRELUDE, "return state(ARGV[4])\n");
+        assert_eq!(
+            text,
+            "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id) return P .. id end\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nreturn state(ARGV[4])\n"
+        );
+    }
+
+    #[test]
+    fn a_function_ends_at_its_own_end_not_at_an_inner_one() {
+        let text = assemble(PRELUDE, "return unused(1)\n");
+        assert!(
+            text.contains("    return 1\n  end\n  return 2\nend\n"),
+            "{text}"
+        );
+        assert!(!text.contains("tkey"), "{text}");
+    }
+
+    #[test]
+    fn a_name_inside_another_word_is_not_a_use() {
+        let text = assemble(PRELUDE, "local tkeys, statement = 1, 2\nreturn tkeys\n");
+        assert!(!text.contains("local function"), "{text}");
+    }
+
+    #[test]
+    fn every_script_keeps_the_prelude_locals_and_drops_what_it_does_not_call() {
+        for (name, body) in SCRIPTS {
+            let text = script_text(name).expect("listed");
+            assert!(text.ends_with(body), "{name}");
+            assert!(
+                text.contains("local RETENTION = tonumber(ARGV[3])"),
+                "{name}"
+            );
+            assert!(text.len() < super::PRELUDE.len() + body.len(), "{name}");
+            let defined: Vec<&str> = text
+                .lines()
+                .filter_map(|l| l.strip_prefix("local function "))
+                .filter_map(|l| l.split_once('(').map(|(n, _)| n))
+                .collect();
+            for f in defined {
+                assert!(
+                    names(&text.replacen(&format!("local function {f}("), "", 1), f),
+                    "{name} defines {f} without using it"
+                );
+            }
+        }
+        let create = script_text("create").expect("create");
+        assert!(create.contains("local function now_ms("));
+        assert!(create.contains("local function emit_with("));
+        assert!(!create.contains("local function check_hold("));
+        assert!(script_text("no-such-script").is_none());
+    }
+}

@@ -286,6 +286,70 @@ async fn a_move_between_partitions_leaves_no_key_without_expiry() {
 }
 
 #[tokio::test]
+async fn closed_tickets_leave_no_key_without_expiry() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    let team = format!("{P}.roofs");
+    let mut roof = ticket("roof-1".to_owned(), &team, Urgency::U1);
+    roof.incident_id = Some("B-1/roof".to_owned());
+    store.create(roof.clone()).await.expect("create");
+    roof.call_id = "roof-2".to_owned();
+    assert!(store.create(roof).await.expect("join").joined_incident);
+    store
+        .create(ticket("plain-1".to_owned(), &team, Urgency::U2))
+        .await
+        .expect("create");
+    let gone = store
+        .create(ticket("gone-1".to_owned(), &team, Urgency::U3))
+        .await
+        .expect("create");
+    store
+        .cancel(&gone.ticket.ticket_id, None)
+        .await
+        .expect("cancel");
+    for _ in 0..2 {
+        let held = store
+            .claim_next(
+                "a1",
+                &[QueueRef::new(P, &team)],
+                Duration::from_secs(60),
+                None,
+            )
+            .await
+            .expect("claim")
+            .expect("ticket");
+        let hold = Hold {
+            agent_id: "a1".to_owned(),
+            lease_token: held.lease_token,
+        };
+        store
+            .complete(&held.ticket_id, &hold, "done")
+            .await
+            .expect("complete");
+    }
+    let keys = server.command(&["KEYS", "*"]);
+    let of_tickets: Vec<&str> = keys
+        .lines()
+        .filter(|k| {
+            [":t:", ":h:", ":call:", ":callers:"]
+                .iter()
+                .any(|p| k.contains(p))
+        })
+        .collect();
+    assert!(
+        of_tickets.iter().any(|k| k.contains(":callers:")),
+        "the incident kept its callers: {keys}"
+    );
+    assert_eq!(of_tickets.len(), 11, "{keys}");
+    for key in of_tickets {
+        let ttl: i64 = server.command(&["PTTL", key]).parse().expect("PTTL");
+        assert!(ttl > 0, "{key} expires (PTTL {ttl})");
+    }
+}
+
+#[tokio::test]
 async fn a_stalled_redis_gives_a_timeout_and_a_retry_is_safe() {
     let Some(server) = RedisServer::start() else {
         return;

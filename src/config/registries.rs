@@ -50,11 +50,9 @@ pub(super) fn check_buildings(
             }
         });
         match placed {
-            Ok((cooperator, sector)) => buildings.push(RegistryBuilding {
-                building: b,
-                cooperator,
-                sector,
-            }),
+            Ok((cooperator, sector)) => {
+                buildings.push(RegistryBuilding::new(b, cooperator, sector));
+            }
             Err(message) => problems.push(at(message)),
         }
     }

@@ -24,7 +24,8 @@ struct Located<'a> {
 }
 
 impl Router {
-    /// Decides where a request goes at time `at`.
+    /// Decides where a request goes at time `at`. The reasons every decision gives are joined with
+    /// `concat` rather than `format!`, which costs several times more on a path taken per call.
     pub fn decide(
         &self,
         request: &RouteRequest,
@@ -36,10 +37,17 @@ impl Router {
         let mut reasons = Vec::with_capacity(6);
         let location = self.locate(request, &mut reasons);
         let urgency = issue.urgency;
-        reasons.push(format!(
-            "issue {} ({}): default urgency {}",
-            issue.code, issue.label, urgency
-        ));
+        reasons.push(
+            [
+                "issue ",
+                &issue.code,
+                " (",
+                &issue.label,
+                "): default urgency ",
+                urgency.as_str(),
+            ]
+            .concat(),
+        );
         let incident_id = location.building.and_then(|b| {
             let building = &self.buildings[b as usize].building;
             let group = issue.incident.as_ref()?;
@@ -77,15 +85,12 @@ impl Router {
         } = located;
         let coop = &self.cooperators[coop_idx as usize];
         let facts = time_facts(self.platform.timezone, &coop.hours, at);
-        reasons.push(format!(
-            "{} is {}",
-            coop.id,
-            match (facts.open, facts.holiday) {
-                (true, _) => "open",
-                (false, true) => "closed (public holiday)",
-                (false, false) => "closed",
-            }
-        ));
+        let open = match (facts.open, facts.holiday) {
+            (true, _) => " is open",
+            (false, true) => " is closed (public holiday)",
+            (false, false) => " is closed",
+        };
+        reasons.push([coop.id.as_str(), open].concat());
         let building = location
             .building
             .map(|b| &self.buildings[b as usize].building);
@@ -111,10 +116,7 @@ impl Router {
         let team_id = &self.teams[choice.team as usize].id;
         let rule_id = match choice.rule {
             Some(rule) => {
-                reasons.push(format!(
-                    "rule {}: {} → {team_id}",
-                    rule.id, rule.description
-                ));
+                reasons.push(["rule ", &rule.id, ": ", &rule.description, " → ", team_id].concat());
                 rule.id.clone()
             }
             None => {

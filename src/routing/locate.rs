@@ -4,7 +4,6 @@
 
 use super::address::{self, AddressInput, Match, MatchLevel};
 use super::model::{CooperatorIdx, SectorIdx};
-use super::places::Building;
 use super::request::RouteRequest;
 use super::{AddressMatch, Candidate, Router, text};
 
@@ -26,10 +25,8 @@ impl Router {
         let reference = request.tenant_reference.trim();
         if !reference.is_empty() {
             if let Some(&b) = self.tenant_building.get(reference) {
-                reasons.push(format!(
-                    "located by tenant reference: building {}",
-                    self.buildings[b as usize].building.id
-                ));
+                let building = &self.buildings[b as usize].building.id;
+                reasons.push(["located by tenant reference: building ", building].concat());
                 return self.at_building(b, 1.0);
             }
             reasons.push("tenant reference not in the registry".to_owned());
@@ -72,7 +69,7 @@ impl Router {
                 building_id: Some(rb.building.id.clone()),
                 level: MatchLevel::Building,
                 confidence,
-                normalized: normalized_address(&rb.building),
+                normalized: rb.normalized.clone(),
                 candidates: Vec::new(),
                 insee_code: Some(rb.building.insee_code.clone()),
             },
@@ -136,7 +133,7 @@ impl Router {
                     building_id: Some(rb.building.id.clone()),
                     cooperator_id: Some(self.cooperators[rb.cooperator as usize].id.clone()),
                     insee_code: rb.building.insee_code.clone(),
-                    normalized: normalized_address(&rb.building),
+                    normalized: rb.normalized.clone(),
                 }
             });
         let communes = found.candidate_communes.iter().map(|&c| {
@@ -222,14 +219,6 @@ impl Router {
             }
         }
     }
-}
-
-/// A registry building's address, normalised.
-fn normalized_address(b: &Building) -> String {
-    text::normalize(&format!(
-        "{} {} {} {}",
-        b.street_number, b.street_name, b.postcode, b.city
-    ))
 }
 
 /// The one value every item shares, if they all share one.

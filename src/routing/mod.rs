@@ -97,6 +97,24 @@ pub struct RegistryBuilding {
     pub building: Building,
     pub cooperator: CooperatorIdx,
     pub sector: SectorIdx,
+    /// Its address normalised, as a decision located at the building shows it (made once, at
+    /// load: normalising costs more than the rest of locating a call).
+    pub normalized: String,
+}
+
+impl RegistryBuilding {
+    pub fn new(building: Building, cooperator: CooperatorIdx, sector: SectorIdx) -> Self {
+        let normalized = text::normalize(&format!(
+            "{} {} {} {}",
+            building.street_number, building.street_name, building.postcode, building.city
+        ));
+        RegistryBuilding {
+            building,
+            cooperator,
+            sector,
+            normalized,
+        }
+    }
 }
 
 /// What a configuration holds once its ids are resolved; [`Router::new`] indexes it.

@@ -9,7 +9,14 @@ use super::StoreError;
 pub fn new_ticket_id(partition: &str) -> Result<String, StoreError> {
     let digits = getrandom::u64()
         .map_err(|e| StoreError::Unavailable(format!("no random source for ticket ids: {e}")))?;
-    Ok(format!("{partition}-{digits:016x}"))
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(partition.len() + 17);
+    id.push_str(partition);
+    id.push('-');
+    for shift in (0..16).rev() {
+        id.push(char::from(HEX[(digits >> (shift * 4) & 0xf) as usize]));
+    }
+    Ok(id)
 }
 
 #[cfg(test)]

@@ -271,6 +271,7 @@ mod tests {
                     seen_refusals.extend(refusal);
                 } else if (before.contains("error_reply('CR_WRONG_STATE") && !word.is_empty())
                     || before.contains("check_hold(")
+                    || before.contains("hold_refusal(")
                     || before.contains("hold_answer(")
                     || before.contains("end_hold(")
                     || before.contains("hold_end(")

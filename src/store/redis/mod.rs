@@ -574,7 +574,7 @@ impl TicketStore for RedisStore {
         if !self.clock.is_measured() {
             self.measure_clock().await?;
         }
-        let cutoff = self.clock.cutoff(started, within);
+        let cutoff_ms = self.clock.cutoff(started, within);
         let at = self.keys.partition(&new.partition)?;
         let ticket_id = new_ticket_id(new.partition.as_str())?;
         let call_key = at.call(&new.call_id);
@@ -588,10 +588,17 @@ impl TicketStore for RedisStore {
             at.ticket(&ticket_id),
             incident_key,
         ];
+        // Numbers as text without the formatting machinery (itoa).
+        let mut digits = [
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        ];
+        let [urgency, sla_due_at, cutoff] = &mut digits;
         let (urgency, sla_due_at, cutoff) = (
-            new.urgency.rank().to_string(),
-            new.sla_due_at.to_string(),
-            cutoff.to_string(),
+            urgency.format(new.urgency.rank()),
+            sla_due_at.format(new.sla_due_at),
+            cutoff.format(cutoff_ms),
         );
         let args = [
             ticket_id.as_str(),
@@ -599,14 +606,14 @@ impl TicketStore for RedisStore {
             new.partition.as_str(),
             new.cooperator_id.as_deref().unwrap_or_default(),
             &new.team_id,
-            &urgency,
+            urgency,
             &new.issue_type,
             new.building_id.as_deref().unwrap_or_default(),
             new.incident_id.as_deref().unwrap_or_default(),
-            &sla_due_at,
+            sla_due_at,
             &new.escalation_team,
             &new.details,
-            &cutoff,
+            cutoff,
             new.address.as_deref().unwrap_or_default(),
         ];
         let reply = self

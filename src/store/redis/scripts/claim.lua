@@ -34,9 +34,13 @@ local expires = int(t + tonumber(ARGV[5]))
 redis.call('HSET', tkey(best), 'state', 'RESERVED', 'agent_id', ARGV[4], 'lease_token', token,
   'lease_expires_at', expires, 'claimed_at', NOW)
 redis.call('ZADD', P .. 'leases', expires, best)
-local h = redis.call('HMGET', tkey(best), 'team_id', 'urgency', 'cooperator_id', 'issue_type',
-  'building_id', 'address', 'incident_calls', 'created_at', 'sla_due_at')
-local team = h[1]
+-- The ticket as claimed, which is the answer, read once: what the feed shows is taken from it.
+local ticket = redis.call('HGETALL', tkey(best))
+local f = {}
+for i = 1, #ticket, 2 do
+  f[ticket[i]] = ticket[i + 1]
+end
+local team = f.team_id
 -- The team's figures in one read and one write: the interval between claims (moving average,
 -- which gives the expected wait of later callers) and the state counts.
 local stats = skey(team)
@@ -55,6 +59,7 @@ if ARGV[6] ~= '' then
   redis.call('SET', claim_key, best .. ' ' .. token, 'PX', ARGV[5])
 end
 remember(best, 'claimed by ' .. ARGV[4] .. ' lease ' .. token)
-local shown = {'RESERVED', h[2], ARGV[4], h[3], h[4], h[5], h[6], h[7], h[8], h[9]}
+local shown = {'RESERVED', f.urgency, ARGV[4], f.cooperator_id, f.issue_type, f.building_id,
+  f.address, f.incident_calls, f.created_at, f.sla_due_at}
 emit_with(team, 'claimed', best, shown)
-return redis.call('HGETALL', tkey(best))
+return ticket

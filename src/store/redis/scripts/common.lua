@@ -67,23 +67,29 @@ local function emit(team, kind, id)
 end
 
 -- Closed tickets, their history and their call key are purged after the retention. The call id
--- is read from the ticket unless the caller has it already.
-local function expire_closed(id, call_id)
-  local call = call_id or redis.call('HGET', tkey(id), 'call_id')
+-- is read from the ticket unless the caller has it already; so is whether the ticket is a
+-- building-wide incident's (only those keep a set of callers), as `incident` (its id, '' for none).
+local function expire_closed(id, call_id, incident)
+  local call = call_id
+  if not call or not incident then
+    local h = redis.call('HMGET', tkey(id), 'call_id', 'incident_id')
+    call, incident = call or h[1], incident or h[2] or ''
+  end
   redis.call('PEXPIRE', tkey(id), RETENTION)
   redis.call('PEXPIRE', hkey(id), RETENTION)
-  redis.call('PEXPIRE', ckey(id), RETENTION)
+  if incident ~= '' then
+    redis.call('PEXPIRE', ckey(id), RETENTION)
+  end
   if call and redis.call('GET', P .. 'call:' .. call) == id then
     redis.call('PEXPIRE', P .. 'call:' .. call, RETENTION)
   end
 end
 
--- Refuses anyone but the current holder, under an unexpired lease (fencing). A holder repeating an
+-- Refuses anyone but the current holder, under an unexpired lease (fencing), from h: the ticket's
+-- state, agent_id, lease_token, lease_expires_at and 'ended:<token>' fields. A holder repeating an
 -- action that already ended its hold (its answer was lost) is not refused: the second value says
 -- the action is done, and the script answers with the ticket as it is.
-local function check_hold(id, agent, token, action, t)
-  local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at',
-    'ended:' .. token)
+local function hold_refusal(h, id, agent, token, action, t)
   if not h[1] then
     return redis.error_reply('CR_NOT_FOUND ' .. id), false
   end
@@ -97,6 +103,13 @@ local function check_hold(id, agent, token, action, t)
     return redis.error_reply('CR_NOT_HOLDER ' .. id), false
   end
   return nil, false
+end
+
+-- hold_refusal, reading the hold from the ticket.
+local function check_hold(id, agent, token, action, t)
+  local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at',
+    'ended:' .. token)
+  return hold_refusal(h, id, agent, token, action, t)
 end
 
 -- check_hold for an action that answers with the ticket: the ticket when the holder's retry finds

@@ -261,6 +261,14 @@ async fn process_stats(admin: &str) -> Result<ProcessStats, String> {
         .ok_or_else(|| format!("{admin}/metrics has no process_cpu_seconds_total"))
 }
 
+/// Writes a line of figures to standard output; a closed output (`| head -1`) ends the run with
+/// an error instead of a panic.
+fn say(line: std::fmt::Arguments<'_>) -> Result<(), String> {
+    use std::io::Write;
+    writeln!(std::io::stdout().lock(), "{line}")
+        .map_err(|e| format!("cannot write the figures: {e}"))
+}
+
 fn bearer(token: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, String> {
     format!("Bearer {token}")
         .parse()
@@ -333,19 +341,19 @@ impl Load {
         let n = operations.max(1) as f64;
         if let (Some(before), Some(after)) = (before.redis, after.redis) {
             let calls = after.calls - before.calls;
-            println!(
+            say(format_args!(
                 "  Redis: {:.2} round trips per {per}, {:.1} µs of Redis time per script call, {:.1} µs per {per}",
                 calls as f64 / n,
                 (after.usec - before.usec) as f64 / calls.max(1) as f64,
                 (after.usec - before.usec) as f64 / n
-            );
+            ))?;
         }
         if let (Some(before), Some(after)) = (before.server, after.server) {
-            println!(
+            say(format_args!(
                 "  server: {:.1} µs of CPU per {per}, {:.1} MiB resident",
                 (after.cpu_seconds - before.cpu_seconds) * 1e6 / n,
                 after.resident_bytes / (1024.0 * 1024.0)
-            );
+            ))?;
         }
         Ok(())
     }
@@ -408,7 +416,7 @@ impl Load {
         let (latencies, queued, failed) = gather(tasks).await?;
         let elapsed = started.elapsed().as_secs_f64();
         let calls = latencies.len() as u64;
-        println!(
+        say(format_args!(
             "RouteCall: {calls} calls in {elapsed:.1} s = {:.0} calls/s ({}), {queued} queued, {failed} failed",
             calls as f64 / elapsed,
             if options.rate > 0 {
@@ -416,8 +424,8 @@ impl Load {
             } else {
                 format!("closed loop, {} callers", options.concurrency)
             }
-        );
-        println!("  latency: {}", percentiles(latencies));
+        ))?;
+        say(format_args!("  latency: {}", percentiles(latencies)))?;
         self.print_costs(before, "RouteCall", calls + failed).await
     }
 
@@ -434,13 +442,16 @@ impl Load {
         }
         let (cycles, _, failed) = gather(tasks).await?;
         let elapsed = started.elapsed().as_secs_f64();
-        println!(
+        say(format_args!(
             "claim -> complete: {} cycles in {elapsed:.1} s = {:.0} cycles/s ({} agents), {failed} failed",
             cycles.len(),
             cycles.len() as f64 / elapsed,
             self.options.concurrency
-        );
-        println!("  cycle latency: {}", percentiles(cycles.clone()));
+        ))?;
+        say(format_args!(
+            "  cycle latency: {}",
+            percentiles(cycles.clone())
+        ))?;
         self.print_costs(before, "cycle", cycles.len() as u64).await
     }
 }

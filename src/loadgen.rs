@@ -4,11 +4,12 @@
 //! throughput and latency percentiles.
 //!
 //! At a fixed `--rate` the load is open-loop: each call has a scheduled start and its latency is
-//! counted from then, so a slow server cannot hide its queueing (no coordinated omission). Without
+//! counted from then, so a slow server cannot hide its queueing (no coordinated omission); a thread
+//! of its own sends each call on time, with the operating system's timers. Without
 //! a rate, `--concurrency` callers send as fast as the server answers. With `--redis-url` the
 //! generator also reads Redis's command counters and prints round trips and Redis time per call;
-//! with `--admin` it reads the server's process metrics and prints its CPU time per call and its
-//! resident memory.
+//! with `--admin` (or, finer, `--server-pid`) it reads the server's process metrics and prints its
+//! CPU time per call and its resident memory.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -59,9 +60,14 @@ pub struct LoadOptions {
     #[arg(long)]
     pub redis_url: Option<String>,
     /// The server's admin listener (host:port), to read its CPU time and memory from
-    /// `/metrics` (`process_cpu_seconds_total`, `process_resident_memory_bytes`).
+    /// `/metrics` (`process_cpu_seconds_total`, `process_resident_memory_bytes`). That counter
+    /// moves in whole seconds: over short runs, prefer `--server-pid`.
     #[arg(long)]
     pub admin: Option<String>,
+    /// The server's process id, when it runs on this machine: its CPU time (to the clock tick)
+    /// and memory are read from `/proc` instead of `/metrics`.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
 }
 
 struct Tokens {
@@ -242,6 +248,36 @@ pub fn process_stats_in(exposition: &str) -> Option<ProcessStats> {
     })
 }
 
+/// A process's CPU time and resident memory from `/proc/<pid>/stat` and `/proc/<pid>/status`
+/// (CPU time in clock ticks of 1/100 s, Linux's fixed `USER_HZ`).
+fn proc_stats(pid: u32) -> Result<ProcessStats, String> {
+    let read = |file: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/{file}"))
+            .map_err(|e| format!("cannot read /proc/{pid}/{file}: {e}"))
+    };
+    proc_stats_in(&read("stat")?, &read("status")?)
+        .ok_or_else(|| format!("/proc/{pid} has no CPU time or resident memory"))
+}
+
+pub fn proc_stats_in(stat: &str, status: &str) -> Option<ProcessStats> {
+    // The fields after the command name (which may hold spaces), from the third (state) on:
+    // utime and stime are the 14th and 15th.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i - 3)?.parse::<f64>().ok();
+    let rss_kib = status.lines().find_map(|l| {
+        l.strip_prefix("VmRSS:")?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse::<f64>()
+            .ok()
+    })?;
+    Some(ProcessStats {
+        cpu_seconds: (ticks(14)? + ticks(15)?) / 100.0,
+        resident_bytes: rss_kib * 1024.0,
+    })
+}
+
 /// `GET /metrics` on the admin listener (HTTP/1.0: the body, unchunked).
 async fn process_stats(admin: &str) -> Result<ProcessStats, String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -328,9 +364,10 @@ impl Load {
             Some(url) => Some(script_stats(url).await?),
             None => None,
         };
-        let server = match &self.options.admin {
-            Some(admin) => Some(process_stats(admin).await?),
-            None => None,
+        let server = match (self.options.server_pid, &self.options.admin) {
+            (Some(pid), _) => Some(proc_stats(pid)?),
+            (None, Some(admin)) => Some(process_stats(admin).await?),
+            (None, None) => None,
         };
         Ok(Spent { redis, server })
     }
@@ -371,48 +408,63 @@ impl Load {
         let before = self.spent().await?;
         let started = Instant::now();
         let deadline = started + Duration::from_secs(options.seconds);
-        let workers = if options.rate > 0 {
-            options.concurrency.max(256)
-        } else {
-            options.concurrency
+        let call = move |n: u64| {
+            let mut message = requests[(n as usize) % requests.len()].clone();
+            message.call_id = format!("load-{run_id}-{n}");
+            let mut request = tonic::Request::new(message);
+            request
+                .metadata_mut()
+                .insert("authorization", telephony.clone());
+            request
         };
-        let interval =
-            (options.rate > 0).then(|| Duration::from_secs_f64(1.0 / options.rate as f64));
-        let tasks: Vec<_> = (0..workers)
-            .map(|w| {
-                let mut client = CallRoutingClient::new(self.channel(w));
-                let (requests, counter, telephony) =
-                    (requests.clone(), counter.clone(), telephony.clone());
-                tokio::spawn(async move {
-                    let (mut latencies, mut queued, mut failed) = (Vec::new(), 0u64, 0u64);
-                    loop {
-                        let n = counter.fetch_add(1, Ordering::Relaxed);
-                        let scheduled = match interval {
-                            Some(every) => started + every * n as u32,
-                            None => Instant::now(),
-                        };
-                        if scheduled >= deadline {
-                            break;
-                        }
-                        tokio::time::sleep_until(scheduled.into()).await;
-                        let mut message = requests[(n as usize) % requests.len()].clone();
-                        message.call_id = format!("load-{run_id}-{n}");
-                        let mut request = tonic::Request::new(message);
-                        request
-                            .metadata_mut()
-                            .insert("authorization", telephony.clone());
-                        match client.route_call(request).await {
-                            Ok(response) => {
-                                latencies.push(scheduled.elapsed());
-                                queued += u64::from(response.get_ref().queued);
-                            }
-                            Err(_) => failed += 1,
-                        }
+        let tasks = if options.rate > 0 {
+            // Open loop: one thread sends each call at its time (the operating system's timers,
+            // finer than the runtime's millisecond), each call a task of its own.
+            let every = Duration::from_secs_f64(1.0 / options.rate as f64);
+            let runtime = tokio::runtime::Handle::current();
+            let channels = self.channels.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut tasks = Vec::new();
+                for n in 0u64.. {
+                    let scheduled = started + every.mul_f64(n as f64);
+                    if scheduled >= deadline {
+                        break;
                     }
-                    (latencies, queued, failed)
-                })
+                    std::thread::sleep(scheduled.saturating_duration_since(Instant::now()));
+                    let client = CallRoutingClient::new(
+                        channels[(n % channels.len() as u64) as usize].clone(),
+                    );
+                    tasks.push(runtime.spawn(route_one(client, call(n), scheduled)));
+                }
+                tasks
             })
-            .collect();
+            .await
+            .map_err(|e| e.to_string())?
+        } else {
+            let call = Arc::new(call);
+            (0..options.concurrency)
+                .map(|w| {
+                    let client = CallRoutingClient::new(self.channel(w));
+                    let (counter, call) = (counter.clone(), call.clone());
+                    tokio::spawn(async move {
+                        let mut total: Tally = (Vec::new(), 0, 0);
+                        loop {
+                            let n = counter.fetch_add(1, Ordering::Relaxed);
+                            let scheduled = Instant::now();
+                            if scheduled >= deadline {
+                                break;
+                            }
+                            let (latency, queued, failed) =
+                                route_one(client.clone(), call(n), scheduled).await;
+                            total.0.extend(latency);
+                            total.1 += queued;
+                            total.2 += failed;
+                        }
+                        total
+                    })
+                })
+                .collect()
+        };
         let (latencies, queued, failed) = gather(tasks).await?;
         let elapsed = started.elapsed().as_secs_f64();
         let calls = latencies.len() as u64;
@@ -453,6 +505,23 @@ impl Load {
             percentiles(cycles.clone())
         ))?;
         self.print_costs(before, "cycle", cycles.len() as u64).await
+    }
+}
+
+/// One RouteCall: its latency from the time it was due (so that a late answer is counted from
+/// then), and whether it was queued, or a failure.
+async fn route_one(
+    mut client: CallRoutingClient<Channel>,
+    request: tonic::Request<pb::RouteCallRequest>,
+    scheduled: Instant,
+) -> Tally {
+    match client.route_call(request).await {
+        Ok(response) => (
+            vec![scheduled.elapsed()],
+            u64::from(response.get_ref().queued),
+            0,
+        ),
+        Err(_) => (Vec::new(), 0, 1),
     }
 }
 
@@ -520,6 +589,18 @@ mod tests {
                 usec: 510
             }
         );
+    }
+
+    #[test]
+    fn proc_stats_read_cpu_ticks_and_resident_memory() {
+        let stat =
+            "4242 (tokio rt (x)) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 75 0 0 20 0 3 0 100 0 0";
+        let status = "Name:\tcallrouter\nVmRSS:\t   30720 kB\nThreads:\t3\n";
+        let stats = super::proc_stats_in(stat, status).expect("both");
+        assert_eq!(stats.cpu_seconds, 3.25);
+        assert_eq!(stats.resident_bytes, 31_457_280.0);
+        assert!(super::proc_stats_in(stat, "Name:\tx\n").is_none());
+        assert!(super::proc_stats_in("4242 (x) S 1", status).is_none());
     }
 
     #[test]

@@ -209,3 +209,74 @@ fn serve_refuses_a_redis_mode_given_by_halves() {
         assert!(stderr.contains(says), "{args:?}: {stderr}");
     }
 }
+
+/// `callrouter load` against a served binary (in-memory store): the open loop sends exactly its
+/// rate for its seconds, the closed loop and the agents' phase run without failures, and the
+/// server's own figures are read from its admin listener.
+#[test]
+fn the_load_generator_drives_a_served_binary() {
+    let (grpc, admin) = (free_port(), free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+        .args([
+            "serve",
+            "--dev",
+            "--grpc-addr",
+            &format!("127.0.0.1:{grpc}"),
+            "--admin-addr",
+            &format!("127.0.0.1:{admin}"),
+        ])
+        .env_remove("REDIS_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start callrouter serve");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        assert!(Instant::now() < deadline, "not ready within 20 s");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let load = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+            .args(["load", "--target", &format!("http://127.0.0.1:{grpc}")])
+            .args(["--admin", &format!("127.0.0.1:{admin}")])
+            .args(args)
+            .output()
+            .expect("run callrouter load");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(
+            out.status.success(),
+            "{text}{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        text
+    };
+    let open = load(&["--rate", "200", "--seconds", "2", "--route-only"]);
+    assert!(
+        open.contains("RouteCall: 400 calls in ") && open.contains(", 0 failed"),
+        "{open}"
+    );
+    assert!(open.contains("(open loop at 200/s)"), "{open}");
+    assert!(open.contains("µs of CPU per RouteCall"), "{open}");
+    let pid = child.id().to_string();
+    let closed = load(&["--concurrency", "4", "--seconds", "1", "--server-pid", &pid]);
+    assert!(closed.contains("µs of CPU per RouteCall"), "{closed}");
+    let line = |prefix: &str| {
+        closed
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}' line: {closed}"))
+            .to_owned()
+    };
+    let routed = line("RouteCall: ");
+    let cycles = line("claim -> complete: ");
+    assert!(
+        routed.ends_with(", 0 failed") && !routed.starts_with("RouteCall: 0 "),
+        "{routed}"
+    );
+    assert!(
+        cycles.ends_with(", 0 failed") && !cycles.starts_with("claim -> complete: 0 "),
+        "{cycles}"
+    );
+    signal(&child, "TERM");
+    assert!(wait_exit(&mut child, Duration::from_secs(10)).success());
+}

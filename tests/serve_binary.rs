@@ -32,11 +32,9 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
     }
 }
 
-#[test]
-fn serve_starts_reloads_and_stops_on_signals() {
-    let (grpc, admin) = (free_port(), free_port());
-    let log = std::env::temp_dir().join(format!("callrouter-serve-{}.log", std::process::id()));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+/// `callrouter serve --dev` on the in-memory store (logging at INFO to `log`), once ready.
+fn serve_dev(grpc: u16, admin: u16, log: Stdio) -> Child {
+    let child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
         .args([
             "serve",
             "--dev",
@@ -48,19 +46,23 @@ fn serve_starts_reloads_and_stops_on_signals() {
         .env_remove("REDIS_URL")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).expect("log file"))
+        .stderr(log)
         .spawn()
         .expect("start callrouter serve");
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(response) = http_get(admin, "/readyz")
-            && response.starts_with("HTTP/1.1 200")
-        {
-            break;
-        }
+    while !http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
         assert!(Instant::now() < deadline, "not ready within 20 s");
         std::thread::sleep(Duration::from_millis(50));
     }
+    child
+}
+
+#[test]
+fn serve_starts_reloads_and_stops_on_signals() {
+    let (grpc, admin) = (free_port(), free_port());
+    let log = std::env::temp_dir().join(format!("callrouter-serve-{}.log", std::process::id()));
+    let log_file = std::fs::File::create(&log).expect("log file");
+    let mut child = serve_dev(grpc, admin, Stdio::from(log_file));
     let health = http_get(admin, "/healthz").expect("healthz");
     assert!(
         health.starts_with("HTTP/1.1 200") && health.ends_with("ok\n"),
@@ -216,25 +218,7 @@ fn serve_refuses_a_redis_mode_given_by_halves() {
 #[test]
 fn the_load_generator_drives_a_served_binary() {
     let (grpc, admin) = (free_port(), free_port());
-    let mut child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
-        .args([
-            "serve",
-            "--dev",
-            "--grpc-addr",
-            &format!("127.0.0.1:{grpc}"),
-            "--admin-addr",
-            &format!("127.0.0.1:{admin}"),
-        ])
-        .env_remove("REDIS_URL")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start callrouter serve");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-        assert!(Instant::now() < deadline, "not ready within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut child = serve_dev(grpc, admin, Stdio::null());
     let load = |args: &[&str]| {
         let out = Command::new(env!("CARGO_BIN_EXE_callrouter"))
             .args(["load", "--target", &format!("http://127.0.0.1:{grpc}")])

@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::redis::RedisStore;
-use callrouter::store::{Hold, NewTicket, StoreError, StoreSettings, TicketState, TicketStore};
+use callrouter::store::{
+    Hold, NewTicket, StoreError, StoreSettings, Ticket, TicketState, TicketStore,
+};
 use support::redis_server::RedisServer;
 
 const P: &str = "lb-habitat";
@@ -39,6 +41,20 @@ fn ticket(call: String, team: &str, urgency: Urgency) -> NewTicket {
         details: String::new(),
         within: std::time::Duration::from_secs(60),
     }
+}
+
+/// The next ticket of `queue` claimed by `agent` (60 s lease), with its hold.
+async fn claim(store: &RedisStore, agent: &str, queue: QueueRef) -> (Ticket, Hold) {
+    let held = store
+        .claim_next(agent, &[queue], Duration::from_secs(60), None)
+        .await
+        .expect("claim")
+        .expect("a waiting ticket");
+    let hold = Hold {
+        agent_id: agent.to_owned(),
+        lease_token: held.lease_token,
+    };
+    (held, hold)
 }
 
 async fn until_answering(store: &RedisStore) {
@@ -206,20 +222,7 @@ async fn keys_share_one_hash_tag_per_partition() {
     let mut incident = ticket("k1".to_owned(), "a", Urgency::U2);
     incident.incident_id = Some("LB-00001/roof".to_owned());
     store.create(incident).await.expect("create");
-    let t = store
-        .claim_next(
-            "ana",
-            &[QueueRef::new(P, "a")],
-            Duration::from_secs(60),
-            None,
-        )
-        .await
-        .expect("claim")
-        .expect("t");
-    let hold = Hold {
-        agent_id: "ana".to_owned(),
-        lease_token: t.lease_token,
-    };
+    let (t, hold) = claim(&store, "ana", QueueRef::new(P, "a")).await;
     store
         .transfer(&t.ticket_id, &hold, &QueueRef::new(P, "b"), None)
         .await
@@ -246,20 +249,12 @@ async fn a_move_between_partitions_leaves_no_key_without_expiry() {
     lost.cooperator_id = None;
     lost.incident_id = Some("unlocated/door_entry".to_owned());
     store.create(lost).await.expect("create");
-    let held = store
-        .claim_next(
-            "triage",
-            &[QueueRef::new("platform", "platform.triage")],
-            Duration::from_secs(60),
-            None,
-        )
-        .await
-        .expect("claim")
-        .expect("ticket");
-    let hold = Hold {
-        agent_id: "triage".to_owned(),
-        lease_token: held.lease_token,
-    };
+    let (held, hold) = claim(
+        &store,
+        "triage",
+        QueueRef::new("platform", "platform.triage"),
+    )
+    .await;
     let moved = store
         .transfer(&held.ticket_id, &hold, &QueueRef::new(P, "a"), None)
         .await
@@ -310,20 +305,7 @@ async fn closed_tickets_leave_no_key_without_expiry() {
         .await
         .expect("cancel");
     for _ in 0..2 {
-        let held = store
-            .claim_next(
-                "a1",
-                &[QueueRef::new(P, &team)],
-                Duration::from_secs(60),
-                None,
-            )
-            .await
-            .expect("claim")
-            .expect("ticket");
-        let hold = Hold {
-            agent_id: "a1".to_owned(),
-            lease_token: held.lease_token,
-        };
+        let (held, hold) = claim(&store, "a1", QueueRef::new(P, &team)).await;
         store
             .complete(&held.ticket_id, &hold, "done")
             .await

@@ -404,7 +404,6 @@ impl Load {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis())
             .unwrap_or(0);
-        let counter = Arc::new(AtomicU64::new(0));
         let before = self.spent().await?;
         let started = Instant::now();
         let deadline = started + Duration::from_secs(options.seconds);
@@ -442,6 +441,7 @@ impl Load {
             .map_err(|e| e.to_string())?
         } else {
             let call = Arc::new(call);
+            let counter = Arc::new(AtomicU64::new(0));
             (0..options.concurrency)
                 .map(|w| {
                     let client = CallRoutingClient::new(self.channel(w));

@@ -72,7 +72,9 @@ pub use self::keys::valid_partition;
 use self::keys::{Keys, PartitionKeys};
 pub use self::link::RedisTarget;
 use self::link::{Conn, Link, Primary};
-use self::reply::{array, int, parse_position, parse_ticket, position_from, store_error, text};
+use self::reply::{
+    array, int, parse_position, parse_ticket, position_from, store_error, text, text_in,
+};
 use super::ids::new_ticket_id;
 use super::{
     AgentStatus, Created, Hold, Millis, NewTicket, QueuePosition, QueueStats, ReapReport,
@@ -620,7 +622,7 @@ impl TicketStore for RedisStore {
             .run(&self.scripts.create, &at, &keys, &args, &ticket_id)
             .await?;
         if let Value::BulkString(_) | Value::SimpleString(_) = reply {
-            let reply = text(&reply)?;
+            let reply = text_in(&reply)?;
             let numbers: Vec<i64> = reply
                 .split(' ')
                 .map(str::parse)

@@ -93,8 +93,8 @@ pub fn field_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
     }
 }
 
-/// The text a reply holds, borrowed: a hash's field or value.
-fn text_in(value: &Value) -> Result<&str, StoreError> {
+/// The text a reply holds, borrowed: a hash's field or value, or a script's one-line answer.
+pub fn text_in(value: &Value) -> Result<&str, StoreError> {
     match value {
         Value::BulkString(bytes) => {
             std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))

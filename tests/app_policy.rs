@@ -82,7 +82,7 @@ async fn run(rpc: &str, who: Option<&str>) -> Expect {
         }
         "GetTicket" => outcome(app.get_ticket(&caller, &ticket.ticket_id).await),
         "ListTickets" => outcome(app.list_tickets(&caller, TL_TECH, 10).await),
-        "WatchTickets" => outcome(app.watch_tickets(&caller, &teams, &HashMap::new())),
+        "WatchTickets" => outcome(app.watch_tickets(&caller, &teams, &HashMap::new()).await),
         "SetAgentStatus" => outcome(
             app.set_agent_status(&caller, callrouter::store::Presence::Available)
                 .await,

@@ -21,9 +21,10 @@ async fn next(watch: &mut Watch) -> WatchEvent {
         .expect("no error")
 }
 
-fn watch(app: &App, agent: &str, resume_from: &HashMap<String, String>) -> Watch {
+async fn watch(app: &App, agent: &str, resume_from: &HashMap<String, String>) -> Watch {
     let who = principal(app, agent);
     app.watch_tickets(&who, &[TL_TECH.to_owned()], resume_from)
+        .await
         .expect("watch")
 }
 
@@ -39,7 +40,7 @@ async fn claim(app: &App) {
 async fn a_watch_starts_with_the_waiting_tickets_then_follows_changes() {
     let app = demo_app();
     let ticket = routed(&app, "c-1").await;
-    let mut watch = watch(&app, "tl-agent-1", &HashMap::new());
+    let mut watch = watch(&app, "tl-agent-1", &HashMap::new()).await;
     let WatchEvent::Snapshot {
         queue,
         ticket: seen,
@@ -63,11 +64,27 @@ async fn a_watch_starts_with_the_waiting_tickets_then_follows_changes() {
     );
 }
 
+/// The watch notes where the feed is before it answers: a call routed at once, before any of the
+/// watch's tasks has run, is an event, not a snapshot of a ticket that was not waiting yet.
+#[tokio::test]
+async fn a_call_routed_once_the_watch_has_answered_arrives_as_an_event() {
+    let app = demo_app();
+    let mut watch = watch(&app, "tl-agent-1", &HashMap::new()).await;
+    let ticket = routed(&app, "c-1").await;
+    let WatchEvent::Change { event, .. } = next(&mut watch).await else {
+        panic!("the new ticket as a change, not in the snapshot");
+    };
+    assert_eq!(
+        (event.kind, event.ticket_id),
+        (EventKind::Created, ticket.ticket_id)
+    );
+}
+
 #[tokio::test]
 async fn a_watch_resumes_after_the_last_position_it_saw() {
     let app = demo_app();
     routed(&app, "c-1").await;
-    let mut first = watch(&app, "tl-agent-1", &HashMap::new());
+    let mut first = watch(&app, "tl-agent-1", &HashMap::new()).await;
     next(&mut first).await;
     claim(&app).await;
     let WatchEvent::Change { queue, event } = next(&mut first).await else {
@@ -76,7 +93,7 @@ async fn a_watch_resumes_after_the_last_position_it_saw() {
     drop(first);
     routed(&app, "c-2").await;
     let resume = HashMap::from([(queue.feed_key(), event.event_id.clone())]);
-    let mut resumed = watch(&app, "tl-agent-1", &resume);
+    let mut resumed = watch(&app, "tl-agent-1", &resume).await;
     let WatchEvent::Change { event: after, .. } = next(&mut resumed).await else {
         panic!("no snapshot when resuming");
     };
@@ -94,7 +111,7 @@ async fn a_malformed_resume_position_is_refused() {
         QueueRef::new("touraine-logement", TL_TECH).feed_key(),
         "yesterday".to_owned(),
     )]);
-    let mut watch = watch(&app, "tl-agent-1", &resume);
+    let mut watch = watch(&app, "tl-agent-1", &resume).await;
     let refused = tokio::time::timeout(Duration::from_secs(5), watch.next())
         .await
         .expect("an answer")
@@ -107,7 +124,8 @@ async fn a_watch_on_a_team_not_ones_own_is_refused() {
     let app = demo_app();
     let outsider = principal(&app, "lb-agent-1");
     assert!(matches!(
-        app.watch_tickets(&outsider, &[TL_TECH.to_owned()], &HashMap::new()),
+        app.watch_tickets(&outsider, &[TL_TECH.to_owned()], &HashMap::new())
+            .await,
         Err(AppError::Refused(_))
     ));
 }

@@ -178,7 +178,8 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let message = request.into_inner();
         let watch = self
             .app
-            .watch_tickets(&principal, &message.team_ids, &message.resume_from)?;
+            .watch_tickets(&principal, &message.team_ids, &message.resume_from)
+            .await?;
         Ok(Response::new(WatchStream {
             watch,
             app: self.app.clone(),

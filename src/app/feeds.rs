@@ -5,13 +5,15 @@
 //!
 //! A watcher subscribes to a team's live events, then catches up from its own position by
 //! ordinary reads, and delivers each event once, in feed order (positions only grow along a feed).
-//! A watcher that falls behind the hub's buffer catches up the same way.
+//! A watcher that falls behind the hub's buffer catches up the same way. Those reads take turns
+//! ([`FeedHub::turn`]): desks reconnecting together after a restart wait here, a few reading at
+//! once, instead of queueing thousands of reads on the store connection every call also uses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, broadcast};
+use tokio::sync::{Notify, Semaphore, SemaphorePermit, broadcast};
 
 use crate::routing::partition::{Partition, QueueRef};
 use crate::store::{TicketEvent, TicketStore, feed_order};
@@ -23,12 +25,15 @@ const READ_LIMIT: usize = 200;
 const TEAM_BUFFER: usize = 1024;
 /// How long a reader waits before reading a failing store again.
 const RETRY_AFTER: Duration = Duration::from_millis(500);
+/// Watchers' own reads of the store (start, snapshot, catch-up) under way at once per instance.
+const READS_AT_ONCE: usize = 16;
 
 /// The hub: the partitions watched, their teams and their readers.
 #[derive(Clone)]
 pub struct FeedHub {
     store: Arc<dyn TicketStore>,
     partitions: Arc<Mutex<HashMap<Partition, Watched>>>,
+    reads: Arc<Semaphore>,
 }
 
 /// A partition's watched teams, and its reader.
@@ -67,7 +72,15 @@ impl FeedHub {
         FeedHub {
             store,
             partitions: Arc::default(),
+            reads: Arc::new(Semaphore::new(READS_AT_ONCE)),
         }
+    }
+
+    /// A turn for one of a watcher's own reads of the store, to hold while the read is under way
+    /// (not while its results go to a client, which may be slow).
+    pub async fn turn(&self) -> Option<SemaphorePermit<'_>> {
+        // The semaphore is never closed, so a turn always comes.
+        self.reads.acquire().await.ok()
     }
 
     /// Subscribes to a team's live events; the hub reads its feed from `position` on if nobody

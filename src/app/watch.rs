@@ -4,9 +4,11 @@
 //! [`Watch`] the caller holds ends them all when dropped (the client left), and they end by
 //! themselves when the service shuts down.
 //!
-//! Without a resume position a follower first notes where the feed is, then sends the queue's
-//! waiting tickets as snapshot events, then every event after the noted position: nothing falls in
-//! between unseen (an event may repeat what a snapshot showed). With a position — keyed by the
+//! Without a resume position the watch notes where the queue's feed is, then reads its waiting
+//! tickets, before it answers: whatever happens once the caller has the answer arrives as an event.
+//! The follower sends those tickets as snapshot events, then every event after the noted position:
+//! nothing falls in between unseen (an event may repeat what a snapshot showed, for a change
+//! between the two reads). With a position — keyed by the
 //! queue's feed key, `<partition>/<team>`, and given exactly as an event carried it — it resumes
 //! right after that event: nothing lost, nothing repeated.
 
@@ -84,7 +86,7 @@ impl Drop for Watch {
 impl App {
     /// Watches the caller's teams (all of them when none are named), each queue resumed after its
     /// position in `resume_from` (keyed by [`QueueRef::feed_key`]) when there is one.
-    pub fn watch_tickets(
+    pub async fn watch_tickets(
         &self,
         principal: &Principal,
         team_ids: &[String],
@@ -114,13 +116,25 @@ impl App {
                 position.map(|p| resume_after(queue, p)).transpose()
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut starts = Vec::with_capacity(queues.len());
+        for (queue, resume) in queues.iter().zip(resumes) {
+            starts.push(match resume {
+                Some(position) => (position, Vec::new()),
+                None => {
+                    let _turn = self.feeds.turn().await;
+                    let tail = self.store.feed_tail(queue).await?;
+                    (tail, self.store.list_queued(queue, SNAPSHOT_LIMIT).await?)
+                }
+            });
+        }
         let (sender, events) = mpsc::channel(BUFFER);
         let readers = queues
             .into_iter()
-            .zip(resumes)
-            .map(|(queue, resume)| {
+            .zip(starts)
+            .map(|(queue, (start, waiting))| {
                 let reader = Follower {
-                    resume,
+                    start,
+                    waiting,
                     queue,
                     store: self.store.clone(),
                     hub: self.feeds.clone(),
@@ -161,10 +175,12 @@ fn resume_after(queue: &QueueRef, position: &str) -> Result<String, FieldError> 
     }
 }
 
-/// Follows one queue's feed into the watch's channel.
+/// Follows one queue's feed into the watch's channel, from `start` on, after the tickets that
+/// were `waiting` when the watch began (none for a resumed watch).
 struct Follower {
     queue: QueueRef,
-    resume: Option<String>,
+    start: String,
+    waiting: Vec<Ticket>,
     store: std::sync::Arc<dyn TicketStore>,
     hub: FeedHub,
     sender: mpsc::Sender<Result<WatchEvent, AppError>>,
@@ -177,19 +193,10 @@ enum Stop {
 }
 
 impl Follower {
-    async fn run(self) {
-        let start = match &self.resume {
-            Some(position) => position.clone(),
-            None => match self.store.feed_tail(&self.queue).await {
-                Ok(tail) => tail,
-                Err(e) => {
-                    let _ = self.sender.send(Err(e.into())).await;
-                    return;
-                }
-            },
-        };
+    async fn run(mut self) {
+        let start = std::mem::take(&mut self.start);
         let mut subscription = self.hub.subscribe(&self.queue, &start);
-        if self.resume.is_none() && self.snapshot().await.is_err() {
+        if self.snapshot().await.is_err() {
             return;
         }
         let mut last = start;
@@ -215,16 +222,9 @@ impl Follower {
         }
     }
 
-    /// Sends the queue's waiting tickets.
-    async fn snapshot(&self) -> Result<(), Stop> {
-        let tickets = match self.store.list_queued(&self.queue, SNAPSHOT_LIMIT).await {
-            Ok(tickets) => tickets,
-            Err(e) => {
-                let _ = self.sender.send(Err(e.into())).await;
-                return Err(Stop::Refused);
-            }
-        };
-        for ticket in tickets {
+    /// Sends the tickets that were waiting when the watch began.
+    async fn snapshot(&mut self) -> Result<(), Stop> {
+        for ticket in std::mem::take(&mut self.waiting) {
             let event = WatchEvent::Snapshot {
                 queue: self.queue.clone(),
                 ticket: Box::new(ticket),
@@ -239,11 +239,10 @@ impl Follower {
     async fn catch_up(&self, last: &mut String) -> Result<(), Stop> {
         let mut failing = false;
         loop {
-            match self
+            let read = self
                 .store
-                .read_events(&self.queue, Some(last), READ_LIMIT, None)
-                .await
-            {
+                .read_events(&self.queue, Some(last), READ_LIMIT, None);
+            match self.in_turn(read).await {
                 Ok(events) if events.is_empty() => return Ok(()),
                 Ok(events) => {
                     for event in events {
@@ -265,6 +264,12 @@ impl Follower {
                 }
             }
         }
+    }
+
+    /// One of the follower's reads of the store, in its turn among every watcher's.
+    async fn in_turn<T>(&self, read: impl std::future::Future<Output = T>) -> T {
+        let _turn = self.hub.turn().await;
+        read.await
     }
 
     async fn send_change(&self, event: TicketEvent) -> Result<(), Stop> {

@@ -16,7 +16,7 @@
 //! | `P leases` | sorted set | held tickets; score = lease expiry (ms) |
 //! | `P fence` | counter | fencing tokens of claims |
 //! | `P inc:<incident>` | string | the open ticket of a building-wide incident |
-//! | `P s:<team>` | hash | counts by state, interval between claims (for wait estimates) |
+//! | `P s:<team>` | hash | counts by state but QUEUED (the queue's size), interval between claims (for wait estimates) |
 //! | `P ev:<team>` | stream | the team's feed of transitions, capped: kind, ticket, team, time and what a desk shows (one `desk` field) |
 //! | `P outbox` | sorted set | tickets being moved to another partition |
 //! | `P moved:<ticket>` | string | the ticket a moved-in ticket came from (idempotency) |

@@ -150,12 +150,18 @@ impl RedisStore {
                 });
             }
             let fields = field_map(&chunk[STATS_REPLIES - 1])?;
-            let n = |state: TicketState| {
-                fields
+            // Waiting tickets are the queue itself; the counts hash holds the other states.
+            let queued: u64 = stats[stats.len() - Urgency::ALL.len()..]
+                .iter()
+                .map(|s| s.depth)
+                .sum();
+            let n = |state: TicketState| match state {
+                TicketState::Queued => queued,
+                _ => fields
                     .get(state.as_str())
                     .and_then(|v| v.parse::<i64>().ok())
                     .unwrap_or(0)
-                    .max(0) as u64
+                    .max(0) as u64,
             };
             counts.push((q.clone(), StateCounts::from_fn(n)));
         }

@@ -40,7 +40,6 @@ redis.call('HSET', tkey(id), 'state', 'CANCELLED', 'closed_at', NOW)
 if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
   redis.call('DEL', P .. 'inc:' .. h[3])
 end
-count(h[2], 'QUEUED', '-1')
 count(h[2], 'CANCELLED', '1')
 remember(id, 'cancelled: caller ' .. call .. ' hung up')
 emit(h[2], 'cancelled', id)

@@ -42,11 +42,10 @@ for i = 1, #ticket, 2 do
 end
 local team = f.team_id
 -- The team's figures in one read and one write: the interval between claims (moving average,
--- which gives the expected wait of later callers) and the state counts.
+-- which gives the expected wait of later callers) and the count of reserved tickets.
 local stats = skey(team)
-local s = redis.call('HMGET', stats, 'last_claim_at', 'claim_interval', 'QUEUED', 'RESERVED')
-local figures = {'last_claim_at', NOW, 'QUEUED', int(tonumber(s[3] or 0) - 1),
-  'RESERVED', int(tonumber(s[4] or 0) + 1)}
+local s = redis.call('HMGET', stats, 'last_claim_at', 'claim_interval', 'RESERVED')
+local figures = {'last_claim_at', NOW, 'RESERVED', int(tonumber(s[3] or 0) + 1)}
 local last = tonumber(s[1] or '0')
 if last > 0 then
   local gap = math.min(t - last, 3600000)

@@ -40,6 +40,7 @@ local function skey(team) return P .. 's:' .. team end
 -- The callers of a building-wide incident's ticket (kept once a second caller joins).
 local function ckey(id) return P .. 'callers:' .. id end
 
+-- Counts a team's tickets by state, except QUEUED: that count is the size of the team's queue.
 local function count(team, state, delta)
   redis.call('HINCRBY', skey(team), state, delta)
 end

@@ -59,7 +59,6 @@ if incident ~= '' then
   redis.call('SET', KEYS[4], id)
 end
 remember(id, 'created in ' .. team)
-count(team, 'QUEUED', '1')
 -- What was just written is not read back: the feed and the reply are built from the arguments
 -- (the caller builds the ticket from its request and the creation time).
 local shown = {'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], ARGV[17], '1', NOW, ARGV[13]}

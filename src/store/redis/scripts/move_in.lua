@@ -21,7 +21,6 @@ redis.call('ZADD', qkey(h[1]), score_text(h[2], h[3]), id)
 -- Retries of this step come within seconds; the marker outlives them by the retention.
 redis.call('SET', KEYS[1], id, 'PX', RETENTION)
 redis.call('SET', P .. 'call:' .. h[4], id, 'NX')
-count(h[1], 'QUEUED', '1')
 remember(id, 'moved in from ' .. ARGV[5])
 emit(h[1], 'transferred_in', id)
 return redis.call('HGETALL', KEYS[2])

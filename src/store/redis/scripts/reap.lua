@@ -21,7 +21,6 @@ for _, id in ipairs(due) do
       'lease_expires_at', '', 'attempts', int(attempts))
     redis.call('ZADD', qkey(target), score_text(h[4], h[5]), id)
     count(h[2], h[1], '-1')
-    count(target, 'QUEUED', '1')
     remember(id, 'lease of ' .. h[7] .. ' expired, attempt ' .. int(attempts))
     emit(h[2], 'lease_expired', id)
     if target ~= h[2] then

@@ -12,7 +12,6 @@ redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', '
 redis.call('ZREM', P .. 'leases', id)
 redis.call('ZADD', qkey(h[2]), score_text(h[3], h[4]), id)
 count(h[2], h[1], '-1')
-count(h[2], 'QUEUED', '1')
 end_hold(id, ARGV[5], ARGV[6], 'release')
 remember(id, 'released by ' .. ARGV[5])
 emit(h[2], 'released', id)

@@ -17,7 +17,6 @@ redis.call('HSET', tkey(id), 'state', 'QUEUED', 'team_id', to, 'urgency', urgenc
 redis.call('ZREM', P .. 'leases', id)
 redis.call('ZADD', qkey(to), score_text(urgency, h[4]), id)
 count(h[2], h[1], '-1')
-count(to, 'QUEUED', '1')
 end_hold(id, ARGV[5], ARGV[6], 'transfer')
 remember(id, 'transferred by ' .. ARGV[5] .. ' from ' .. h[2] .. ' to ' .. to)
 emit(h[2], 'transferred_out', id)

@@ -10,7 +10,7 @@
 //! | key | type | holds |
 //! |---|---|---|
 //! | `P t:<ticket>` | hash | the ticket |
-//! | `P h:<ticket>` | list | its history, one line per transition |
+//! | `P h:<ticket>` | list | its history after the creation line (which readers make from the ticket's `created_at` and `created_in`), one line per transition |
 //! | `P call:<call id>` | string | the ticket created for a call (idempotency) |
 //! | `P q:<team>` | sorted set | waiting tickets; score `urgency × 10¹³ + first enqueued (ms)` |
 //! | `P leases` | sorted set | held tickets; score = lease expiry (ms) |

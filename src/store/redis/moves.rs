@@ -16,7 +16,9 @@ use rustc_hash::FxHashMap;
 
 use super::RedisStore;
 use super::keys::PartitionKeys;
-use super::reply::{array, field_map, parse_ticket, text, ticket_from_fields};
+use super::reply::{
+    array, field_map, history as full_history, parse_ticket, text, ticket_from_fields,
+};
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
 use crate::store::ids::new_ticket_id;
@@ -112,7 +114,8 @@ impl RedisStore {
             urgency = urgency.min(raised);
         }
         let new_id = new_ticket_id(target.as_str())?;
-        let mut args = vec![new_id.clone(), source.ticket_id.clone(), history.join("\n")];
+        let history = full_history(fields, history).join("\n");
+        let mut args = vec![new_id.clone(), source.ticket_id.clone(), history];
         for (name, value) in moved_fields(&source, &new_id, &target, to_team, urgency) {
             args.push(name.to_owned());
             args.push(value);

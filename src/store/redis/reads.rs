@@ -6,12 +6,13 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::Value;
+use rustc_hash::FxHashMap;
 
 use super::keys::valid_stream_id;
 use super::link::{Conn, Primary};
 use super::reply::{
-    array, field_map, int, parse_events, parse_position, parse_ticket, redis_time, store_error,
-    text, ticket_from_fields,
+    array, field_map, history, int, parse_events, parse_position, parse_ticket, redis_time,
+    store_error, text, text_in, ticket_from_fields,
 };
 use super::{RedisStore, eval, evalsha};
 use crate::routing::partition::{Partition, QueueRef};
@@ -44,15 +45,31 @@ impl RedisStore {
         ticket_from_fields(&fields).map(Some)
     }
 
+    /// A ticket's history: the lines written, after the creation line made from the ticket.
     pub(super) async fn ticket_history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
         let at = self.keys.of_ticket(ticket_id)?;
-        self.query(
-            redis::cmd("LRANGE")
-                .arg(at.history(ticket_id))
-                .arg(0)
-                .arg(-1),
-        )
-        .await
+        let mut pipe = redis::pipe();
+        pipe.cmd("HMGET")
+            .arg(at.ticket(ticket_id))
+            .arg("created_at")
+            .arg("created_in");
+        pipe.cmd("LRANGE").arg(at.history(ticket_id)).arg(0).arg(-1);
+        let replies = self.pipelines(&[pipe]).await?.concat();
+        let [creation, written] = replies.as_slice() else {
+            return Err(StoreError::Corrupt("history reply".to_owned()));
+        };
+        let creation = array(creation)?;
+        let mut fields = FxHashMap::default();
+        for (name, value) in ["created_at", "created_in"].into_iter().zip(creation) {
+            if !matches!(value, Value::Nil) {
+                fields.insert(name, text_in(value)?);
+            }
+        }
+        let written = array(written)?
+            .iter()
+            .map(text)
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(history(&fields, written))
     }
 
     pub(super) async fn list(

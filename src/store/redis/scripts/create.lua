@@ -37,13 +37,15 @@ if incident ~= '' then
 end
 local id = ARGV[4]
 local team = ARGV[8]
+-- The history's first line, "<created_at> created in <team>", is not written: readers make it from
+-- the created_in field (a list is one more key per ticket, and most tickets change only a few times).
 -- A field a new ticket would hold empty or at its default (no building, no incident, one caller, no
 -- agent, lease token and attempts 0) is not written: readers take its absence for that value, and
 -- a ticket costs Redis per field.
 local fields = {'ticket_id', id, 'call_id', ARGV[5], 'partition', ARGV[6], 'state', 'QUEUED',
   'cooperator_id', ARGV[7], 'team_id', team, 'urgency', ARGV[9], 'issue_type', ARGV[10],
   'created_at', NOW, 'enqueued_at', NOW, 'sla_due_at', ARGV[13], 'escalation_team', ARGV[14],
-  'details', ARGV[15], 'address', ARGV[17]}
+  'details', ARGV[15], 'address', ARGV[17], 'created_in', team}
 if ARGV[11] ~= '' then
   fields[#fields + 1] = 'building_id'
   fields[#fields + 1] = ARGV[11]
@@ -58,7 +60,6 @@ redis.call('SET', KEYS[1], id)
 if incident ~= '' then
   redis.call('SET', KEYS[4], id)
 end
-remember(id, 'created in ' .. team)
 -- What was just written is not read back: the feed and the reply are built from the arguments
 -- (the caller builds the ticket from its request and the creation time).
 local shown = {'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], ARGV[17], '1', NOW, ARGV[13]}

@@ -6,14 +6,14 @@
 //! A watcher subscribes to a team's live events, then catches up from its own position by
 //! ordinary reads, and delivers each event once, in feed order (positions only grow along a feed).
 //! A watcher that falls behind the hub's buffer catches up the same way. Those reads take turns
-//! ([`FeedHub::turn`]): desks reconnecting together after a restart wait here, a few reading at
+//! ([`FeedHub::in_turn`]): desks reconnecting together after a restart wait here, a few reading at
 //! once, instead of queueing thousands of reads on the store connection every call also uses.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{Notify, Semaphore, SemaphorePermit, broadcast};
+use tokio::sync::{Notify, Semaphore, broadcast};
 
 use crate::routing::partition::{Partition, QueueRef};
 use crate::store::{TicketEvent, TicketStore, feed_order};
@@ -76,11 +76,12 @@ impl FeedHub {
         }
     }
 
-    /// A turn for one of a watcher's own reads of the store, to hold while the read is under way
-    /// (not while its results go to a client, which may be slow).
-    pub async fn turn(&self) -> Option<SemaphorePermit<'_>> {
-        // The semaphore is never closed, so a turn always comes.
-        self.reads.acquire().await.ok()
+    /// Runs one of a watcher's own reads of the store in its turn among every watcher's: the turn
+    /// is held while the read is under way, not while its results go to a client (maybe slow).
+    pub async fn in_turn<T>(&self, read: impl std::future::Future<Output = T>) -> T {
+        // The semaphore is never closed: a turn always comes.
+        let _turn = self.reads.acquire().await;
+        read.await
     }
 
     /// Subscribes to a team's live events; the hub reads its feed from `position` on if nobody

@@ -121,9 +121,14 @@ impl App {
             starts.push(match resume {
                 Some(position) => (position, Vec::new()),
                 None => {
-                    let _turn = self.feeds.turn().await;
-                    let tail = self.store.feed_tail(queue).await?;
-                    (tail, self.store.list_queued(queue, SNAPSHOT_LIMIT).await?)
+                    let start = async {
+                        let tail = self.store.feed_tail(queue).await?;
+                        Ok::<_, StoreError>((
+                            tail,
+                            self.store.list_queued(queue, SNAPSHOT_LIMIT).await?,
+                        ))
+                    };
+                    self.feeds.in_turn(start).await?
                 }
             });
         }
@@ -242,7 +247,7 @@ impl Follower {
             let read = self
                 .store
                 .read_events(&self.queue, Some(last), READ_LIMIT, None);
-            match self.in_turn(read).await {
+            match self.hub.in_turn(read).await {
                 Ok(events) if events.is_empty() => return Ok(()),
                 Ok(events) => {
                     for event in events {
@@ -264,12 +269,6 @@ impl Follower {
                 }
             }
         }
-    }
-
-    /// One of the follower's reads of the store, in its turn among every watcher's.
-    async fn in_turn<T>(&self, read: impl std::future::Future<Output = T>) -> T {
-        let _turn = self.hub.turn().await;
-        read.await
     }
 
     async fn send_change(&self, event: TicketEvent) -> Result<(), Stop> {

@@ -114,7 +114,9 @@ impl RedisStore {
             urgency = urgency.min(raised);
         }
         let new_id = new_ticket_id(target.as_str())?;
-        let history = full_history(fields, history).join("\n");
+        let created_at = fields.get("created_at").copied();
+        let created_in = fields.get("created_in").copied();
+        let history = full_history(created_at, created_in, history).join("\n");
         let mut args = vec![new_id.clone(), source.ticket_id.clone(), history];
         for (name, value) in moved_fields(&source, &new_id, &target, to_team, urgency) {
             args.push(name.to_owned());

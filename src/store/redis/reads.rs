@@ -6,7 +6,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::Value;
-use rustc_hash::FxHashMap;
 
 use super::keys::valid_stream_id;
 use super::link::{Conn, Primary};
@@ -58,18 +57,16 @@ impl RedisStore {
         let [creation, written] = replies.as_slice() else {
             return Err(StoreError::Corrupt("history reply".to_owned()));
         };
-        let creation = array(creation)?;
-        let mut fields = FxHashMap::default();
-        for (name, value) in ["created_at", "created_in"].into_iter().zip(creation) {
-            if !matches!(value, Value::Nil) {
-                fields.insert(name, text_in(value)?);
-            }
-        }
+        let field = |i: usize| match array(creation)?.get(i) {
+            Some(Value::Nil) | None => Ok(None),
+            Some(value) => text_in(value).map(Some),
+        };
+        let (created_at, created_in) = (field(0)?, field(1)?);
         let written = array(written)?
             .iter()
             .map(text)
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(history(&fields, written))
+        Ok(history(created_at, created_in, written))
     }
 
     pub(super) async fn list(
@@ -151,6 +148,8 @@ impl RedisStore {
         let mut stats = Vec::new();
         let mut counts = Vec::new();
         for (q, chunk) in queues.iter().zip(&per_queue) {
+            // Waiting tickets are the queue itself; the counts hash holds the other states.
+            let mut queued = 0;
             for (i, urgency) in Urgency::ALL.into_iter().enumerate() {
                 let base = f64::from(urgency.rank()) * 1e13;
                 let oldest = array(&chunk[2 * i + 1])?
@@ -159,19 +158,16 @@ impl RedisStore {
                     .transpose()?
                     .and_then(|s| s.parse::<f64>().ok())
                     .map(|score| now - (score - base) as Millis);
+                let depth = int(&chunk[2 * i])? as u64;
+                queued += depth;
                 stats.push(QueueStats {
                     queue: q.clone(),
                     urgency,
-                    depth: int(&chunk[2 * i])? as u64,
+                    depth,
                     oldest_wait_ms: oldest,
                 });
             }
             let fields = field_map(&chunk[STATS_REPLIES - 1])?;
-            // Waiting tickets are the queue itself; the counts hash holds the other states.
-            let queued: u64 = stats[stats.len() - Urgency::ALL.len()..]
-                .iter()
-                .map(|s| s.depth)
-                .sum();
             let n = |state: TicketState| match state {
                 TicketState::Queued => queued,
                 _ => fields

@@ -181,8 +181,12 @@ pub fn ticket_from_fields(f: &FxHashMap<&str, &str>) -> Result<Ticket, StoreErro
 /// A ticket's history: the creation line, which the create script leaves to readers to make from the
 /// ticket's `created_at` and `created_in` fields, then the lines written since. A ticket created
 /// before those fields were written has its creation line in `written` already.
-pub fn history(fields: &FxHashMap<&str, &str>, written: Vec<String>) -> Vec<String> {
-    match (fields.get("created_at"), fields.get("created_in")) {
+pub fn history(
+    created_at: Option<&str>,
+    created_in: Option<&str>,
+    written: Vec<String>,
+) -> Vec<String> {
+    match (created_at, created_in) {
         (Some(at), Some(team)) => {
             let mut lines = Vec::with_capacity(written.len() + 1);
             lines.push(format!("{at} created in {team}"));
@@ -268,20 +272,18 @@ mod tests {
     #[test]
     fn a_history_starts_with_the_creation_line_made_from_the_ticket() {
         let written = vec!["1700000000500 claimed by a-1 lease 3".to_owned()];
-        let fields: FxHashMap<&str, &str> =
-            [("created_at", "1700000000000"), ("created_in", "tl.tech")]
-                .into_iter()
-                .collect();
         assert_eq!(
-            history(&fields, written.clone()),
+            history(Some("1700000000000"), Some("tl.tech"), written.clone()),
             [
                 "1700000000000 created in tl.tech",
                 "1700000000500 claimed by a-1 lease 3"
             ]
         );
         // A ticket stored before created_in was written has its creation line in the list.
-        let older: FxHashMap<&str, &str> = [("created_at", "1700000000000")].into_iter().collect();
-        assert_eq!(history(&older, written.clone()), written);
+        assert_eq!(
+            history(Some("1700000000000"), None, written.clone()),
+            written
+        );
     }
 
     fn entry(id: &str, fields: &[(&str, &str)]) -> Value {

@@ -1,12 +1,17 @@
-"""What each lifecycle script costs Redis per call, in instructions: creates, claims, accepts and
-completes N tickets against a redis-server running under callgrind, with the instruction counters dumped
-between the phases (callgrind_control), so each figure is one script's alone.
+"""What each lifecycle script costs Redis per call: creates, claims, accepts and completes N
+tickets, one call at a time, marking the end of each phase so that each figure is one script's
+alone. Two ways of counting:
+- instructions: against a redis-server running under callgrind, whose counters are dumped at each
+  phase's end (callgrind_control), given its pid;
+- time: with `time` for the pid, Redis's own statistics are reset at each phase's start and its
+  `usec_per_call` for EVALSHA is printed at the end (one caller, its calls sent 50 at a time).
 
 Run by benches/script_cost.sh; speaks RESP over a socket (no client library needed), and loads
 each script as the server does (`callrouter script NAME`).
-Usage: python3 lifecycle_cost.py CALLROUTER_BINARY PORT VALGRIND_PID N
+Usage: python3 lifecycle_cost.py CALLROUTER_BINARY PORT VALGRIND_PID|time N
 """
 
+import re
 import socket
 import subprocess
 import sys
@@ -25,13 +30,31 @@ class Redis:
         self.sock = socket.create_connection(("127.0.0.1", port))
         self.file = self.sock.makefile("rb")
 
-    def call(self, *args):
+    @staticmethod
+    def encode(args):
         out = [b"*%d\r\n" % len(args)]
         for a in args:
             a = a if isinstance(a, bytes) else str(a).encode()
             out.append(b"$%d\r\n%s\r\n" % (len(a), a))
-        self.sock.sendall(b"".join(out))
+        return b"".join(out)
+
+    def call(self, *args):
+        self.sock.sendall(self.encode(args))
         return self.read()
+
+    def run(self, batch, commands):
+        """Sends the commands `batch` at a time (each batch in one write), returns the replies."""
+        replies, pending = [], []
+        for command in commands:
+            pending.append(self.encode(command))
+            if len(pending) == batch:
+                self.sock.sendall(b"".join(pending))
+                replies.extend(self.read() for _ in pending)
+                pending = []
+        if pending:
+            self.sock.sendall(b"".join(pending))
+            replies.extend(self.read() for _ in pending)
+        return replies
 
     def read(self):
         line = self.file.readline()
@@ -59,41 +82,70 @@ def load(r, binary, name):
     return r.call("SCRIPT", "LOAD", text)
 
 
-def dump(pid, phase):
-    subprocess.run(["callgrind_control", "-d", phase, str(pid)], check=True, capture_output=True)
+def callgrind_phases(pid):
+    """Ends a phase by dumping the counters of the redis-server under callgrind."""
+
+    def end(phase):
+        subprocess.run(["callgrind_control", "-d", phase, pid], check=True, capture_output=True)
+
+    return end
+
+
+def timed_phases(r, n):
+    """Ends a phase by printing its scripts' Redis time per call, then resets the statistics."""
+
+    def end(phase):
+        if phase != "start":
+            stats = r.call("INFO", "commandstats")
+            usec = re.search(r"cmdstat_evalsha:calls=(\d+),usec=\d+,usec_per_call=([\d.]+)", stats)
+            if not usec or int(usec.group(1)) != n:
+                raise RuntimeError("phase %s: expected %d script calls in %r" % (phase, n, stats))
+            print("%s script: %s µs of Redis time per call (one caller, 50 calls at a time, %d calls)"
+                  % (phase, usec.group(2), n))
+        r.call("CONFIG", "RESETSTAT")
+
+    return end
 
 
 def main():
     binary = sys.argv[1]
-    port, pid, n = int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+    port, pid, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
     r = Redis(port)
+    timed = pid == "time"
+    dump = timed_phases(r, n) if timed else callgrind_phases(pid)
+    # Timed, calls go 50 at a time, so that Redis runs them back to back as under load (a lone
+    # caller's pauses leave its caches cold); counted, one at a time.
+    batch = 50 if timed else 1
     create, claim, accept, complete = (
         load(r, binary, s) for s in ("create", "claim", "accept", "complete")
     )
     common = [P, 1000, 2592000000]
-    dump(pid, "start")
-    for i in range(n):
-        r.call("EVALSHA", create, 4, P + "call:c-%d" % i, P + "q:" + TEAM, P + "t:tl-%d" % i,
-               P + "call:c-%d" % i, *common, "tl-%d" % i, "c-%d" % i, "touraine-logement",
-               "touraine-logement", TEAM, 2, "technical.plumbing.leak", "TL-00012", "",
-               1795780124779, "touraine-logement.supervisor", DETAILS, 99999999999999,
-               "12 rue Nationale 37000 Tours")
-    dump(pid, "create")
+    dump("start")
+    r.run(batch, (
+        ("EVALSHA", create, 4, P + "call:c-%d" % i, P + "q:" + TEAM, P + "t:tl-%d" % i,
+         P + "call:c-%d" % i, *common, "tl-%d" % i, "c-%d" % i, "touraine-logement",
+         "touraine-logement", TEAM, 2, "technical.plumbing.leak", "TL-00012", "",
+         1795780124779, "touraine-logement.supervisor", DETAILS, 99999999999999,
+         "12 rue Nationale 37000 Tours")
+        for i in range(n)))
+    dump("create")
+    claimed = r.run(batch, (
+        ("EVALSHA", claim, 1, P + "q:" + TEAM, *common, "agent-1", 600000, "claim-%d" % i)
+        for i in range(n)))
     held = []
-    for i in range(n):
-        fields = r.call("EVALSHA", claim, 1, P + "q:" + TEAM, *common, "agent-1", 600000,
-                        "claim-%d" % i)
+    for fields in claimed:
         ticket = dict(zip(fields[::2], fields[1::2]))
         held.append((ticket["ticket_id"], ticket["lease_token"]))
-    dump(pid, "claim")
-    for ticket_id, token in held:
-        r.call("EVALSHA", accept, 1, P + "t:" + ticket_id, *common, ticket_id, "agent-1", token,
-               600000)
-    dump(pid, "accept")
-    for ticket_id, token in held:
-        r.call("EVALSHA", complete, 1, P + "t:" + ticket_id, *common, ticket_id, "agent-1",
-               token, "fixed")
-    dump(pid, "complete")
+    dump("claim")
+    r.run(batch, (
+        ("EVALSHA", accept, 1, P + "t:" + ticket_id, *common, ticket_id, "agent-1", token, 600000)
+        for ticket_id, token in held))
+    dump("accept")
+    r.run(batch, (
+        ("EVALSHA", complete, 1, P + "t:" + ticket_id, *common, ticket_id, "agent-1", token,
+         "fixed")
+        for ticket_id, token in held))
+    dump("complete")
 
 
 if __name__ == "__main__":

@@ -3,16 +3,18 @@
 # the same scripts and Redis build, whatever else the machine does): a redis-server under callgrind
 # creates, claims, accepts and completes N tickets (benches/lifecycle_cost.py), with its counters dumped
 # between the phases. Time, as the targets state it (`usec_per_call`, noisy on a shared machine):
-# redis-benchmark runs the create script with a routed call's arguments, 50 clients.
-# Both on fresh redis-servers with AOF everysec.
+# redis-benchmark runs the create script with a routed call's arguments, 50 clients; then one
+# caller creates, claims, accepts and completes TIME_N tickets, each script's time read per phase.
+# All on fresh redis-servers with AOF everysec.
 # The scripts are loaded as the server loads them (`callrouter script NAME`).
 #   bash benches/script_cost.sh [BINARY]   (default target/release/callrouter; N=1000 tickets under
-#                                           callgrind, USEC_N=100000 creates)
+#                                           callgrind, USEC_N=100000 creates, TIME_N=20000 tickets)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/callrouter}
 N=${N:-1000}
 USEC_N=${USEC_N:-100000}
+TIME_N=${TIME_N:-20000}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 source benches/common.sh
 wait_for() { for _ in $(seq 150); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
@@ -52,3 +54,11 @@ usec=$(redis-cli -p "$port" info commandstats | grep -oE '^cmdstat_evalsha:.*use
 errors=$(redis-cli -p "$port" info errorstats | grep errorstat_ || true)
 [ -z "$errors" ] || { echo "the script answered errors, its figures mean nothing: $errors"; exit 1; }
 echo "create script: ${usec} µs of Redis time per call, ${rate} (redis-benchmark, 50 clients, $USEC_N calls)"
+
+# Time per script, one caller.
+port=$(free_port)
+mkdir -p "$work/lifecycle"
+redis-server --port "$port" --save '' --appendonly yes --appendfsync everysec --dir "$work/lifecycle" >/dev/null 2>&1 &
+pids+=($!)
+wait_for "$port"
+python3 benches/lifecycle_cost.py "$BIN" "$port" time "$TIME_N"

@@ -8,14 +8,19 @@
 //! a line of its own once writing resumes. Lines still waiting are written when the
 //! [`FlushOnExit`] guard is dropped (the end of `main`); a process killed outright loses at most
 //! the last [`FLUSH_EVERY`] of them.
+//!
+//! Each line's time is written by [`UtcMicros`], which makes a second's date and time of day once.
 
+use std::cell::Cell;
 use std::io::{self, Write};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::time::FormatTime;
 
 /// How long a line waits at most before it is written.
 pub const FLUSH_EVERY: Duration = Duration::from_millis(20);
@@ -148,6 +153,68 @@ impl<'a> MakeWriter<'a> for BatchedStderr {
     }
 }
 
+/// A line's time, in UTC to the microsecond as RFC 3339 gives it (`2026-11-28T09:30:04.826975Z`,
+/// what the formatter's own clock writes). The date and time of day are made once a second per
+/// thread and kept: the formatter's clock works them out, through the formatting machinery, at
+/// every line, which is most of what an RPC's log line costs.
+pub struct UtcMicros;
+
+/// `YYYY-MM-DDTHH:MM:SS.` of a second since the epoch.
+type SecondText = [u8; 20];
+
+thread_local! {
+    /// The second last written by this thread, and its text.
+    static LAST_SECOND: Cell<Option<(u64, SecondText)>> = const { Cell::new(None) };
+}
+
+impl UtcMicros {
+    /// The text of a time since the epoch, the second's part from `last` when it is that second's.
+    fn text(since_epoch: Duration, last: &Cell<Option<(u64, SecondText)>>) -> [u8; 27] {
+        let second = since_epoch.as_secs();
+        let prefix = match last.get() {
+            Some((at, text)) if at == second => text,
+            _ => {
+                let text = second_text(second);
+                last.set(Some((second, text)));
+                text
+            }
+        };
+        let mut out = [0u8; 27];
+        out[..20].copy_from_slice(&prefix);
+        let mut micros = since_epoch.subsec_micros();
+        for digit in out[20..26].iter_mut().rev() {
+            *digit = b'0' + (micros % 10) as u8;
+            micros /= 10;
+        }
+        out[26] = b'Z';
+        out
+    }
+}
+
+fn second_text(second: u64) -> SecondText {
+    let mut text = *b"1970-01-01T00:00:00.";
+    let at = i64::try_from(second)
+        .ok()
+        .and_then(|s| chrono::DateTime::from_timestamp(s, 0));
+    if let Some(at) = at {
+        let formatted = at.format("%Y-%m-%dT%H:%M:%S.").to_string();
+        if formatted.len() == text.len() {
+            text.copy_from_slice(formatted.as_bytes());
+        }
+    }
+    text
+}
+
+impl FormatTime for UtcMicros {
+    fn format_time(&self, w: &mut Writer<'_>) -> std::fmt::Result {
+        let since_epoch = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        let text = LAST_SECOND.with(|last| UtcMicros::text(since_epoch, last));
+        w.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -172,6 +239,26 @@ mod tests {
             big.len() + "2 log line(s) dropped: standard error did not keep up\n".len()
         );
         assert!(out.ends_with(b"2 log line(s) dropped: standard error did not keep up\n"));
+    }
+
+    #[test]
+    fn times_read_as_rfc3339_to_the_microsecond_within_and_across_seconds() {
+        let last = Cell::new(None);
+        for (secs, micros) in [
+            (1_795_780_124_i64, 779_001_u32),
+            (1_795_780_124, 5),
+            (1_795_780_125, 999_999),
+            (0, 0),
+            (951_782_400, 120_000),
+        ] {
+            let at =
+                Duration::from_secs(secs.unsigned_abs()) + Duration::from_micros(micros.into());
+            let expected = chrono::DateTime::from_timestamp(secs, micros * 1000)
+                .expect("in range")
+                .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+            let text = UtcMicros::text(at, &last);
+            assert_eq!(std::str::from_utf8(&text).expect("ascii"), expected);
+        }
     }
 
     #[test]

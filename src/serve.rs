@@ -168,6 +168,7 @@ pub fn init_logging(format: LogFormat) -> crate::logging::FlushOnExit {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
+        .with_timer(crate::logging::UtcMicros)
         .with_writer(writer);
     match format {
         LogFormat::Json => builder.json().with_current_span(false).init(),

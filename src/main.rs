@@ -167,7 +167,9 @@ fn main() -> ExitCode {
 
 fn serve(options: callrouter::serve::ServeOptions) -> ExitCode {
     let _flush_logs = callrouter::serve::init_logging(options.log_format);
-    block_on("serve", callrouter::serve::serve(options))
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    runtime.worker_threads(usize::from(options.worker_threads));
+    run_on(runtime, "serve", callrouter::serve::serve(options))
 }
 
 /// Runs an async command on a multi-threaded runtime; its error goes to the log and stderr.
@@ -175,10 +177,16 @@ fn block_on(
     what: &str,
     command: impl std::future::Future<Output = Result<(), String>>,
 ) -> ExitCode {
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    run_on(tokio::runtime::Builder::new_multi_thread(), what, command)
+}
+
+/// Runs an async command on a runtime built from `builder`.
+fn run_on(
+    mut builder: tokio::runtime::Builder,
+    what: &str,
+    command: impl std::future::Future<Output = Result<(), String>>,
+) -> ExitCode {
+    let runtime = match builder.enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("{what}: cannot start the runtime: {e}");

@@ -34,6 +34,11 @@ fn wait_exit(child: &mut Child, within: Duration) -> std::process::ExitStatus {
 
 /// `callrouter serve --dev` on the in-memory store (logging at INFO to `log`), once ready.
 fn serve_dev(grpc: u16, admin: u16, log: Stdio) -> Child {
+    serve_dev_with(grpc, admin, log, &[])
+}
+
+/// [`serve_dev`] with more arguments.
+fn serve_dev_with(grpc: u16, admin: u16, log: Stdio, more: &[&str]) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
         .args([
             "serve",
@@ -43,6 +48,7 @@ fn serve_dev(grpc: u16, admin: u16, log: Stdio) -> Child {
             "--admin-addr",
             &format!("127.0.0.1:{admin}"),
         ])
+        .args(more)
         .env_remove("REDIS_URL")
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
@@ -145,6 +151,35 @@ fn serve_refuses_unreadable_secrets_and_bad_addresses() {
         .expect("run");
     assert!(!bad_addr.status.success());
     assert!(String::from_utf8_lossy(&bad_addr.stderr).contains("--grpc-addr"));
+}
+
+/// The runtime's threads of a process (its workers, and the threads it runs blocking work on).
+fn runtime_threads(child: &Child) -> usize {
+    std::fs::read_dir(format!("/proc/{}/task", child.id()))
+        .expect("the process's threads")
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .filter(|name| name.trim() == "tokio-rt-worker")
+        .count()
+}
+
+#[test]
+fn serve_runs_its_rpcs_on_as_many_threads_as_it_is_given() {
+    let stderr = refused(&["--dev", "--worker-threads", "0"]);
+    assert!(stderr.contains("--worker-threads"), "{stderr}");
+    let mut counted = Vec::new();
+    for more in [&[][..], &["--worker-threads", "4"][..]] {
+        let (grpc, admin) = (free_port(), free_port());
+        let mut child = serve_dev_with(grpc, admin, Stdio::null(), more);
+        counted.push(runtime_threads(&child));
+        signal(&child, "TERM");
+        assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+    }
+    // Both start the same way, so they run the same blocking work: the workers make the difference.
+    assert_eq!(
+        counted[1],
+        counted[0] + 3,
+        "one worker by default, four when asked: {counted:?}"
+    );
 }
 
 /// Runs `callrouter serve` with these arguments, expecting it to refuse to start: its stderr.

@@ -201,6 +201,27 @@ impl AsyncWrite for Conn {
         }
     }
 
+    /// HTTP/2 writes its frames as several buffers: passed on whole, a response's header, data
+    /// and trailer frames (and those of the other responses ready) leave in one system call,
+    /// instead of one per buffer.
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buffers: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        match &mut self.io {
+            Io::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, buffers),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, buffers),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match &self.io {
+            Io::Plain(stream) => stream.is_write_vectored(),
+            Io::Tls(stream) => stream.is_write_vectored(),
+        }
+    }
+
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match &mut self.io {
             Io::Plain(stream) => Pin::new(stream).poll_flush(cx),

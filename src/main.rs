@@ -168,7 +168,9 @@ fn main() -> ExitCode {
 fn serve(options: callrouter::serve::ServeOptions) -> ExitCode {
     let _flush_logs = callrouter::serve::init_logging(options.log_format);
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    runtime.worker_threads(usize::from(options.worker_threads));
+    if let Some(threads) = options.worker_threads {
+        runtime.worker_threads(usize::from(threads));
+    }
     run_on(runtime, "serve", callrouter::serve::serve(options))
 }
 

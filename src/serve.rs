@@ -155,10 +155,10 @@ pub struct ServeOptions {
     /// Log format. Level from RUST_LOG (default info).
     #[arg(long, env = "CALLROUTER_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
-    /// Threads that run the RPCs. One core's worth of calls is far above the platform's peak, and
-    /// instances scale out; one thread costs less CPU per call than several sharing the work.
-    #[arg(long, env = "CALLROUTER_WORKER_THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub worker_threads: u16,
+    /// Threads that run the RPCs (default: one per core). One costs less CPU per call than
+    /// several sharing the work, and serves fewer calls at once.
+    #[arg(long, env = "CALLROUTER_WORKER_THREADS", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub worker_threads: Option<u16>,
 }
 
 /// Sets up logging: level from `RUST_LOG` (default `info`), JSON or text, written to standard

@@ -231,8 +231,14 @@ impl<'a> DetailsOf<'a> {
         }
     }
 
+    /// The details as JSON, written into room for a usual decision's (about 600 bytes) from the
+    /// start rather than grown as it is written.
     fn json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_default()
+        let mut json = Vec::with_capacity(1024);
+        match serde_json::to_writer(&mut json, self) {
+            Ok(()) => String::from_utf8(json).unwrap_or_default(),
+            Err(_) => String::new(),
+        }
     }
 }
 

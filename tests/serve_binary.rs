@@ -274,7 +274,7 @@ fn the_load_generator_drives_a_served_binary() {
     };
     let open = load(&["--rate", "200", "--seconds", "2", "--route-only"]);
     assert!(
-        open.contains("RouteCall: 400 calls in ") && open.contains(", 0 failed"),
+        open.contains("RouteCall: 400 calls in ") && open.contains(", 400 queued, 0 failed"),
         "{open}"
     );
     assert!(open.contains("(open loop at 200/s)"), "{open}");

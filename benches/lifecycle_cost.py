@@ -1,8 +1,8 @@
 """What each lifecycle script costs Redis per call: creates, claims, accepts and completes N
-tickets, one call at a time, marking the end of each phase so that each figure is one script's
-alone. Two ways of counting:
-- instructions: against a redis-server running under callgrind, whose counters are dumped at each
-  phase's end (callgrind_control), given its pid;
+tickets, marking the end of each phase so that each figure is one script's alone. Two ways of
+counting:
+- instructions: one call at a time, against a redis-server running under callgrind, whose counters
+  are dumped at each phase's end (callgrind_control), given its pid;
 - time: with `time` for the pid, Redis's own statistics are reset at each phase's start and its
   `usec_per_call` for EVALSHA is printed at the end (one caller, its calls sent 50 at a time).
 
@@ -11,6 +11,7 @@ each script as the server does (`callrouter script NAME`).
 Usage: python3 lifecycle_cost.py CALLROUTER_BINARY PORT VALGRIND_PID|time N
 """
 
+import itertools
 import re
 import socket
 import subprocess
@@ -44,16 +45,10 @@ class Redis:
 
     def run(self, batch, commands):
         """Sends the commands `batch` at a time (each batch in one write), returns the replies."""
-        replies, pending = [], []
-        for command in commands:
-            pending.append(self.encode(command))
-            if len(pending) == batch:
-                self.sock.sendall(b"".join(pending))
-                replies.extend(self.read() for _ in pending)
-                pending = []
-        if pending:
-            self.sock.sendall(b"".join(pending))
-            replies.extend(self.read() for _ in pending)
+        replies, commands = [], iter(commands)
+        while chunk := list(itertools.islice(commands, batch)):
+            self.sock.sendall(b"".join(self.encode(c) for c in chunk))
+            replies.extend(self.read() for _ in chunk)
         return replies
 
     def read(self):

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Args, ValueEnum};
+use tokio::signal::unix::{Signal, SignalKind};
 
 use crate::api::admission::Limits;
 use crate::api::listener::{ConnectionSettings, Tls, TlsFiles};
@@ -278,32 +279,50 @@ impl ServeOptions {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn termination() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(term) => term,
+/// Listens for a signal from the call on. The signals the service handles are listened for
+/// before it answers as ready: one sent as soon as it is ready must not meet the default action,
+/// which ends the process at once (no drain) or, for SIGHUP, instead of reloading.
+fn listen(kind: SignalKind, name: &str) -> Option<Signal> {
+    match tokio::signal::unix::signal(kind) {
+        Ok(signal) => Some(signal),
         Err(e) => {
-            tracing::error!(error = %e, "cannot listen for SIGTERM; SIGINT only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
+            tracing::error!(error = %e, "cannot listen for {name}");
+            None
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT received"),
-        _ = term.recv() => tracing::info!("SIGTERM received"),
     }
 }
 
-/// Reloads the configuration, and the TLS certificates, on every SIGHUP; a broken one is refused
-/// and logged, and what is in force keeps serving.
+/// The next delivery of a signal listened for; never, when it could not be listened for (or
+/// the runtime is stopping, when no more can come).
+async fn next(signal: &mut Option<Signal>) {
+    if let Some(signal) = signal
+        && signal.recv().await.is_some()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
+/// Resolves on SIGINT or SIGTERM, both listened for from the call on.
+fn termination() -> impl std::future::Future<Output = ()> {
+    let mut interrupt = listen(SignalKind::interrupt(), "SIGINT");
+    let mut term = listen(SignalKind::terminate(), "SIGTERM");
+    async move {
+        tokio::select! {
+            () = next(&mut interrupt) => tracing::info!("SIGINT received"),
+            () = next(&mut term) => tracing::info!("SIGTERM received"),
+        }
+    }
+}
+
+/// Reloads the configuration, and the TLS certificates, on every SIGHUP (listened for from the
+/// call on); a broken one is refused and logged, and what is in force keeps serving.
 fn reload_on_hangup(app: App, tls: Option<Tls>) {
+    let Some(mut hangups) = listen(SignalKind::hangup(), "SIGHUP") else {
+        tracing::error!("reloads on SIGHUP are off: use Operations.ReloadConfig");
+        return;
+    };
     tokio::spawn(async move {
-        let Ok(mut hangups) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        else {
-            tracing::error!("cannot listen for SIGHUP: reload with Operations.ReloadConfig");
-            return;
-        };
         while hangups.recv().await.is_some() {
             // Counted and logged by the reload itself, whatever its outcome.
             let _ = app.reload("SIGHUP").await;
@@ -422,11 +441,12 @@ pub async fn serve(options: ServeOptions) -> Result<(), String> {
         .map_err(|e| format!("cannot listen on {} (admin): {e}", options.admin_addr))?;
     tracing::info!(grpc = %options.grpc_addr, admin = %options.admin_addr, "listening");
     reload_on_hangup(app.clone(), tls.clone());
+    let stop = termination();
     let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
     let admin_task = tokio::spawn(admin(app.clone(), admin_listener, async move {
         let _ = admin_stopped.await;
     }));
-    let result = run(app, grpc, options.server_settings(tls), termination()).await;
+    let result = run(app, grpc, options.server_settings(tls), stop).await;
     let _ = stop_admin.send(());
     let _ = admin_task.await;
     tracing::info!("stopped");

@@ -175,7 +175,8 @@ fn serve_runs_its_rpcs_on_as_many_threads_as_it_is_given() {
         let mut child = serve_dev_with(grpc, admin, Stdio::null(), more);
         counted.push(runtime_threads(&child));
         signal(&child, "TERM");
-        assert!(wait_exit(&mut child, Duration::from_secs(15)).success());
+        let status = wait_exit(&mut child, Duration::from_secs(15));
+        assert!(status.success(), "{more:?}: {status}");
     }
     // Both start the same way, so they run the same blocking work: the workers make the difference.
     assert_eq!(

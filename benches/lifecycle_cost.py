@@ -1,5 +1,6 @@
 """What each lifecycle script costs Redis per call: creates, claims, accepts and completes N
-tickets, marking the end of each phase so that each figure is one script's alone. Two ways of
+tickets, then completes N more with the next claim ("done, next", the complete_claim script),
+marking the end of each phase so that each figure is one script's alone. Two ways of
 counting:
 - instructions: one call at a time, against a redis-server running under callgrind, whose counters
   are dumped at each phase's end (callgrind_control), given its pid;
@@ -81,7 +82,8 @@ def callgrind_phases(pid):
     """Ends a phase by dumping the counters of the redis-server under callgrind."""
 
     def end(phase):
-        subprocess.run(["callgrind_control", "-d", phase, pid], check=True, capture_output=True)
+        subprocess.run(["callgrind_control", "-d", phase or "unmeasured", pid], check=True,
+                       capture_output=True)
 
     return end
 
@@ -90,7 +92,7 @@ def timed_phases(r, n):
     """Ends a phase by printing its scripts' Redis time per call, then resets the statistics."""
 
     def end(phase):
-        if phase != "start":
+        if phase not in ("start", None):
             stats = r.call("INFO", "commandstats")
             usec = re.search(r"cmdstat_evalsha:calls=(\d+),usec=\d+,usec_per_call=([\d.]+)", stats)
             if not usec or int(usec.group(1)) != n:
@@ -102,6 +104,21 @@ def timed_phases(r, n):
     return end
 
 
+def create_command(create, common, i):
+    """The create script's call for ticket i, with a routed call's arguments."""
+    return ("EVALSHA", create, 4, P + "call:c-%d" % i, P + "q:" + TEAM, P + "t:tl-%d" % i,
+            P + "call:c-%d" % i, *common, "tl-%d" % i, "c-%d" % i, "touraine-logement",
+            "touraine-logement", TEAM, 2, "technical.plumbing.leak", "TL-00012", "",
+            1795780124779, "touraine-logement.supervisor", DETAILS, 99999999999999,
+            "12 rue Nationale 37000 Tours")
+
+
+def held_of(fields):
+    """The ticket id and lease token of a claimed ticket's fields."""
+    ticket = dict(zip(fields[::2], fields[1::2]))
+    return ticket["ticket_id"], ticket["lease_token"]
+
+
 def main():
     binary = sys.argv[1]
     port, pid, n = int(sys.argv[2]), sys.argv[3], int(sys.argv[4])
@@ -111,26 +128,17 @@ def main():
     # Timed, calls go 50 at a time, so that Redis runs them back to back as under load (a lone
     # caller's pauses leave its caches cold); counted, one at a time.
     batch = 50 if timed else 1
-    create, claim, accept, complete = (
-        load(r, binary, s) for s in ("create", "claim", "accept", "complete")
+    create, claim, accept, complete, complete_claim = (
+        load(r, binary, s) for s in ("create", "claim", "accept", "complete", "complete_claim")
     )
     common = [P, 1000, 2592000000]
     dump("start")
-    r.run(batch, (
-        ("EVALSHA", create, 4, P + "call:c-%d" % i, P + "q:" + TEAM, P + "t:tl-%d" % i,
-         P + "call:c-%d" % i, *common, "tl-%d" % i, "c-%d" % i, "touraine-logement",
-         "touraine-logement", TEAM, 2, "technical.plumbing.leak", "TL-00012", "",
-         1795780124779, "touraine-logement.supervisor", DETAILS, 99999999999999,
-         "12 rue Nationale 37000 Tours")
-        for i in range(n)))
+    r.run(batch, (create_command(create, common, i) for i in range(n)))
     dump("create")
     claimed = r.run(batch, (
         ("EVALSHA", claim, 1, P + "q:" + TEAM, *common, "agent-1", 600000, "claim-%d" % i)
         for i in range(n)))
-    held = []
-    for fields in claimed:
-        ticket = dict(zip(fields[::2], fields[1::2]))
-        held.append((ticket["ticket_id"], ticket["lease_token"]))
+    held = [held_of(fields) for fields in claimed]
     dump("claim")
     r.run(batch, (
         ("EVALSHA", accept, 1, P + "t:" + ticket_id, *common, ticket_id, "agent-1", token, 600000)
@@ -141,6 +149,33 @@ def main():
          "fixed")
         for ticket_id, token in held))
     dump("complete")
+    # "Done, next": N tickets more; `batch` agents claim one each, then each completes its ticket
+    # with the next claim until all N are completed (N complete_claim calls, the last ones
+    # finding the queue empty).
+    r.run(batch, (create_command(create, common, i) for i in range(n, 2 * n)))
+    agents = ["agent-%d" % a for a in range(batch)]
+    holds = {}
+    for agent, fields in zip(agents, r.run(batch, (
+            ("EVALSHA", claim, 1, P + "q:" + TEAM, *common, agent, 600000, "")
+            for agent in agents))):
+        holds[agent] = held_of(fields)
+    dump(None)
+    completed = 0
+    while holds:
+        working = list(holds.items())
+        replies = r.run(batch, (
+            ("EVALSHA", complete_claim, 2, P + "t:" + ticket_id, P + "q:" + TEAM, *common,
+             ticket_id, agent, token, "fixed", 600000, "")
+            for agent, (ticket_id, token) in working))
+        for (agent, _), (_, following) in zip(working, replies):
+            completed += 1
+            if following:
+                holds[agent] = held_of(following)
+            else:
+                del holds[agent]
+    if completed != n:
+        raise RuntimeError("done, next: %d tickets completed, not %d" % (completed, n))
+    dump("done_next")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,10 @@ pub struct LoadOptions {
     /// Skip the claim → complete phase.
     #[arg(long)]
     pub route_only: bool,
+    /// Claim → complete cycles as two calls each (ClaimNextTicket, then CompleteTicket), instead
+    /// of completing each ticket with the next claim (ClaimNextTicket with `complete`).
+    #[arg(long)]
+    pub separate_claims: bool,
     /// Redis of the server, to count round trips and Redis time per call (read-only: INFO
     /// commandstats).
     #[arg(long)]
@@ -487,15 +491,21 @@ impl Load {
         for w in 0..self.options.concurrency {
             let token = bearer(&agents[(w as usize) % agents.len().max(1)])?;
             let desk = Caller::new(self.channel(w));
-            tasks.push(tokio::spawn(work_tickets(desk, token)));
+            let separate = self.options.separate_claims;
+            tasks.push(tokio::spawn(work_tickets(desk, token, separate)));
         }
         let (cycles, _, failed) = gather(tasks).await?;
         let elapsed = started.elapsed().as_secs_f64();
         say(format_args!(
-            "claim -> complete: {} cycles in {elapsed:.1} s = {:.0} cycles/s ({} agents), {failed} failed",
+            "claim -> complete: {} cycles in {elapsed:.1} s = {:.0} cycles/s ({} agents, {}), {failed} failed",
             cycles.len(),
             cycles.len() as f64 / elapsed,
-            self.options.concurrency
+            self.options.concurrency,
+            if self.options.separate_claims {
+                "two calls a cycle"
+            } else {
+                "each completion claims the next"
+            }
         ))?;
         say(format_args!(
             "  cycle latency: {}",
@@ -516,11 +526,13 @@ mod answers {
         pub queued: bool,
     }
 
-    /// Of `ClaimNextTicketResponse`: the ticket held, if any.
+    /// Of `ClaimNextTicketResponse`: the ticket held, if any, and the one completed first.
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct Claimed {
         #[prost(message, optional, tag = "1")]
         pub ticket: Option<Held>,
+        #[prost(message, optional, tag = "2")]
+        pub completed: Option<Held>,
     }
 
     /// Of a `Ticket`: what its holder sends back.
@@ -582,45 +594,85 @@ async fn route_one(
     }
 }
 
-/// One agent claiming and completing until nothing is left: its cycle times and failures.
-async fn work_tickets(mut desk: Caller, token: MetadataValue<tonic::metadata::Ascii>) -> Tally {
+/// One agent claiming and completing until nothing is left: its cycle times and failures. Each
+/// completion claims the next ticket in the same call (a desk's "done, next"), unless `separate`:
+/// then a cycle is two calls, ClaimNextTicket then CompleteTicket.
+async fn work_tickets(
+    mut desk: Caller,
+    token: MetadataValue<tonic::metadata::Ascii>,
+    separate: bool,
+) -> Tally {
     let (mut cycles, mut failed) = (Vec::new(), 0u64);
-    loop {
-        let began = Instant::now();
-        let mut claim = tonic::Request::new(pb::ClaimNextTicketRequest {
-            team_ids: vec![],
-            lease_seconds: 60,
-            ..Default::default()
-        });
-        claim.metadata_mut().insert("authorization", token.clone());
-        let claimed = desk
-            .call::<_, answers::Claimed>("/callrouter.v1.AgentDesk/ClaimNextTicket", claim)
-            .await;
-        let ticket = match claimed {
-            Ok(answers::Claimed { ticket: Some(t) }) => t,
-            Ok(answers::Claimed { ticket: None }) => break,
-            Err(_) => {
-                failed += 1;
-                break;
-            }
-        };
-        let mut complete = tonic::Request::new(pb::CompleteTicketRequest {
+    let mut began = Instant::now();
+    let mut held = match claim_next(&mut desk, &token, None).await {
+        Ok(answers::Claimed { ticket, .. }) => ticket,
+        Err(_) => return (cycles, 0, 1),
+    };
+    while let Some(ticket) = held {
+        let done = pb::CompleteTicketRequest {
             ticket_id: ticket.ticket_id,
             lease_token: ticket.lease_token,
             resolution: "load".to_owned(),
-        });
-        complete
-            .metadata_mut()
-            .insert("authorization", token.clone());
-        let completed = desk
-            .call::<_, answers::Held>("/callrouter.v1.AgentDesk/CompleteTicket", complete)
-            .await;
-        match completed {
-            Ok(_) => cycles.push(began.elapsed()),
-            Err(_) => failed += 1,
-        }
+        };
+        let next = if separate {
+            let mut complete = tonic::Request::new(done);
+            complete
+                .metadata_mut()
+                .insert("authorization", token.clone());
+            let completed = desk
+                .call::<_, answers::Held>("/callrouter.v1.AgentDesk/CompleteTicket", complete)
+                .await;
+            match completed {
+                Ok(_) => {
+                    cycles.push(began.elapsed());
+                    began = Instant::now();
+                    claim_next(&mut desk, &token, None).await
+                }
+                Err(e) => Err(e),
+            }
+        } else {
+            match claim_next(&mut desk, &token, Some(done)).await {
+                Ok(answers::Claimed {
+                    completed: Some(_),
+                    ticket,
+                }) => {
+                    cycles.push(began.elapsed());
+                    began = Instant::now();
+                    Ok(answers::Claimed {
+                        ticket,
+                        completed: None,
+                    })
+                }
+                Ok(_) => Err(tonic::Status::internal("no completed ticket in the answer")),
+                Err(e) => Err(e),
+            }
+        };
+        held = match next {
+            Ok(answers::Claimed { ticket, .. }) => ticket,
+            Err(_) => {
+                failed += 1;
+                None
+            }
+        };
     }
     (cycles, 0, failed)
+}
+
+/// A ClaimNextTicket over all the agent's teams, completing `done` first when given.
+async fn claim_next(
+    desk: &mut Caller,
+    token: &MetadataValue<tonic::metadata::Ascii>,
+    done: Option<pb::CompleteTicketRequest>,
+) -> Result<answers::Claimed, tonic::Status> {
+    let mut claim = tonic::Request::new(pb::ClaimNextTicketRequest {
+        team_ids: vec![],
+        lease_seconds: 60,
+        complete: done,
+        ..Default::default()
+    });
+    claim.metadata_mut().insert("authorization", token.clone());
+    desk.call("/callrouter.v1.AgentDesk/ClaimNextTicket", claim)
+        .await
 }
 
 /// The workers' tallies, summed.

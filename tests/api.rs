@@ -202,6 +202,97 @@ async fn an_agent_works_a_ticket_from_claim_to_completion() {
     server.stop().await;
 }
 
+/// A desk's "done, next": ClaimNextTicket with `complete` completes the held ticket and claims
+/// the next in one call; a completion the caller may not make claims nothing.
+#[tokio::test]
+async fn done_next_completes_the_held_ticket_and_claims_the_next() {
+    let server = TestServer::start().await;
+    for call in ["next-1", "next-2", "next-3"] {
+        routed(&server, call).await;
+    }
+    let mut agent = server.desk(Some("tl-agent-1"));
+    let first = support::api::claim(&mut agent, vec![]).await;
+    let done_next = |held: &pb::Ticket, resolution: &str| pb::ClaimNextTicketRequest {
+        lease_seconds: 60,
+        complete: Some(pb::CompleteTicketRequest {
+            ticket_id: held.ticket_id.clone(),
+            lease_token: held.lease_token,
+            resolution: resolution.to_owned(),
+        }),
+        ..Default::default()
+    };
+    let answer = agent
+        .claim_next_ticket(done_next(&first, "plumber-sent"))
+        .await
+        .expect("done, next")
+        .into_inner();
+    let completed = answer.completed.expect("the completed ticket");
+    assert_eq!(
+        (completed.ticket_id.as_str(), completed.state),
+        (first.ticket_id.as_str(), pb::TicketState::Completed as i32)
+    );
+    assert_eq!(completed.resolution, "plumber-sent");
+    let second = answer.ticket.expect("the next ticket");
+    assert_ne!(second.call_id, first.call_id);
+    assert_eq!(second.agent_id, "tl-agent-1");
+    assert!(!second.issue_label.is_empty(), "labelled for the desk");
+    // Another landlord's agent cannot complete it (nor learn that it exists), and claims nothing
+    // by trying.
+    let status = server
+        .desk(Some("lb-agent-1"))
+        .claim_next_ticket(done_next(&second, "x"))
+        .await
+        .expect_err("another landlord's ticket");
+    assert_eq!(status.code(), Code::NotFound, "{status:?}");
+    // Without a resolution, nothing happens either.
+    let status = agent
+        .claim_next_ticket(done_next(&second, ""))
+        .await
+        .expect_err("no resolution");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let still = agent
+        .get_ticket(pb::GetTicketRequest {
+            ticket_id: second.ticket_id.clone(),
+        })
+        .await
+        .expect("get")
+        .into_inner();
+    assert_eq!(still.state, pb::TicketState::Reserved as i32);
+    // The last ones: the third comes with the second's completion, nothing with the third's.
+    let third = agent
+        .claim_next_ticket(done_next(&second, "fixed"))
+        .await
+        .expect("done, next")
+        .into_inner()
+        .ticket
+        .expect("the third");
+    let mut calls = [&first, &second, &third].map(|t| t.call_id.as_str());
+    calls.sort_unstable();
+    assert_eq!(
+        calls,
+        ["next-1", "next-2", "next-3"],
+        "each call worked once"
+    );
+    let last = agent
+        .claim_next_ticket(done_next(&third, "fixed"))
+        .await
+        .expect("done, nothing next")
+        .into_inner();
+    assert_eq!(
+        last.completed.map(|t| t.state),
+        Some(pb::TicketState::Completed as i32)
+    );
+    assert!(last.ticket.is_none());
+    // Timed in the store's figures as one operation, for the three calls that reached it.
+    let metrics = server.admin_get("/metrics").await;
+    assert!(
+        metrics
+            .contains("callrouter_store_operation_seconds_count{operation=\"complete_claim\"} 3"),
+        "{metrics}"
+    );
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn the_ticket_keeps_what_the_caller_said_for_the_agent() {
     let server = TestServer::start().await;

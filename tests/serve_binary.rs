@@ -251,6 +251,17 @@ fn serve_refuses_a_redis_mode_given_by_halves() {
     }
 }
 
+/// The number just before `marker` in a line of the load generator's.
+fn count_before(line: &str, marker: &str) -> u64 {
+    let (head, _) = line
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("no '{marker}' in '{line}'"));
+    let digits = head.rsplit(|c: char| !c.is_ascii_digit()).next();
+    digits
+        .and_then(|d| d.parse().ok())
+        .unwrap_or_else(|| panic!("no number before '{marker}' in '{line}'"))
+}
+
 /// `callrouter load` against a served binary (in-memory store): the open loop sends exactly its
 /// rate for its seconds, the closed loop and the agents' phase run without failures, and the
 /// server's own figures are read from its admin listener.
@@ -299,6 +310,31 @@ fn the_load_generator_drives_a_served_binary() {
     assert!(
         cycles.ends_with(", 0 failed") && !cycles.starts_with("claim -> complete: 0 "),
         "{cycles}"
+    );
+    // The agents (the first four of the development tokens) work the queued tickets of their
+    // teams, each at most once.
+    assert!(
+        count_before(&cycles, " cycles in ") <= 400 + count_before(&routed, " queued, "),
+        "{closed}"
+    );
+    assert!(
+        cycles.contains("each completion claims the next"),
+        "{cycles}"
+    );
+    let separate = load(&["--concurrency", "2", "--seconds", "1", "--separate-claims"]);
+    let line = |prefix: &str| {
+        separate
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no '{prefix}' line: {separate}"))
+            .to_owned()
+    };
+    let cycles = line("claim -> complete: ");
+    assert!(
+        cycles.contains("two calls a cycle")
+            && cycles.ends_with(", 0 failed")
+            && count_before(&cycles, " cycles in ") > 0,
+        "{separate}"
     );
     signal(&child, "TERM");
     assert!(wait_exit(&mut child, Duration::from_secs(10)).success());

@@ -15,7 +15,9 @@ use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::{RedisStore, RedisTarget, RedisTls};
-use callrouter::store::{Hold, NewTicket, StoreError, StoreSettings, TicketState, TicketStore};
+use callrouter::store::{
+    Hold, NewTicket, NextClaim, StoreError, StoreSettings, TicketState, TicketStore,
+};
 use support::redis_server::RedisServer;
 
 type Store = Arc<dyn TicketStore>;
@@ -54,6 +56,7 @@ fn teams() -> Vec<QueueRef> {
         .collect()
 }
 
+/// Twenty agents empty five queues, half of them completing each ticket with the next claim.
 async fn twenty_claimers_complete_every_ticket_exactly_once(store: Store) {
     let queues = teams();
     let mut rng = Rng::new(7);
@@ -76,19 +79,33 @@ async fn twenty_claimers_complete_every_ticket_exactly_once(store: Store) {
         let completed = completed.clone();
         workers.push(tokio::spawn(async move {
             let agent = format!("agent-{a}");
-            while let Some(t) = store
-                .claim_next(&agent, &queues, Duration::from_secs(60), None)
-                .await
-                .expect("claim")
-            {
+            let next = NextClaim {
+                queues: &queues,
+                lease: Duration::from_secs(60),
+                claim_id: None,
+            };
+            let claim = || store.claim_next(&agent, &queues, next.lease, None);
+            let mut held = claim().await.expect("claim");
+            while let Some(t) = held {
                 let hold = Hold {
                     agent_id: agent.clone(),
                     lease_token: t.lease_token,
                 };
-                store
-                    .complete(&t.ticket_id, &hold, "done")
-                    .await
-                    .expect("the holder completes");
+                // Half the agents complete each ticket with the next claim ("done, next").
+                held = if a % 2 == 0 {
+                    let (done, claimed) = store
+                        .complete_and_claim(&t.ticket_id, &hold, "done", &next)
+                        .await
+                        .expect("the holder completes and claims");
+                    assert_eq!(done.state, TicketState::Completed);
+                    claimed
+                } else {
+                    store
+                        .complete(&t.ticket_id, &hold, "done")
+                        .await
+                        .expect("the holder completes");
+                    claim().await.expect("claim")
+                };
                 completed.lock().expect("lock").push(t.ticket_id);
             }
         }));

@@ -15,8 +15,8 @@ use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::{RedisStore, RedisTarget, RedisTls};
 use callrouter::store::{
-    Action, AgentStatus, EventKind, Hold, NewTicket, Presence, StoreError, StoreSettings, Ticket,
-    TicketState, TicketStore,
+    Action, AgentStatus, EventKind, Hold, NewTicket, NextClaim, Presence, StoreError,
+    StoreSettings, Ticket, TicketState, TicketStore,
 };
 use support::redis_server::RedisServer;
 
@@ -425,6 +425,132 @@ async fn a_claim_id_finds_its_hold_again(store: Store) {
         .expect("claim")
         .expect("a ticket");
     assert_ne!(fresh.lease_token, first.lease_token);
+}
+
+async fn done_next_completes_then_claims_in_one_step(store: Store) {
+    for call in ["c1", "c2", "c3"] {
+        create(&store, call, "tl.q", Urgency::U2).await;
+    }
+    let queues = [q(P, "tl.q")];
+    let first = store
+        .claim_next("ana", &queues, LONG, None)
+        .await
+        .expect("claim")
+        .expect("a ticket");
+    let next = NextClaim {
+        queues: &queues,
+        lease: LONG,
+        claim_id: Some("k2"),
+    };
+    let (done, second) = store
+        .complete_and_claim(&first.ticket_id, &hold(&first), "fixed", &next)
+        .await
+        .expect("done, next");
+    assert_eq!(done.ticket_id, first.ticket_id);
+    assert_eq!(
+        (done.state, done.resolution.as_deref()),
+        (TicketState::Completed, Some("fixed"))
+    );
+    assert!(done.closed_at.is_some() && done.claimed_at.is_some());
+    let second = second.expect("the next ticket");
+    assert_ne!(second.ticket_id, first.ticket_id);
+    assert_eq!(
+        (second.state, second.agent_id.as_deref()),
+        (TicketState::Reserved, Some("ana"))
+    );
+    assert!(second.lease_token > first.lease_token);
+    // The retry of a call whose answer was lost: the completion is done, the hold the same.
+    let (again, same) = store
+        .complete_and_claim(&first.ticket_id, &hold(&first), "fixed", &next)
+        .await
+        .expect("the retry");
+    assert_eq!((again.state, again.closed_at), (done.state, done.closed_at));
+    let same = same.expect("the same hold");
+    assert_eq!(
+        (same.ticket_id.as_str(), same.lease_token),
+        (second.ticket_id.as_str(), second.lease_token)
+    );
+    // A refused completion claims nothing.
+    let stale = Hold {
+        lease_token: second.lease_token + 1000,
+        ..hold(&second)
+    };
+    let fresh = NextClaim {
+        claim_id: None,
+        ..next
+    };
+    let err = store
+        .complete_and_claim(&second.ticket_id, &stale, "x", &fresh)
+        .await
+        .expect_err("a stale hold");
+    assert!(matches!(err, StoreError::NotHolder(_)), "{err}");
+    let waiting = store.list_queued(&queues[0], 10).await.expect("list");
+    assert_eq!(waiting.len(), 1, "the third still waits");
+    // The last ones: the second's completion claims the third, the third's finds the queue empty.
+    let (_, third) = store
+        .complete_and_claim(&second.ticket_id, &hold(&second), "fixed", &fresh)
+        .await
+        .expect("done, next");
+    let third = third.expect("the last one");
+    let mut calls = [&first, &second, &third].map(|t| t.call_id.as_str());
+    calls.sort_unstable();
+    assert_eq!(calls, ["c1", "c2", "c3"], "each ticket claimed once");
+    let (last, none) = store
+        .complete_and_claim(&third.ticket_id, &hold(&third), "fixed", &fresh)
+        .await
+        .expect("done, nothing next");
+    assert_eq!(last.state, TicketState::Completed);
+    assert!(none.is_none());
+    // Each step is in the history and the counts, as the separate actions put it.
+    let history = store.history(&second.ticket_id).await.expect("history");
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert!(history[1].contains("claimed by ana"), "{history:?}");
+    assert!(
+        history[2].contains("completed by ana: fixed"),
+        "{history:?}"
+    );
+    let (_, counts) = store.queue_stats(&queues).await.expect("stats");
+    let c = &counts[0].1;
+    assert_eq!(
+        (c.queued, c.reserved, c.in_progress, c.completed),
+        (0, 0, 0, 3)
+    );
+    // Queues in another partition: the completion, then the claim there.
+    let elsewhere = store
+        .create(new_ticket(
+            "c4",
+            "lb-habitat",
+            "contractor.lifts",
+            Urgency::U2,
+        ))
+        .await
+        .expect("create")
+        .ticket;
+    create(&store, "c5", "tl.q", Urgency::U2).await;
+    let held = store
+        .claim_next("ana", &queues, LONG, None)
+        .await
+        .expect("claim")
+        .expect("c5");
+    let across = [q("lb-habitat", "contractor.lifts")];
+    let (done, moved_on) = store
+        .complete_and_claim(
+            &held.ticket_id,
+            &hold(&held),
+            "fixed",
+            &NextClaim {
+                queues: &across,
+                ..fresh
+            },
+        )
+        .await
+        .expect("done, next elsewhere");
+    assert_eq!(done.state, TicketState::Completed);
+    assert_eq!(
+        moved_on.map(|t| t.ticket_id),
+        Some(elsewhere.ticket_id),
+        "claimed in the other partition"
+    );
 }
 
 async fn lease_expiry_requeues_then_escalates(store: Store) {
@@ -1267,6 +1393,7 @@ conformance!(
     each_caller_of_an_incident_hangs_up_on_its_own,
     a_holders_retry_of_a_done_action_is_answered_as_done,
     a_claim_id_finds_its_hold_again,
+    done_next_completes_then_claims_in_one_step,
     a_picked_up_incident_is_not_cancelled_by_its_callers,
     store_wide_figures,
 );

@@ -76,12 +76,34 @@ impl pb::agent_desk_server::AgentDesk for AgentDeskService {
         let message = request.into_inner();
         let lease = convert::lease(message.lease_seconds)?;
         let claim_id = Some(message.claim_id.as_str()).filter(|c| !c.is_empty());
-        let ticket = self
-            .app
-            .claim_next_ticket(&principal, &message.team_ids, lease, claim_id)
-            .await?;
+        let (completed, ticket) = match &message.complete {
+            Some(done) => {
+                let action = HeldAction::new(&done.ticket_id, done.lease_token)?;
+                let (completed, ticket) = self
+                    .app
+                    .complete_and_claim_next(
+                        &principal,
+                        &action,
+                        &done.resolution,
+                        &message.team_ids,
+                        lease,
+                        claim_id,
+                    )
+                    .await?;
+                (Some(completed), ticket)
+            }
+            None => {
+                let ticket = self
+                    .app
+                    .claim_next_ticket(&principal, &message.team_ids, lease, claim_id)
+                    .await?;
+                (None, ticket)
+            }
+        };
+        let router = &self.app.current().router;
         Ok(Response::new(pb::ClaimNextTicketResponse {
-            ticket: ticket.map(|t| for_desk(&self.app.current().router, t)),
+            ticket: ticket.map(|t| for_desk(router, t)),
+            completed: completed.map(|t| for_desk(router, t)),
         }))
     }
 

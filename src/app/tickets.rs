@@ -13,7 +13,7 @@ use crate::routing::model::TeamKind;
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::request::{FieldError, required_text};
 use crate::routing::urgency::Urgency;
-use crate::store::{Hold, Millis, Ticket, partition_of};
+use crate::store::{Hold, Millis, NextClaim, Ticket, partition_of};
 
 /// Where a transfer sends a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,26 +59,88 @@ impl App {
     ) -> Result<Option<Ticket>, AppError> {
         allow(principal, UseCase::ClaimNextTicket)?;
         let claim_id = claim_id.map(|c| required_text("claim_id", c)).transpose()?;
-        if let Some(team) = team_ids.iter().find(|t| !principal.has_team(t)) {
-            return Err(policy::Refusal::NotYourTeam(team.clone()).into());
-        }
-        let queues = {
-            let snapshot = self.current();
-            let router = &snapshot.router;
-            let teams = teams_named(router, "team_ids", team_ids, &principal.teams)?;
-            policy::claimable_queues(router, principal, &teams)?
-        };
+        let queues = self.claimable(principal, team_ids)?;
         let ticket = self
             .store
             .claim_next(&principal.agent_id, &queues, lease, claim_id.as_deref())
             .await?;
         if let Some(t) = &ticket {
-            let claimed = t.claimed_at.unwrap_or(t.enqueued_at);
-            let on_time = t.sla_due_at <= 0 || claimed <= t.sla_due_at;
-            self.metrics
-                .claimed(&queue_of(t), t.urgency, claimed - t.enqueued_at, on_time);
+            self.record_claim(t);
         }
         Ok(ticket)
+    }
+
+    /// A desk's "done, next": completes a held ticket, then claims the next one as
+    /// [`App::claim_next_ticket`] does, in one step of the store when it can (one Redis round
+    /// trip when the queues are in the ticket's partition). A refused completion claims nothing;
+    /// a retry whose answer was lost finds the completion done and, with the same claim id, the
+    /// same hold. The completed ticket, and the claimed one if any.
+    pub async fn complete_and_claim_next(
+        &self,
+        principal: &Principal,
+        action: &HeldAction,
+        resolution: &str,
+        team_ids: &[String],
+        lease: Duration,
+        claim_id: Option<&str>,
+    ) -> Result<(Ticket, Option<Ticket>), AppError> {
+        allow(principal, UseCase::CompleteTicket)?;
+        allow(principal, UseCase::ClaimNextTicket)?;
+        let resolution = required_text("resolution", resolution)?;
+        let hold = holder(principal, action)?;
+        let claim_id = claim_id.map(|c| required_text("claim_id", c)).transpose()?;
+        let queues = self.claimable(principal, team_ids)?;
+        let next = NextClaim {
+            queues: &queues,
+            lease,
+            claim_id: claim_id.as_deref(),
+        };
+        let (completed, claimed) = self
+            .store
+            .complete_and_claim(&action.ticket_id, &hold, &resolution, &next)
+            .await?;
+        self.record_completion(&completed);
+        if let Some(t) = &claimed {
+            self.record_claim(t);
+        }
+        Ok((completed, claimed))
+    }
+
+    /// The queues an agent claims from: those of the named teams (all the agent's when none are
+    /// named) that the policy lets the agent claim.
+    fn claimable(
+        &self,
+        principal: &Principal,
+        team_ids: &[String],
+    ) -> Result<Vec<QueueRef>, AppError> {
+        if let Some(team) = team_ids.iter().find(|t| !principal.has_team(t)) {
+            return Err(policy::Refusal::NotYourTeam(team.clone()).into());
+        }
+        let snapshot = self.current();
+        let router = &snapshot.router;
+        let teams = teams_named(router, "team_ids", team_ids, &principal.teams)?;
+        Ok(policy::claimable_queues(router, principal, &teams)?)
+    }
+
+    /// A claim's wait and whether it was on time, in the metrics.
+    fn record_claim(&self, t: &Ticket) {
+        let claimed = t.claimed_at.unwrap_or(t.enqueued_at);
+        let on_time = t.sla_due_at <= 0 || claimed <= t.sla_due_at;
+        self.metrics
+            .claimed(&queue_of(t), t.urgency, claimed - t.enqueued_at, on_time);
+    }
+
+    /// A completion's handle time and whether it breached its due time, in the metrics.
+    fn record_completion(&self, ticket: &Ticket) {
+        if let (Some(closed), Some(claimed)) = (ticket.closed_at, ticket.claimed_at) {
+            let breached = ticket.sla_due_at > 0 && closed > ticket.sla_due_at;
+            self.metrics.completed(
+                &queue_of(ticket),
+                ticket.urgency,
+                closed - claimed,
+                breached,
+            );
+        }
     }
 
     /// `RESERVED → IN_PROGRESS`, renewing the lease (the default lease when none is asked for).
@@ -108,15 +170,7 @@ impl App {
             .store
             .complete(&action.ticket_id, &hold, &resolution)
             .await?;
-        if let (Some(closed), Some(claimed)) = (ticket.closed_at, ticket.claimed_at) {
-            let breached = ticket.sla_due_at > 0 && closed > ticket.sla_due_at;
-            self.metrics.completed(
-                &queue_of(&ticket),
-                ticket.urgency,
-                closed - claimed,
-                breached,
-            );
-        }
+        self.record_completion(&ticket);
         Ok(ticket)
     }
 

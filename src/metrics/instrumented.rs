@@ -13,8 +13,8 @@ use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
 use crate::store::Millis;
 use crate::store::{
-    AgentStatus, Created, Hold, NewTicket, QueuePosition, QueueStats, ReapReport, StateCounts,
-    StoreError, Ticket, TicketEvent, TicketStore,
+    AgentStatus, Created, Hold, NewTicket, NextClaim, QueuePosition, QueueStats, ReapReport,
+    StateCounts, StoreError, Ticket, TicketEvent, TicketStore,
 };
 
 /// A [`TicketStore`] that reports to [`Metrics`].
@@ -106,6 +106,19 @@ impl TicketStore for InstrumentedStore {
     ) -> Result<Ticket, StoreError> {
         self.timed("complete", self.inner.complete(ticket_id, hold, resolution))
             .await
+    }
+
+    async fn complete_and_claim(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+        next: &NextClaim<'_>,
+    ) -> Result<(Ticket, Option<Ticket>), StoreError> {
+        let both = self
+            .inner
+            .complete_and_claim(ticket_id, hold, resolution, next);
+        self.timed("complete_claim", both).await
     }
 
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {

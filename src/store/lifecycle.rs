@@ -223,7 +223,7 @@ mod tests {
     }
 
     /// Redis command words and arguments the scripts quote, which are not lifecycle words.
-    const REDIS_WORDS: [&str; 5] = ["LIMIT", "WITHSCORES", "MAXLEN", "PX", "NX"];
+    const REDIS_WORDS: [&str; 6] = ["LIMIT", "WITHSCORES", "MAXLEN", "PX", "PXAT", "NX"];
 
     /// The single-quoted literals of a script's code (comments left out), each with the code
     /// before it on its line and whether it is the line's last.

@@ -361,6 +361,15 @@ pub enum StoreError {
     Unconfirmed { asked: u32, confirmed: u32 },
 }
 
+/// The claim that follows a completion in [`TicketStore::complete_and_claim`]: the queues, the
+/// lease and the desk's claim id, as [`TicketStore::claim_next`] takes them.
+#[derive(Debug, Clone, Copy)]
+pub struct NextClaim<'a> {
+    pub queues: &'a [QueueRef],
+    pub lease: Duration,
+    pub claim_id: Option<&'a str>,
+}
+
 /// The queue store the service uses. Every method is one atomic step (one round trip for Redis),
 /// except `claim_next` across partitions and `transfer` across partitions, which are sequences
 /// of atomic steps whose intermediate states are safe (see each implementation).
@@ -399,6 +408,19 @@ pub trait TicketStore: Send + Sync + 'static {
         hold: &Hold,
         resolution: &str,
     ) -> Result<Ticket, StoreError>;
+
+    /// A desk's "done, next": completes a held ticket, then claims the next one for the same
+    /// agent across the queues (as `complete` then `claim_next`). A refused completion claims
+    /// nothing. A retry whose answer was lost finds the completion done and, with the same claim
+    /// id, the same hold. One atomic step when the store can make it one (Redis: the queues are
+    /// all in the ticket's partition), else the two steps in turn.
+    async fn complete_and_claim(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+        next: &NextClaim<'_>,
+    ) -> Result<(Ticket, Option<Ticket>), StoreError>;
 
     /// Back to its queue, at its original place.
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError>;
@@ -509,6 +531,21 @@ pub fn feed_order(event_id: &str) -> Option<(u64, u64)> {
 }
 
 /// The partition a ticket id belongs to (ids are `<partition>-<unique>`).
+/// [`TicketStore::complete_and_claim`] as two steps: the completion, then the claim.
+pub async fn complete_then_claim<S: TicketStore + ?Sized>(
+    store: &S,
+    ticket_id: &str,
+    hold: &Hold,
+    resolution: &str,
+    next: &NextClaim<'_>,
+) -> Result<(Ticket, Option<Ticket>), StoreError> {
+    let completed = store.complete(ticket_id, hold, resolution).await?;
+    let claimed = store
+        .claim_next(&hold.agent_id, next.queues, next.lease, next.claim_id)
+        .await?;
+    Ok((completed, claimed))
+}
+
 pub fn partition_of(ticket_id: &str) -> Result<Partition, StoreError> {
     match ticket_id.rsplit_once('-') {
         Some((partition, unique)) if !partition.is_empty() && !unique.is_empty() => {

@@ -17,9 +17,9 @@ use self::state::{State, now_ms};
 use super::ids::new_ticket_id;
 use super::lifecycle::{Action, EventKind};
 use super::{
-    AgentStatus, Created, Hold, Millis, NewTicket, Presence, QueuePosition, QueueStats, ReapReport,
-    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketState, TicketStore,
-    partition_of,
+    AgentStatus, Created, Hold, Millis, NewTicket, NextClaim, Presence, QueuePosition, QueueStats,
+    ReapReport, StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketState,
+    TicketStore, complete_then_claim, partition_of,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -300,6 +300,18 @@ impl TicketStore for MemoryStore {
         );
         s.expire_closed(ticket_id, t, self.settings.retention);
         Ok(self.changed(s, ticket_id))
+    }
+
+    /// The completion, then the claim: each its own step under the lock, as in Redis when the
+    /// queues span partitions.
+    async fn complete_and_claim(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+        next: &NextClaim<'_>,
+    ) -> Result<(Ticket, Option<Ticket>), StoreError> {
+        complete_then_claim(self, ticket_id, hold, resolution, next).await
     }
 
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {

@@ -77,8 +77,9 @@ use self::reply::{
 };
 use super::ids::new_ticket_id;
 use super::{
-    AgentStatus, Created, Hold, Millis, NewTicket, QueuePosition, QueueStats, ReapReport,
-    StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketStore,
+    AgentStatus, Created, Hold, Millis, NewTicket, NextClaim, QueuePosition, QueueStats,
+    ReapReport, StateCounts, StoreError, StoreSettings, Ticket, TicketEvent, TicketStore,
+    complete_then_claim,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -110,6 +111,7 @@ struct Scripts {
     claim: Step,
     accept: Step,
     complete: Step,
+    complete_claim: Step,
     release: Step,
     transfer: Step,
     cancel: Step,
@@ -131,6 +133,7 @@ impl Scripts {
             claim: step("claim", true),
             accept: step("accept", true),
             complete: step("complete", true),
+            complete_claim: step("complete_claim", true),
             release: step("release", true),
             transfer: step("transfer", true),
             cancel: step("cancel", true),
@@ -714,6 +717,43 @@ impl TicketStore for RedisStore {
         let resolution = resolution.to_owned();
         self.held_step(&self.scripts.complete, ticket_id, hold, [resolution])
             .await
+    }
+
+    /// One script when the queues are all in the ticket's partition (a script touches one
+    /// partition), else the completion then the claim.
+    async fn complete_and_claim(
+        &self,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+        next: &NextClaim<'_>,
+    ) -> Result<(Ticket, Option<Ticket>), StoreError> {
+        let at = self.keys.of_ticket(ticket_id)?;
+        if next.queues.is_empty() || next.queues.iter().any(|q| q.partition != at.partition) {
+            return complete_then_claim(self, ticket_id, hold, resolution, next).await;
+        }
+        let mut keys = Vec::with_capacity(next.queues.len() + 1);
+        keys.push(at.ticket(ticket_id));
+        keys.extend(next.queues.iter().map(|q| at.queue(&q.team)));
+        let args = [
+            ticket_id,
+            &hold.agent_id,
+            &hold.lease_token.to_string(),
+            resolution,
+            &next.lease.as_millis().to_string(),
+            next.claim_id.unwrap_or_default(),
+        ];
+        let reply = self
+            .run(&self.scripts.complete_claim, &at, &keys, &args, ticket_id)
+            .await?;
+        let [completed, claimed] = array(&reply)? else {
+            return Err(StoreError::Corrupt("complete_claim reply".to_owned()));
+        };
+        let claimed = match claimed {
+            Value::Nil => None,
+            other => Some(parse_ticket(other)?),
+        };
+        Ok((parse_ticket(completed)?, claimed))
     }
 
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {

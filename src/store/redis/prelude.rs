@@ -14,11 +14,12 @@ use rustc_hash::FxHashSet;
 pub const PRELUDE: &str = include_str!("scripts/common.lua");
 
 /// The lifecycle scripts by name, as the store loads them (and `callrouter script` prints them).
-pub const SCRIPTS: [(&str, &str); 16] = [
+pub const SCRIPTS: [(&str, &str); 17] = [
     ("create", include_str!("scripts/create.lua")),
     ("claim", include_str!("scripts/claim.lua")),
     ("accept", include_str!("scripts/accept.lua")),
     ("complete", include_str!("scripts/complete.lua")),
+    ("complete_claim", include_str!("scripts/complete_claim.lua")),
     ("release", include_str!("scripts/release.lua")),
     ("transfer", include_str!("scripts/transfer.lua")),
     ("cancel", include_str!("scripts/cancel.lua")),

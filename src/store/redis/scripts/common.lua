@@ -153,3 +153,124 @@ local function position(id)
   end
   return position_in(h[2], id)
 end
+
+-- A hash's field list, as HGETALL gives it, with the fields of `set` written over it or added:
+-- what a script that read a ticket once answers after writing to it.
+local function with_fields(list, set)
+  for i = 1, #list, 2 do
+    local value = set[list[i]]
+    if value then
+      list[i + 1] = value
+      set[list[i]] = nil
+    end
+  end
+  for field, value in pairs(set) do
+    list[#list + 1] = field
+    list[#list + 1] = value
+  end
+  return list
+end
+
+-- Claims, for agent, the most urgent, longest-waiting ticket across queues (keys of one
+-- partition), under a lease of lease_ms from t. A claim id (chosen by the desk, '' for none) makes
+-- the claim safe to retry: a retry whose first answer was lost finds the hold it made, as long as
+-- that hold is still current. The ticket as claimed, or false when the queues are empty.
+local function claim_from(queues, agent, lease_ms, claim_id, t)
+  local claim_key = P .. 'claim:' .. agent .. ':' .. claim_id
+  if claim_id ~= '' then
+    local prior = redis.call('GET', claim_key)
+    if prior then
+      local id, token = string.match(prior, '^(.*) (%d+)$')
+      local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at')
+      if (h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS') and h[2] == agent and h[3] == token
+        and tonumber(h[4]) > t then
+        return redis.call('HGETALL', tkey(id))
+      end
+    end
+  end
+  local best, best_score, best_queue
+  for _, queue in ipairs(queues) do
+    local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+    if head[1] then
+      local s = tonumber(head[2])
+      if not best_score or s < best_score then
+        best, best_score, best_queue = head[1], s, queue
+      end
+    end
+  end
+  if not best then
+    return false
+  end
+  redis.call('ZREM', best_queue, best)
+  local token = int(redis.call('INCR', P .. 'fence'))
+  local expires = int(t + tonumber(lease_ms))
+  redis.call('HSET', tkey(best), 'state', 'RESERVED', 'agent_id', agent, 'lease_token', token,
+    'lease_expires_at', expires, 'claimed_at', NOW)
+  redis.call('ZADD', P .. 'leases', expires, best)
+  -- The ticket as claimed, which is the answer, read once: what the feed shows is taken from it.
+  local ticket = redis.call('HGETALL', tkey(best))
+  local f = {}
+  for i = 1, #ticket, 2 do
+    f[ticket[i]] = ticket[i + 1]
+  end
+  local team = f.team_id
+  -- The team's figures in one read and one write: the interval between claims (moving average,
+  -- which gives the expected wait of later callers) and the count of reserved tickets.
+  local stats = skey(team)
+  local s = redis.call('HMGET', stats, 'last_claim_at', 'claim_interval', 'RESERVED')
+  local figures = {'last_claim_at', NOW, 'RESERVED', int(tonumber(s[3] or 0) + 1)}
+  local last = tonumber(s[1] or '0')
+  if last > 0 then
+    local gap = math.min(t - last, 3600000)
+    local previous = tonumber(s[2] or gap)
+    figures[#figures + 1] = 'claim_interval'
+    figures[#figures + 1] = int(math.floor(previous * 0.8 + gap * 0.2))
+  end
+  redis.call('HSET', stats, unpack(figures))
+  if claim_id ~= '' then
+    -- Kept as long as the lease, given as the time it ends (as it is written to the AOF).
+    redis.call('SET', claim_key, best .. ' ' .. token, 'PXAT', expires)
+  end
+  remember(best, 'claimed by ' .. agent .. ' lease ' .. token)
+  local shown = {'RESERVED', f.urgency, agent, f.cooperator_id, f.issue_type, f.building_id,
+    f.address, f.incident_calls, f.created_at, f.sla_due_at}
+  emit_with(team, 'claimed', best, shown)
+  return ticket
+end
+
+-- Completes ticket id (RESERVED | IN_PROGRESS -> COMPLETED) for its holder, agent under lease
+-- token, at t; closes its incident. The ticket is read once, with the hold: the answer is the
+-- ticket as completed (as it is when the holder's retry finds it done), or the refusal.
+local function complete_held(id, agent, token, resolution, t)
+  local ticket = redis.call('HGETALL', tkey(id))
+  local f = {}
+  for i = 1, #ticket, 2 do
+    f[ticket[i]] = ticket[i + 1]
+  end
+  local hold = {f.state, f.agent_id, f.lease_token, f.lease_expires_at, f['ended:' .. token]}
+  local refused, done = hold_refusal(hold, id, agent, token, 'complete', t)
+  if done then
+    return ticket
+  end
+  if refused then
+    return refused
+  end
+  local team, incident = f.team_id, f.incident_id or ''
+  -- How the hold ended is recorded with the transition, in the same write.
+  local ended, how = hold_end(agent, token, 'complete')
+  redis.call('HSET', tkey(id), 'state', 'COMPLETED', 'closed_at', NOW, 'resolution', resolution,
+    'lease_expires_at', '', ended, how)
+  redis.call('ZREM', P .. 'leases', id)
+  if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
+    redis.call('DEL', P .. 'inc:' .. incident)
+  end
+  count(team, f.state, '-1')
+  count(team, 'COMPLETED', '1')
+  remember(id, 'completed by ' .. agent .. ': ' .. resolution)
+  local shown = {'COMPLETED', f.urgency, agent, f.cooperator_id, f.issue_type, f.building_id,
+    f.address, f.incident_calls, f.created_at, f.sla_due_at}
+  emit_with(team, 'completed', id, shown)
+  expire_closed(id, f.call_id, incident)
+  return with_fields(ticket, {state = 'COMPLETED', closed_at = NOW, resolution = resolution,
+    lease_expires_at = '', [ended] = how})
+end

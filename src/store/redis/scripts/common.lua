@@ -154,23 +154,6 @@ local function position(id)
   return position_in(h[2], id)
 end
 
--- A hash's field list, as HGETALL gives it, with the fields of `set` written over it or added:
--- what a script that read a ticket once answers after writing to it.
-local function with_fields(list, set)
-  for i = 1, #list, 2 do
-    local value = set[list[i]]
-    if value then
-      list[i + 1] = value
-      set[list[i]] = nil
-    end
-  end
-  for field, value in pairs(set) do
-    list[#list + 1] = field
-    list[#list + 1] = value
-  end
-  return list
-end
-
 -- Claims, for agent, the most urgent, longest-waiting ticket across queues (keys of one
 -- partition), under a lease of lease_ms from t. A claim id (chosen by the desk, '' for none) makes
 -- the claim safe to retry: a retry whose first answer was lost finds the hold it made, as long as
@@ -239,38 +222,35 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
 end
 
 -- Completes ticket id (RESERVED | IN_PROGRESS -> COMPLETED) for its holder, agent under lease
--- token, at t; closes its incident. The ticket is read once, with the hold: the answer is the
--- ticket as completed (as it is when the holder's retry finds it done), or the refusal.
+-- token, at t; closes its incident. The answer is the ticket as completed (as it is when the
+-- holder's retry finds it done), or the refusal.
 local function complete_held(id, agent, token, resolution, t)
-  local ticket = redis.call('HGETALL', tkey(id))
-  local f = {}
-  for i = 1, #ticket, 2 do
-    f[ticket[i]] = ticket[i + 1]
-  end
-  local hold = {f.state, f.agent_id, f.lease_token, f.lease_expires_at, f['ended:' .. token]}
+  -- What the transition needs and the hold (as hold_refusal takes it), in one read.
+  local h = redis.call('HMGET', tkey(id), 'team_id', 'incident_id', 'call_id', 'urgency',
+    'cooperator_id', 'issue_type', 'building_id', 'address', 'incident_calls', 'created_at',
+    'sla_due_at', 'state', 'agent_id', 'lease_token', 'lease_expires_at', 'ended:' .. token)
+  local hold = {h[12], h[13], h[14], h[15], h[16]}
   local refused, done = hold_refusal(hold, id, agent, token, 'complete', t)
   if done then
-    return ticket
+    return redis.call('HGETALL', tkey(id))
   end
   if refused then
     return refused
   end
-  local team, incident = f.team_id, f.incident_id or ''
+  local state, team, incident = h[12], h[1], h[2] or ''
   -- How the hold ended is recorded with the transition, in the same write.
-  local ended, how = hold_end(agent, token, 'complete')
   redis.call('HSET', tkey(id), 'state', 'COMPLETED', 'closed_at', NOW, 'resolution', resolution,
-    'lease_expires_at', '', ended, how)
+    'lease_expires_at', '', hold_end(agent, token, 'complete'))
   redis.call('ZREM', P .. 'leases', id)
   if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
     redis.call('DEL', P .. 'inc:' .. incident)
   end
-  count(team, f.state, '-1')
+  count(team, state, '-1')
   count(team, 'COMPLETED', '1')
   remember(id, 'completed by ' .. agent .. ': ' .. resolution)
-  local shown = {'COMPLETED', f.urgency, agent, f.cooperator_id, f.issue_type, f.building_id,
-    f.address, f.incident_calls, f.created_at, f.sla_due_at}
+  local shown = {'COMPLETED', h[4], agent, h[5], h[6], h[7], h[8], h[9], h[10], h[11]}
   emit_with(team, 'completed', id, shown)
-  expire_closed(id, f.call_id, incident)
-  return with_fields(ticket, {state = 'COMPLETED', closed_at = NOW, resolution = resolution,
-    lease_expires_at = '', [ended] = how})
+  expire_closed(id, h[3], incident)
+  -- Read after the writes, which costs Redis less than patching a first read in Lua.
+  return redis.call('HGETALL', tkey(id))
 end

@@ -112,6 +112,23 @@ fn an_agent_takes_accepts_and_completes_a_routed_call_another_cooperator_never_s
         2,
         "the others still wait"
     );
+    // "Done, next": the two others, each completion taking the following call in one request.
+    browser.click("agent", "#take-next");
+    browser.wait("agent", "#ticket-state", "réservé");
+    browser.run(json!({"op": "fill", "page": "agent", "selector": "#resolution", "value": "Renseigné"}));
+    browser.click("agent", "#complete-next");
+    browser.wait("agent", "#desk-notice", "Voici l'appel suivant");
+    browser.wait("agent", "#ticket-state", "réservé");
+    browser.wait_count("agent", "#waiting tr[data-ticket]", 0);
+    let card = browser.wait("agent", "#ticket-card", "Pourquoi cette équipe");
+    assert!(
+        card.contains("browser-charges-1") || card.contains("browser-neighbours-1"),
+        "the next call on the card: {card}"
+    );
+    browser.run(json!({"op": "fill", "page": "agent", "selector": "#resolution", "value": "Médiation proposée"}));
+    browser.click("agent", "#complete-next");
+    browser.wait("agent", "#desk-notice", "Aucun appel en attente");
+    assert_eq!(browser.count("agent", "#ticket-state"), 0, "no call held");
 
     // The other cooperator's agent was live the whole time and never listed it.
     browser.wait("other", "#link", "En direct");

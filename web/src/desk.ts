@@ -1,6 +1,7 @@
 // The agent view: presence kept alive by a heartbeat, the live list of the agent's teams' waiting
 // tickets, "take the next call" under a lease that counts down, and the ticket card with its
-// actions (accept, complete with a resolution, release, transfer).
+// actions (accept, complete with a resolution — then take the next call in the same request, if
+// asked —, release, transfer).
 import { Code } from "@connectrpc/connect";
 import {
   Presence,
@@ -294,6 +295,45 @@ export class AgentDesk {
     );
   }
 
+  /**
+   * "Done, next": completes the held call and takes the next one in one request. A request whose
+   * answer was lost is asked again with the same claim id (as a claim is): the completion is
+   * answered as done and the hold it made given back.
+   */
+  private completeAndTakeNext(resolution: string): Promise<void> {
+    const ticket = this.held;
+    if (!ticket) return Promise.resolve();
+    return this.act(async () => {
+      const claimId = this.unanswered ?? crypto.randomUUID();
+      this.unanswered = claimId;
+      try {
+        const answer = await this.api.desk.claimNextTicket({
+          leaseSeconds: this.leaseSeconds,
+          claimId,
+          complete: { ticketId: ticket.ticketId, leaseToken: ticket.leaseToken, resolution },
+        });
+        this.unanswered = null;
+        this.held = null;
+        if (!answer.ticket) {
+          this.say("Appel terminé et clôturé. Aucun appel en attente dans vos équipes.");
+          if (this.presence === Presence.BUSY) void this.setPresence(Presence.AVAILABLE);
+          return;
+        }
+        clock.learn(millis(answer.ticket.leaseExpiresAt), this.leaseSeconds);
+        this.say("Appel terminé et clôturé. Voici l'appel suivant.");
+        this.show(answer.ticket);
+      } catch (error) {
+        if (!ANSWER_MAY_BE_LOST.includes(codeOf(error))) this.unanswered = null;
+        if (codeOf(error) === Code.FailedPrecondition) {
+          this.held = null;
+          this.say(await this.whyLost(ticket));
+        } else {
+          this.say(explain(error));
+        }
+      }
+    });
+  }
+
   private release(): Promise<void> {
     return this.onHeld(
       (t) => this.api.desk.releaseTicket({ ticketId: t.ticketId, leaseToken: t.leaseToken }),
@@ -412,7 +452,12 @@ export class AgentDesk {
       { class: "complete", "aria-label": "Terminer l'appel" },
       h("label", { for: "resolution" }, "Résolution (ce qui a été fait)"),
       resolution,
-      h("button", { type: "submit", class: "primary", id: "complete" }, "Terminer l'appel"),
+      h(
+        "div",
+        { class: "complete-buttons" },
+        h("button", { type: "submit", class: "primary", id: "complete" }, "Terminer l'appel"),
+        h("button", { type: "submit", id: "complete-next" }, "Terminer et prendre le suivant"),
+      ),
     );
     completeForm.addEventListener("submit", (e) => {
       e.preventDefault();
@@ -422,7 +467,8 @@ export class AgentDesk {
         resolution.focus();
         return;
       }
-      void this.complete(text);
+      const next = (e as SubmitEvent).submitter?.id === "complete-next";
+      void (next ? this.completeAndTakeNext(text) : this.complete(text));
     });
     const accept = h("button", { type: "button", id: "accept", "aria-keyshortcuts": "A", disabled: !reserved }, "Accepter");
     accept.addEventListener("click", () => void this.accept());

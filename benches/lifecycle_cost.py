@@ -66,7 +66,8 @@ class Redis:
             if n < 0:
                 return None
             data = self.file.read(n + 2)[:-2]
-            return data.decode()
+            # A packed ticket's separator, the byte 255, is kept as the code point U+DCFF.
+            return data.decode(errors="surrogateescape")
         if kind == b"*":
             n = int(rest)
             return None if n < 0 else [self.read() for _ in range(n)]
@@ -113,8 +114,10 @@ def create_command(create, common, i):
             "12 rue Nationale 37000 Tours")
 
 
-def held_of(fields):
-    """The ticket id and lease token of a claimed ticket's fields."""
+def held_of(packed):
+    """The ticket id and lease token of a claimed ticket (packed: fields and values joined by the
+    byte 255)."""
+    fields = packed.split("\udcff")
     ticket = dict(zip(fields[::2], fields[1::2]))
     return ticket["ticket_id"], ticket["lease_token"]
 

@@ -115,7 +115,9 @@ fn an_agent_takes_accepts_and_completes_a_routed_call_another_cooperator_never_s
     // "Done, next": the two others, each completion taking the following call in one request.
     browser.click("agent", "#take-next");
     browser.wait("agent", "#ticket-state", "réservé");
-    browser.run(json!({"op": "fill", "page": "agent", "selector": "#resolution", "value": "Renseigné"}));
+    browser.run(
+        json!({"op": "fill", "page": "agent", "selector": "#resolution", "value": "Renseigné"}),
+    );
     browser.click("agent", "#complete-next");
     browser.wait("agent", "#desk-notice", "Voici l'appel suivant");
     browser.wait("agent", "#ticket-state", "réservé");

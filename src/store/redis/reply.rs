@@ -104,8 +104,30 @@ pub fn text_in(value: &Value) -> Result<&str, StoreError> {
     }
 }
 
+/// A ticket as a script answers it: its hash's fields and values as an array (HGETALL's reply),
+/// or packed into one value by the lifecycle scripts, joined by the byte 255.
 pub fn parse_ticket(value: &Value) -> Result<Ticket, StoreError> {
-    ticket_from_fields(&field_map(value)?)
+    match value {
+        Value::BulkString(packed) => ticket_from_fields(&packed_fields(packed)?),
+        other => ticket_from_fields(&field_map(other)?),
+    }
+}
+
+/// The fields and values of a packed ticket: joined by the byte 255, which no UTF-8 text holds,
+/// so any value (an address, a resolution) reads back as it was written.
+fn packed_fields(packed: &[u8]) -> Result<FxHashMap<&str, &str>, StoreError> {
+    fn utf8(part: &[u8]) -> Result<&str, StoreError> {
+        std::str::from_utf8(part).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))
+    }
+    let mut parts = packed.split(|b| *b == 0xFF);
+    let mut fields = FxHashMap::default();
+    while let Some(name) = parts.next() {
+        let value = parts
+            .next()
+            .ok_or_else(|| StoreError::Corrupt("odd packed ticket".to_owned()))?;
+        fields.insert(utf8(name)?, utf8(value)?);
+    }
+    Ok(fields)
 }
 
 pub fn parse_position(value: &Value) -> Result<Option<QueuePosition>, StoreError> {
@@ -284,6 +306,55 @@ mod tests {
             history(Some("1700000000000"), None, written.clone()),
             written
         );
+    }
+
+    /// A packed ticket reads as its field list does, whatever its values hold (the feed's
+    /// separator, empty values); a packed reply that is not pairs of UTF-8 text is corrupt.
+    #[test]
+    fn a_packed_ticket_reads_as_its_field_list() {
+        let pairs = [
+            ("ticket_id", "tl-1"),
+            ("call_id", "c-1"),
+            ("state", "RESERVED"),
+            ("team_id", "tl.tech"),
+            ("urgency", "2"),
+            ("address", "12 rue \u{1f} Nationale"),
+            ("lease_expires_at", ""),
+            ("agent_id", "ana"),
+            ("lease_token", "7"),
+        ];
+        let list = Value::Array(
+            pairs
+                .iter()
+                .flat_map(|(k, v)| [k, v].map(|t| Value::BulkString(t.as_bytes().to_vec())))
+                .collect(),
+        );
+        let packed = pairs
+            .iter()
+            .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
+            .collect::<Vec<_>>()
+            .join(&0xFF);
+        let from_list = parse_ticket(&list).expect("list");
+        assert_eq!(
+            parse_ticket(&Value::BulkString(packed.clone())).expect("packed"),
+            from_list
+        );
+        assert_eq!(
+            from_list.address.as_deref(),
+            Some("12 rue \u{1f} Nationale")
+        );
+        assert_eq!(from_list.lease_expires_at, None);
+        // Without the last value (the byte 255 and "7"): a name without its value.
+        let odd = packed[..packed.len() - 2].to_vec();
+        assert!(matches!(
+            parse_ticket(&Value::BulkString(odd)),
+            Err(StoreError::Corrupt(_))
+        ));
+        let invalid = [b"state".as_slice(), &[0xC3, 0x28]].join(&0xFF);
+        assert!(matches!(
+            parse_ticket(&Value::BulkString(invalid)),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     fn entry(id: &str, fields: &[(&str, &str)]) -> Value {

@@ -551,6 +551,49 @@ async fn done_next_completes_then_claims_in_one_step(store: Store) {
         Some(elsewhere.ticket_id),
         "claimed in the other partition"
     );
+    // Queues in both partitions: the next is the most urgent across them, wherever it waits.
+    let both = [q(P, "tl.q"), q("lb-habitat", "contractor.lifts")];
+    let spanning = NextClaim {
+        queues: &both,
+        ..fresh
+    };
+    create(&store, "c6", "tl.q", Urgency::U3).await;
+    let held = store
+        .claim_next("ana", &queues, LONG, None)
+        .await
+        .expect("claim")
+        .expect("c6");
+    create(&store, "c7", "tl.q", Urgency::U2).await;
+    store
+        .create(new_ticket(
+            "c8",
+            "lb-habitat",
+            "contractor.lifts",
+            Urgency::U1,
+        ))
+        .await
+        .expect("create");
+    let (_, first) = store
+        .complete_and_claim(&held.ticket_id, &hold(&held), "fixed", &spanning)
+        .await
+        .expect("done, next across partitions");
+    let first = first.expect("c8");
+    assert_eq!(first.call_id, "c8", "U1 in the other partition first");
+    create(&store, "c9", "tl.q", Urgency::U1).await;
+    let (_, second) = store
+        .complete_and_claim(&first.ticket_id, &hold(&first), "fixed", &spanning)
+        .await
+        .expect("done, next across partitions");
+    let second = second.expect("c9");
+    assert_eq!(
+        second.call_id, "c9",
+        "U1 in the ticket's own partition before c7's U2"
+    );
+    let (_, third) = store
+        .complete_and_claim(&second.ticket_id, &hold(&second), "fixed", &spanning)
+        .await
+        .expect("done, next across partitions");
+    assert_eq!(third.map(|t| t.call_id).as_deref(), Some("c7"));
 }
 
 async fn lease_expiry_requeues_then_escalates(store: Store) {

@@ -511,6 +511,58 @@ impl RedisStore {
         }
     }
 
+    /// Completes a held ticket, then claims from the agent's queues in the ticket's partition
+    /// (`at`), in one script.
+    async fn complete_claim_in(
+        &self,
+        at: &PartitionKeys,
+        ticket_id: &str,
+        hold: &Hold,
+        resolution: &str,
+        teams: &[&str],
+        next: &NextClaim<'_>,
+    ) -> Result<(Ticket, Option<Ticket>), StoreError> {
+        let mut keys = Vec::with_capacity(teams.len() + 1);
+        keys.push(at.ticket(ticket_id));
+        keys.extend(teams.iter().map(|t| at.queue(t)));
+        let args = [
+            ticket_id,
+            &hold.agent_id,
+            &hold.lease_token.to_string(),
+            resolution,
+            &next.lease.as_millis().to_string(),
+            next.claim_id.unwrap_or_default(),
+        ];
+        let reply = self
+            .run(&self.scripts.complete_claim, at, &keys, &args, ticket_id)
+            .await?;
+        let [completed, claimed] = array(&reply)? else {
+            return Err(StoreError::Corrupt("complete_claim reply".to_owned()));
+        };
+        let claimed = match claimed {
+            Value::Nil => None,
+            other => Some(parse_ticket(other)?),
+        };
+        Ok((parse_ticket(completed)?, claimed))
+    }
+
+    /// The queues by partition: each partition's keys and the teams queued there.
+    fn by_partition<'a>(
+        &self,
+        queues: &'a [QueueRef],
+    ) -> Result<BTreeMap<&'a Partition, (PartitionKeys, Vec<&'a str>)>, StoreError> {
+        let mut by_partition: BTreeMap<&Partition, (PartitionKeys, Vec<&str>)> = BTreeMap::new();
+        for q in queues {
+            if let Some((_, teams)) = by_partition.get_mut(&q.partition) {
+                teams.push(&q.team);
+            } else {
+                let at = self.keys.of_queue(q)?;
+                by_partition.insert(&q.partition, (at, vec![q.team.as_str()]));
+            }
+        }
+        Ok(by_partition)
+    }
+
     /// The partitions where a claim id already made a hold (one round trip of reads).
     async fn claimed_in<'a>(
         &self,
@@ -666,15 +718,7 @@ impl TicketStore for RedisStore {
         lease: Duration,
         claim_id: Option<&str>,
     ) -> Result<Option<Ticket>, StoreError> {
-        let mut by_partition: BTreeMap<&Partition, (PartitionKeys, Vec<&str>)> = BTreeMap::new();
-        for q in queues {
-            if let Some((_, teams)) = by_partition.get_mut(&q.partition) {
-                teams.push(&q.team);
-            } else {
-                let at = self.keys.of_queue(q)?;
-                by_partition.insert(&q.partition, (at, vec![q.team.as_str()]));
-            }
-        }
+        let by_partition = self.by_partition(queues)?;
         if by_partition.len() <= 1 {
             return match by_partition.values().next() {
                 Some((at, teams)) => self.claim_in(at, teams, agent_id, lease, claim_id).await,
@@ -719,8 +763,9 @@ impl TicketStore for RedisStore {
             .await
     }
 
-    /// One script when the queues are all in the ticket's partition (a script touches one
-    /// partition), else the completion then the claim.
+    /// One script when the best ticket waits in the ticket's own partition (always so when all
+    /// the queues are there; across partitions, a peek at the queues' heads tells, as
+    /// `claim_next` ranks them); else the completion, then the claim.
     async fn complete_and_claim(
         &self,
         ticket_id: &str,
@@ -729,31 +774,34 @@ impl TicketStore for RedisStore {
         next: &NextClaim<'_>,
     ) -> Result<(Ticket, Option<Ticket>), StoreError> {
         let at = self.keys.of_ticket(ticket_id)?;
-        if next.queues.is_empty() || next.queues.iter().any(|q| q.partition != at.partition) {
+        let by_partition = self.by_partition(next.queues)?;
+        let Some((_, teams)) = by_partition.get(&at.partition) else {
             return complete_then_claim(self, ticket_id, hold, resolution, next).await;
+        };
+        if by_partition.len() > 1 {
+            let mut order = match next.claim_id {
+                Some(claim) => {
+                    self.claimed_in(&by_partition, &hold.agent_id, claim)
+                        .await?
+                }
+                None => Vec::new(),
+            };
+            order.extend(self.rank_partitions(&by_partition).await?);
+            if order.first() != Some(&&at.partition) {
+                return complete_then_claim(self, ticket_id, hold, resolution, next).await;
+            }
         }
-        let mut keys = Vec::with_capacity(next.queues.len() + 1);
-        keys.push(at.ticket(ticket_id));
-        keys.extend(next.queues.iter().map(|q| at.queue(&q.team)));
-        let args = [
-            ticket_id,
-            &hold.agent_id,
-            &hold.lease_token.to_string(),
-            resolution,
-            &next.lease.as_millis().to_string(),
-            next.claim_id.unwrap_or_default(),
-        ];
-        let reply = self
-            .run(&self.scripts.complete_claim, &at, &keys, &args, ticket_id)
+        let (completed, claimed) = self
+            .complete_claim_in(&at, ticket_id, hold, resolution, teams, next)
             .await?;
-        let [completed, claimed] = array(&reply)? else {
-            return Err(StoreError::Corrupt("complete_claim reply".to_owned()));
-        };
-        let claimed = match claimed {
-            Value::Nil => None,
-            other => Some(parse_ticket(other)?),
-        };
-        Ok((parse_ticket(completed)?, claimed))
+        if claimed.is_some() || by_partition.len() == 1 {
+            return Ok((completed, claimed));
+        }
+        // Another agent emptied the ticket's partition's queues meanwhile: the others in turn.
+        let claimed = self
+            .claim_next(&hold.agent_id, next.queues, next.lease, next.claim_id)
+            .await?;
+        Ok((completed, claimed))
     }
 
     async fn release(&self, ticket_id: &str, hold: &Hold) -> Result<Ticket, StoreError> {

@@ -552,8 +552,8 @@ export type ClaimNextTicketRequest = Message<"callrouter.v1.ClaimNextTicketReque
 
   /**
    * Optional: a held ticket to complete first, as CompleteTicket does (a desk's "done, next"):
-   * in the same call and, when the queues claimed from are in the ticket's landlord's partition,
-   * the same atomic step. A refused completion claims nothing; a retry whose answer was lost
+   * in the same call and, when the next ticket waits in the ticket's landlord's partition, the
+   * same atomic step. A refused completion claims nothing; a retry whose answer was lost
    * finds the completion done and, with the same claim_id, the same hold.
    *
    * @generated from field: callrouter.v1.CompleteTicketRequest complete = 4;

@@ -72,9 +72,9 @@ impl App {
 
     /// A desk's "done, next": completes a held ticket, then claims the next one as
     /// [`App::claim_next_ticket`] does, in one step of the store when it can (one Redis round
-    /// trip when the queues are in the ticket's partition). A refused completion claims nothing;
-    /// a retry whose answer was lost finds the completion done and, with the same claim id, the
-    /// same hold. The completed ticket, and the claimed one if any.
+    /// trip when the next ticket waits in the ticket's partition). A refused completion claims
+    /// nothing; a retry whose answer was lost finds the completion done and, with the same claim
+    /// id, the same hold. The completed ticket, and the claimed one if any.
     pub async fn complete_and_claim_next(
         &self,
         principal: &Principal,

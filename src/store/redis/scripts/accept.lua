@@ -16,4 +16,4 @@ if h[1] == 'RESERVED' then
   remember(id, 'accepted by ' .. ARGV[5])
   emit(h[2], 'accepted', id)
 end
-return redis.call('HGETALL', tkey(id))
+return packed(redis.call('HGETALL', tkey(id)))

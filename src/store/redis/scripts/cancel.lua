@@ -17,7 +17,7 @@ if redis.call('GET', P .. 'call:' .. call) ~= id then
   return redis.error_reply('CR_NOT_FOUND ' .. id)
 end
 if h[1] == 'CANCELLED' then
-  return redis.call('HGETALL', tkey(id))
+  return packed(redis.call('HGETALL', tkey(id)))
 end
 if h[1] ~= 'QUEUED' then
   return redis.error_reply('CR_WRONG_STATE ' .. h[1] .. ' cancel')
@@ -25,14 +25,14 @@ end
 local callers = ckey(id)
 if redis.call('EXISTS', callers) == 1 then
   if redis.call('SREM', callers, call) == 0 then
-    return redis.call('HGETALL', tkey(id))
+    return packed(redis.call('HGETALL', tkey(id)))
   end
   local left = redis.call('SCARD', callers)
   redis.call('HSET', tkey(id), 'incident_calls', left)
   if left > 0 then
     remember(id, 'caller ' .. call .. ' hung up, ' .. left .. ' still waiting')
     emit(h[2], 'caller_left', id)
-    return redis.call('HGETALL', tkey(id))
+    return packed(redis.call('HGETALL', tkey(id)))
   end
 end
 redis.call('ZREM', qkey(h[2]), id)
@@ -44,4 +44,4 @@ count(h[2], 'CANCELLED', '1')
 remember(id, 'cancelled: caller ' .. call .. ' hung up')
 emit(h[2], 'cancelled', id)
 expire_closed(id, h[4], h[3] or '')
-return redis.call('HGETALL', tkey(id))
+return packed(redis.call('HGETALL', tkey(id)))

@@ -23,6 +23,13 @@ local function int(n)
   return string.format('%d', n)
 end
 
+-- A ticket's fields and values (as HGETALL gives them) as one reply: joined by the byte 255, which
+-- no UTF-8 text holds (every field and value is UTF-8 text). One value costs Redis less to send,
+-- and its client less to read, than a value for each field and each value.
+local function packed(fields)
+  return table.concat(fields, '\255')
+end
+
 -- A queue's score, urgency rank * 10^13 + enqueued time (ms), as text: the urgency's digit before
 -- the 13 digits of a time in ms (any time from 2001 to 2286), else computed.
 local function score_text(urgency, enqueued_at)
@@ -113,12 +120,12 @@ local function check_hold(id, agent, token, action, t)
   return hold_refusal(h, id, agent, token, action, t)
 end
 
--- check_hold for an action that answers with the ticket: the ticket when the holder's retry finds
--- the action done, the refusal, or nil when the action may go on.
+-- check_hold for an action that answers with the ticket: the ticket (packed) when the holder's retry
+-- finds the action done, the refusal, or nil when the action may go on.
 local function hold_answer(id, agent, token, action, t)
   local refused, done = check_hold(id, agent, token, action, t)
   if done then
-    return redis.call('HGETALL', tkey(id))
+    return packed(redis.call('HGETALL', tkey(id)))
   end
   return refused
 end
@@ -152,13 +159,6 @@ local function position(id)
     return {0, 0}
   end
   return position_in(h[2], id)
-end
-
--- A ticket's fields and values (as HGETALL gives them) as one reply: joined by the byte 255, which
--- no UTF-8 text holds (every field and value is UTF-8 text). One value costs Redis less to send,
--- and its client less to read, than a value for each field and each value.
-local function packed(fields)
-  return table.concat(fields, '\255')
 end
 
 -- Claims, for agent, the most urgent, longest-waiting ticket across queues (keys of one

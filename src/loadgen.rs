@@ -614,6 +614,7 @@ async fn work_tickets(
             lease_token: ticket.lease_token,
             resolution: "load".to_owned(),
         };
+        // The answer to the cycle's last call: the ticket held next, if any.
         let next = if separate {
             let mut complete = tonic::Request::new(done);
             complete
@@ -626,7 +627,7 @@ async fn work_tickets(
                 Ok(_) => {
                     cycles.push(began.elapsed());
                     began = Instant::now();
-                    claim_next(&mut desk, &token, None).await
+                    claim_next(&mut desk, &token, None).await.map(|c| c.ticket)
                 }
                 Err(e) => Err(e),
             }
@@ -638,22 +639,16 @@ async fn work_tickets(
                 }) => {
                     cycles.push(began.elapsed());
                     began = Instant::now();
-                    Ok(answers::Claimed {
-                        ticket,
-                        completed: None,
-                    })
+                    Ok(ticket)
                 }
                 Ok(_) => Err(tonic::Status::internal("no completed ticket in the answer")),
                 Err(e) => Err(e),
             }
         };
-        held = match next {
-            Ok(answers::Claimed { ticket, .. }) => ticket,
-            Err(_) => {
-                failed += 1;
-                None
-            }
-        };
+        held = next.unwrap_or_else(|_| {
+            failed += 1;
+            None
+        });
     }
     (cycles, 0, failed)
 }

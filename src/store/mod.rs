@@ -412,8 +412,8 @@ pub trait TicketStore: Send + Sync + 'static {
     /// A desk's "done, next": completes a held ticket, then claims the next one for the same
     /// agent across the queues (as `complete` then `claim_next`). A refused completion claims
     /// nothing. A retry whose answer was lost finds the completion done and, with the same claim
-    /// id, the same hold. One atomic step when the store can make it one (Redis: the queues are
-    /// all in the ticket's partition), else the two steps in turn.
+    /// id, the same hold. One atomic step when the store can make it one (Redis: when the next
+    /// ticket waits in the ticket's partition), else the two steps in turn.
     async fn complete_and_claim(
         &self,
         ticket_id: &str,
@@ -530,7 +530,6 @@ pub fn feed_order(event_id: &str) -> Option<(u64, u64)> {
     Some((ms.parse().ok()?, seq.parse().ok()?))
 }
 
-/// The partition a ticket id belongs to (ids are `<partition>-<unique>`).
 /// [`TicketStore::complete_and_claim`] as two steps: the completion, then the claim.
 pub async fn complete_then_claim<S: TicketStore + ?Sized>(
     store: &S,
@@ -546,6 +545,7 @@ pub async fn complete_then_claim<S: TicketStore + ?Sized>(
     Ok((completed, claimed))
 }
 
+/// The partition a ticket id belongs to (ids are `<partition>-<unique>`).
 pub fn partition_of(ticket_id: &str) -> Result<Partition, StoreError> {
     match ticket_id.rsplit_once('-') {
         Some((partition, unique)) if !partition.is_empty() && !unique.is_empty() => {

@@ -73,7 +73,8 @@ use self::keys::{Keys, PartitionKeys};
 pub use self::link::RedisTarget;
 use self::link::{Conn, Link, Primary};
 use self::reply::{
-    array, int, parse_position, parse_ticket, position_from, store_error, text, text_in,
+    array, int, parse_claimed, parse_position, parse_ticket, position_from, store_error, text,
+    text_in,
 };
 use super::ids::new_ticket_id;
 use super::{
@@ -505,10 +506,8 @@ impl RedisStore {
             lease.as_millis().to_string(),
             claim_id.unwrap_or_default().to_owned(),
         ];
-        match self.run(&self.scripts.claim, at, &keys, &args, "").await? {
-            Value::Nil => Ok(None),
-            other => Ok(Some(parse_ticket(&other)?)),
-        }
+        let reply = self.run(&self.scripts.claim, at, &keys, &args, "").await?;
+        parse_claimed(&reply)
     }
 
     /// Completes a held ticket, then claims from the agent's queues in the ticket's partition
@@ -539,11 +538,7 @@ impl RedisStore {
         let [completed, claimed] = array(&reply)? else {
             return Err(StoreError::Corrupt("complete_claim reply".to_owned()));
         };
-        let claimed = match claimed {
-            Value::Nil => None,
-            other => Some(parse_ticket(other)?),
-        };
-        Ok((parse_ticket(completed)?, claimed))
+        Ok((parse_ticket(completed)?, parse_claimed(claimed)?))
     }
 
     /// The queues by partition: each partition's keys and the teams queued there.
@@ -561,6 +556,22 @@ impl RedisStore {
             }
         }
         Ok(by_partition)
+    }
+
+    /// The order in which a claim across partitions tries them: first the partition where a
+    /// retried claim's id made a hold, then by their best queue head.
+    async fn claim_order<'a>(
+        &self,
+        by_partition: &'a BTreeMap<&'a Partition, (PartitionKeys, Vec<&'a str>)>,
+        agent_id: &str,
+        claim_id: Option<&str>,
+    ) -> Result<Vec<&'a Partition>, StoreError> {
+        let mut order = match claim_id {
+            Some(claim) => self.claimed_in(by_partition, agent_id, claim).await?,
+            None => Vec::new(),
+        };
+        order.extend(self.rank_partitions(by_partition).await?);
+        Ok(order)
     }
 
     /// The partitions where a claim id already made a hold (one round trip of reads).
@@ -725,13 +736,8 @@ impl TicketStore for RedisStore {
                 None => Ok(None),
             };
         }
-        // A retried claim goes first to the partition where its claim id made a hold.
-        let mut order = match claim_id {
-            Some(claim) => self.claimed_in(&by_partition, agent_id, claim).await?,
-            None => Vec::new(),
-        };
         // If another agent empties the best partition's queues meanwhile, the next one is tried.
-        order.extend(self.rank_partitions(&by_partition).await?);
+        let order = self.claim_order(&by_partition, agent_id, claim_id).await?;
         for partition in order {
             let (at, teams) = &by_partition[partition];
             if let Some(ticket) = self.claim_in(at, teams, agent_id, lease, claim_id).await? {
@@ -779,14 +785,9 @@ impl TicketStore for RedisStore {
             return complete_then_claim(self, ticket_id, hold, resolution, next).await;
         };
         if by_partition.len() > 1 {
-            let mut order = match next.claim_id {
-                Some(claim) => {
-                    self.claimed_in(&by_partition, &hold.agent_id, claim)
-                        .await?
-                }
-                None => Vec::new(),
-            };
-            order.extend(self.rank_partitions(&by_partition).await?);
+            let order = self
+                .claim_order(&by_partition, &hold.agent_id, next.claim_id)
+                .await?;
             if order.first() != Some(&&at.partition) {
                 return complete_then_claim(self, ticket_id, hold, resolution, next).await;
             }

@@ -96,12 +96,15 @@ pub fn field_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
 /// The text a reply holds, borrowed: a hash's field or value, or a script's one-line answer.
 pub fn text_in(value: &Value) -> Result<&str, StoreError> {
     match value {
-        Value::BulkString(bytes) => {
-            std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))
-        }
+        Value::BulkString(bytes) => utf8(bytes),
         Value::SimpleString(s) => Ok(s),
         other => Err(StoreError::Corrupt(format!("expected text, got {other:?}"))),
     }
+}
+
+/// Bytes of a reply as the text they hold.
+fn utf8(bytes: &[u8]) -> Result<&str, StoreError> {
+    std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))
 }
 
 /// A ticket as a script answers it: its hash's fields and values as an array (HGETALL's reply),
@@ -113,12 +116,17 @@ pub fn parse_ticket(value: &Value) -> Result<Ticket, StoreError> {
     }
 }
 
+/// A claimed ticket, or none (nil) when the queues were empty.
+pub fn parse_claimed(value: &Value) -> Result<Option<Ticket>, StoreError> {
+    match value {
+        Value::Nil => Ok(None),
+        other => parse_ticket(other).map(Some),
+    }
+}
+
 /// The fields and values of a packed ticket: joined by the byte 255, which no UTF-8 text holds,
 /// so any value (an address, a resolution) reads back as it was written.
 fn packed_fields(packed: &[u8]) -> Result<FxHashMap<&str, &str>, StoreError> {
-    fn utf8(part: &[u8]) -> Result<&str, StoreError> {
-        std::str::from_utf8(part).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))
-    }
     let mut parts = packed.split(|b| *b == 0xFF);
     let mut fields = FxHashMap::default();
     while let Some(name) = parts.next() {

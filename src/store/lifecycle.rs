@@ -272,14 +272,18 @@ mod tests {
                 } else if (before.contains("error_reply('CR_WRONG_STATE") && !word.is_empty())
                     || before.contains("check_hold(")
                     || before.contains("hold_refusal(")
-                    || before.contains("hold_answer(")
+                    || before.contains("held_row(")
                     || before.contains("end_hold(")
                     || before.contains("hold_end(")
                 {
                     let action = Action::parse(word);
                     assert!(action.is_some(), "{name}: undeclared action '{word}'");
                     seen_actions.extend(action);
-                } else if (before.contains("emit(") || before.contains("emit_with(")) && last {
+                } else if (before.contains("emit(")
+                    || before.contains("emit_with(")
+                    || before.contains("emit_row("))
+                    && last
+                {
                     let kind = EventKind::parse(word);
                     assert!(kind.is_some(), "{name}: undeclared event kind '{word}'");
                     seen_kinds.extend(kind);

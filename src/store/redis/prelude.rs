@@ -7,8 +7,14 @@
 //! The prelude's lines outside functions (its locals) are always kept. A function is a
 //! `local function NAME(` line through the next line that is `end` alone (or that line itself
 //! when it ends with ` end`), with the comment lines just above it.
+//!
+//! The text then gets the values of the row notation (see `scripts/common.lua`): `ROW.<field>` is
+//! the place of a ticket field in a row, `ROW_FIELDS` the number of fields in a row, `ROW_NAMES`
+//! their names, all from [`TICKET_FIELDS`], which the server reads a row by.
 
 use rustc_hash::FxHashSet;
+
+use super::reply::TICKET_FIELDS;
 
 /// The shared prelude of every script.
 pub const PRELUDE: &str = include_str!("scripts/common.lua");
@@ -39,7 +45,44 @@ pub fn script_text(name: &str) -> Option<String> {
     SCRIPTS
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, body)| assemble(PRELUDE, body))
+        .map(|(_, body)| resolve_rows(&assemble(PRELUDE, body)))
+}
+
+/// `text` with the row notation replaced by its values, in code (comments are left as written).
+/// A `ROW.<name>` whose name is no ticket field is left too: Lua would read it as a field of an
+/// undefined `ROW`, and the script would fail at its first call (a test checks every script).
+fn resolve_rows(text: &str) -> String {
+    let names = TICKET_FIELDS.map(|f| format!("'{f}'")).join(", ");
+    let mut out = String::with_capacity(text.len() + names.len());
+    for line in text.lines() {
+        let (code, comment) = line.find("--").map_or((line, ""), |at| line.split_at(at));
+        let mut rest = code;
+        while let Some(at) = rest.find("ROW") {
+            let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+            let (before, from) = rest.split_at(at);
+            out.push_str(before);
+            let after_word = from
+                .find(|c: char| !word(c) && c != '.')
+                .unwrap_or(from.len());
+            let token = &from[..after_word];
+            let value = match token.split_once('.') {
+                _ if before.ends_with(word) => None,
+                Some(("ROW", field)) => TICKET_FIELDS
+                    .iter()
+                    .position(|f| *f == field)
+                    .map(|place| (place + 1).to_string()),
+                None if token == "ROW_FIELDS" => Some(TICKET_FIELDS.len().to_string()),
+                None if token == "ROW_NAMES" => Some(names.clone()),
+                _ => None,
+            };
+            out.push_str(value.as_deref().unwrap_or(token));
+            rest = &from[after_word..];
+        }
+        out.push_str(rest);
+        out.push_str(comment);
+        out.push('\n');
+    }
+    out
 }
 
 /// One function of the prelude: its name and its text (comments above it included).
@@ -142,6 +185,37 @@ mod tests {
     const PRELUDE: &str = "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id) return P .. id end\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nlocal function unused(x)\n  if x then\n    return 1\n  end\n  return 2\nend\n";
 
     #[test]
+    fn the_row_notation_gets_its_values_in_code_only() {
+        let text = resolve_rows(
+            "-- ROW.state, ROW_FIELDS\nlocal s, n = r[ROW.state], ROW_FIELDS -- ROW.state\nx(ROW_NAMES)\nr[ROW.nothing], BORROW.state\n",
+        );
+        let names = TICKET_FIELDS.map(|f| format!("'{f}'")).join(", ");
+        assert_eq!(
+            text,
+            format!(
+                "-- ROW.state, ROW_FIELDS\nlocal s, n = r[4], 27 -- ROW.state\nx({names})\nr[ROW.nothing], BORROW.state\n"
+            )
+        );
+    }
+
+    #[test]
+    fn every_script_has_its_row_notation_resolved() {
+        for (name, _) in SCRIPTS {
+            let text = script_text(name).expect("listed");
+            for line in text.lines() {
+                let code = line.split("--").next().unwrap_or_default();
+                assert!(!code.contains("ROW"), "{name}: {line}");
+            }
+        }
+        let claim = script_text("claim").expect("claim");
+        assert!(claim.contains("'ticket_id', 'call_id', 'partition', 'state'"));
+        assert!(
+            claim.contains("r[4], r[13], r[14], r[15], r[20] =\n"),
+            "{claim}"
+        );
+    }
+
+    #[test]
     fn a_script_gets_the_functions_it_calls_and_theirs_in_the_prelude_order() {
         let text = assemble(PRELUDE, "return state(ARGV[4])\n");
         assert_eq!(
@@ -170,7 +244,7 @@ mod tests {
     fn every_script_keeps_the_prelude_locals_and_drops_what_it_does_not_call() {
         for (name, body) in SCRIPTS {
             let text = script_text(name).expect("listed");
-            assert!(text.ends_with(body), "{name}");
+            assert!(text.ends_with(&resolve_rows(body)), "{name}");
             assert!(
                 text.contains("local RETENTION = tonumber(ARGV[3])"),
                 "{name}"

@@ -107,11 +107,43 @@ fn utf8(bytes: &[u8]) -> Result<&str, StoreError> {
     std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))
 }
 
+/// The ticket fields of a row, in its order: the lifecycle scripts read a ticket with HMGET of
+/// these fields (`read_row` in `scripts/common.lua`) and answer its values joined by the byte 255.
+pub const TICKET_FIELDS: [&str; 27] = [
+    "ticket_id",
+    "call_id",
+    "partition",
+    "state",
+    "cooperator_id",
+    "team_id",
+    "urgency",
+    "issue_type",
+    "building_id",
+    "address",
+    "incident_id",
+    "incident_calls",
+    "agent_id",
+    "lease_token",
+    "lease_expires_at",
+    "attempts",
+    "created_at",
+    "enqueued_at",
+    "sla_due_at",
+    "claimed_at",
+    "closed_at",
+    "resolution",
+    "escalation_team",
+    "escalated",
+    "transferred_from",
+    "moved_to",
+    "details",
+];
+
 /// A ticket as a script answers it: its hash's fields and values as an array (HGETALL's reply),
-/// or packed into one value by the lifecycle scripts, joined by the byte 255.
+/// or as a row, one value: the values of [`TICKET_FIELDS`] joined by the byte 255.
 pub fn parse_ticket(value: &Value) -> Result<Ticket, StoreError> {
     match value {
-        Value::BulkString(packed) => ticket_from_fields(&packed_fields(packed)?),
+        Value::BulkString(row) => ticket_from_fields(&row_fields(row)?),
         other => ticket_from_fields(&field_map(other)?),
     }
 }
@@ -124,16 +156,22 @@ pub fn parse_claimed(value: &Value) -> Result<Option<Ticket>, StoreError> {
     }
 }
 
-/// The fields and values of a packed ticket: joined by the byte 255, which no UTF-8 text holds,
-/// so any value (an address, a resolution) reads back as it was written.
-fn packed_fields(packed: &[u8]) -> Result<FxHashMap<&str, &str>, StoreError> {
-    let mut parts = packed.split(|b| *b == 0xFF);
+/// The fields of a ticket row: values joined by the byte 255, which no UTF-8 text holds, so any
+/// value (an address, a resolution) reads back as it was written; an empty value is an absent field.
+fn row_fields(row: &[u8]) -> Result<FxHashMap<&str, &str>, StoreError> {
     let mut fields = FxHashMap::default();
-    while let Some(name) = parts.next() {
-        let value = parts
+    let mut values = row.split(|b| *b == 0xFF);
+    for name in TICKET_FIELDS {
+        let value = values
             .next()
-            .ok_or_else(|| StoreError::Corrupt("odd packed ticket".to_owned()))?;
-        fields.insert(utf8(name)?, utf8(value)?);
+            .ok_or_else(|| StoreError::Corrupt(format!("ticket row without {name}")))?;
+        fields.insert(name, utf8(value)?);
+    }
+    if values.next().is_some() {
+        return Err(StoreError::Corrupt(format!(
+            "ticket row of more than {} fields",
+            TICKET_FIELDS.len()
+        )));
     }
     Ok(fields)
 }
@@ -316,10 +354,10 @@ mod tests {
         );
     }
 
-    /// A packed ticket reads as its field list does, whatever its values hold (the feed's
-    /// separator, empty values); a packed reply that is not pairs of UTF-8 text is corrupt.
+    /// A row reads as the ticket's field list does, whatever its values hold (the feed's
+    /// separator, empty values); a row of another length, or not UTF-8 text, is corrupt.
     #[test]
-    fn a_packed_ticket_reads_as_its_field_list() {
+    fn a_ticket_row_reads_as_its_field_list() {
         let pairs = [
             ("ticket_id", "tl-1"),
             ("call_id", "c-1"),
@@ -330,6 +368,7 @@ mod tests {
             ("lease_expires_at", ""),
             ("agent_id", "ana"),
             ("lease_token", "7"),
+            ("details", "{\"rule_id\":\"technical\"}"),
         ];
         let list = Value::Array(
             pairs
@@ -337,14 +376,20 @@ mod tests {
                 .flat_map(|(k, v)| [k, v].map(|t| Value::BulkString(t.as_bytes().to_vec())))
                 .collect(),
         );
-        let packed = pairs
+        let value = |name: &str| {
+            pairs
+                .iter()
+                .find(|(k, _)| *k == name)
+                .map_or("", |(_, v)| *v)
+        };
+        let row = TICKET_FIELDS
             .iter()
-            .flat_map(|(k, v)| [k.as_bytes(), v.as_bytes()])
+            .map(|name| value(name).as_bytes())
             .collect::<Vec<_>>()
             .join(&0xFF);
         let from_list = parse_ticket(&list).expect("list");
         assert_eq!(
-            parse_ticket(&Value::BulkString(packed.clone())).expect("packed"),
+            parse_ticket(&Value::BulkString(row.clone())).expect("row"),
             from_list
         );
         assert_eq!(
@@ -352,17 +397,17 @@ mod tests {
             Some("12 rue \u{1f} Nationale")
         );
         assert_eq!(from_list.lease_expires_at, None);
-        // Without the last value (the byte 255 and "7"): a name without its value.
-        let odd = packed[..packed.len() - 2].to_vec();
-        assert!(matches!(
-            parse_ticket(&Value::BulkString(odd)),
-            Err(StoreError::Corrupt(_))
-        ));
-        let invalid = [b"state".as_slice(), &[0xC3, 0x28]].join(&0xFF);
-        assert!(matches!(
-            parse_ticket(&Value::BulkString(invalid)),
-            Err(StoreError::Corrupt(_))
-        ));
+        // Without its last value (the byte 255 and the details), or with one more.
+        let last = row.iter().rposition(|b| *b == 0xFF).expect("separators");
+        let short = row[..last].to_vec();
+        let long = [row.as_slice(), b"x"].join(&0xFF);
+        let invalid = [row.as_slice(), &[0xC3, 0x28]].concat();
+        for bad in [short, long, invalid] {
+            assert!(matches!(
+                parse_ticket(&Value::BulkString(bad)),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
     }
 
     fn entry(id: &str, fields: &[(&str, &str)]) -> Value {

@@ -5,43 +5,46 @@
 -- ARGV[4..]: ticket id, call id ('' for the ticket's own call).
 local t = now_ms()
 local id = ARGV[4]
-local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'incident_id', 'call_id')
-if not h[1] then
+local r = read_row(id)
+if not r[ROW.state] then
   return redis.error_reply('CR_NOT_FOUND ' .. id)
 end
+local state, team, incident = r[ROW.state], r[ROW.team_id], r[ROW.incident_id] or ''
 local call = ARGV[5]
 if call == '' then
-  call = h[4]
+  call = r[ROW.call_id]
 end
 if redis.call('GET', P .. 'call:' .. call) ~= id then
   return redis.error_reply('CR_NOT_FOUND ' .. id)
 end
-if h[1] == 'CANCELLED' then
-  return packed(redis.call('HGETALL', tkey(id)))
+if state == 'CANCELLED' then
+  return row(r)
 end
-if h[1] ~= 'QUEUED' then
-  return redis.error_reply('CR_WRONG_STATE ' .. h[1] .. ' cancel')
+if state ~= 'QUEUED' then
+  return redis.error_reply('CR_WRONG_STATE ' .. state .. ' cancel')
 end
 local callers = ckey(id)
 if redis.call('EXISTS', callers) == 1 then
   if redis.call('SREM', callers, call) == 0 then
-    return packed(redis.call('HGETALL', tkey(id)))
+    return row(r)
   end
-  local left = redis.call('SCARD', callers)
+  local left = int(redis.call('SCARD', callers))
   redis.call('HSET', tkey(id), 'incident_calls', left)
-  if left > 0 then
+  r[ROW.incident_calls] = left
+  if left ~= '0' then
     remember(id, 'caller ' .. call .. ' hung up, ' .. left .. ' still waiting')
-    emit(h[2], 'caller_left', id)
-    return packed(redis.call('HGETALL', tkey(id)))
+    emit_row(team, 'caller_left', r)
+    return row(r)
   end
 end
-redis.call('ZREM', qkey(h[2]), id)
+redis.call('ZREM', qkey(team), id)
 redis.call('HSET', tkey(id), 'state', 'CANCELLED', 'closed_at', NOW)
-if h[3] and h[3] ~= '' and redis.call('GET', P .. 'inc:' .. h[3]) == id then
-  redis.call('DEL', P .. 'inc:' .. h[3])
+r[ROW.state], r[ROW.closed_at] = 'CANCELLED', NOW
+if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
+  redis.call('DEL', P .. 'inc:' .. incident)
 end
-count(h[2], 'CANCELLED', '1')
+count(team, 'CANCELLED', '1')
 remember(id, 'cancelled: caller ' .. call .. ' hung up')
-emit(h[2], 'cancelled', id)
-expire_closed(id, h[4], h[3] or '')
-return packed(redis.call('HGETALL', tkey(id)))
+emit_row(team, 'cancelled', r)
+expire_closed(id, r[ROW.call_id], incident)
+return row(r)

@@ -3,6 +3,11 @@
 -- ARGV[1] is the partition's key prefix, "<namespace>:{<partition>}:", so every key a script builds
 -- carries the same hash tag and the script touches one Redis Cluster slot.
 -- ARGV[2] is the length of team feeds, ARGV[3] the retention of closed tickets in milliseconds.
+-- A ticket read as a row (read_row) is a list of its fields in a fixed order (TICKET_FIELDS in
+-- reply.rs). The scripts name a field's place in a row ROW.<field>, a row's length ROW_FIELDS and
+-- its fields ROW_NAMES: the script's text is given their values (numbers, the quoted names) when it
+-- is assembled (prelude.rs), which costs a call nothing, where a Lua local would cost each closure
+-- that reads it a capture at every call.
 local P = ARGV[1]
 local FEED = tonumber(ARGV[2])
 local RETENTION = tonumber(ARGV[3])
@@ -23,13 +28,6 @@ local function int(n)
   return string.format('%d', n)
 end
 
--- A ticket's fields and values (as HGETALL gives them) as one reply: joined by the byte 255, which
--- no UTF-8 text holds (every field and value is UTF-8 text). One value costs Redis less to send,
--- and its client less to read, than a value for each field and each value.
-local function packed(fields)
-  return table.concat(fields, '\255')
-end
-
 -- A queue's score, urgency rank * 10^13 + enqueued time (ms), as text: the urgency's digit before
 -- the 13 digits of a time in ms (any time from 2001 to 2286), else computed.
 local function score_text(urgency, enqueued_at)
@@ -46,6 +44,26 @@ local function ekey(team) return P .. 'ev:' .. team end
 local function skey(team) return P .. 's:' .. team end
 -- The callers of a building-wide incident's ticket (kept once a second caller joins).
 local function ckey(id) return P .. 'callers:' .. id end
+
+-- A ticket as a row: the fields of a ticket in the order the server reads them (TICKET_FIELDS in
+-- reply.rs), false for a field the ticket does not hold (every one when there is no ticket), then
+-- the fields asked for besides. One read by name gives a script what it needs and its answer:
+-- fewer values than HGETALL (no field names), each of which costs Redis to hand to Lua.
+local function read_row(id, ...)
+  return redis.call('HMGET', tkey(id), ROW_NAMES, ...)
+end
+
+-- A row's ticket fields as one reply, joined by the byte 255 (which no UTF-8 text holds; every
+-- value is UTF-8 text), a field the ticket does not hold empty (as the server reads an absent
+-- one). One value costs Redis less to send, and the server less to read, than a value each.
+local function row(r)
+  for i = 1, ROW_FIELDS do
+    if not r[i] then
+      r[i] = ''
+    end
+  end
+  return table.concat(r, '\255', 1, ROW_FIELDS)
+end
 
 -- Counts a team's tickets by state, except QUEUED: that count is the size of the team's queue.
 local function count(team, state, delta)
@@ -65,6 +83,13 @@ local function emit_with(team, kind, id, h)
     h[6] or '', h[8] or '1', h[9] or '0', h[10] or '0', h[7] or ''}, '\31')
   redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
     'kind', kind, 'ticket_id', id, 'team_id', team, 'at', NOW, 'desk', desk)
+end
+
+-- emit_with for a ticket as a row (read_row), as it is after the transition.
+local function emit_row(team, kind, r)
+  emit_with(team, kind, r[ROW.ticket_id], {r[ROW.state], r[ROW.urgency], r[ROW.agent_id],
+    r[ROW.cooperator_id], r[ROW.issue_type], r[ROW.building_id], r[ROW.address],
+    r[ROW.incident_calls], r[ROW.created_at], r[ROW.sla_due_at]})
 end
 
 -- emit, reading what the feed shows from the ticket.
@@ -120,14 +145,18 @@ local function check_hold(id, agent, token, action, t)
   return hold_refusal(h, id, agent, token, action, t)
 end
 
--- check_hold for an action that answers with the ticket: the ticket (packed) when the holder's retry
--- finds the action done, the refusal, or nil when the action may go on.
-local function hold_answer(id, agent, token, action, t)
-  local refused, done = check_hold(id, agent, token, action, t)
+-- A ticket, for an action of the holder of its hold under token: the ticket as a row (read_row),
+-- how that hold ended after its fields, and what to answer when the action may not go on — the
+-- refusal, or the ticket (row) when the holder's retry finds the action done — else nil.
+local function held_row(id, agent, token, action, t)
+  local r = read_row(id, 'ended:' .. token)
+  local hold = {r[ROW.state], r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at],
+    r[ROW_FIELDS + 1]}
+  local refused, done = hold_refusal(hold, id, agent, token, action, t)
   if done then
-    return packed(redis.call('HGETALL', tkey(id)))
+    return r, row(r)
   end
-  return refused
+  return r, refused
 end
 
 -- The ticket field, and its value, that record how a hold ended, so that its holder's retry of
@@ -164,17 +193,17 @@ end
 -- Claims, for agent, the most urgent, longest-waiting ticket across queues (keys of one
 -- partition), under a lease of lease_ms from t. A claim id (chosen by the desk, '' for none) makes
 -- the claim safe to retry: a retry whose first answer was lost finds the hold it made, as long as
--- that hold is still current. The ticket as claimed (packed), or false when the queues are empty.
+-- that hold is still current. The ticket as claimed (a row), or false when the queues are empty.
 local function claim_from(queues, agent, lease_ms, claim_id, t)
   local claim_key = P .. 'claim:' .. agent .. ':' .. claim_id
   if claim_id ~= '' then
     local prior = redis.call('GET', claim_key)
     if prior then
       local id, token = string.match(prior, '^(.*) (%d+)$')
-      local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at')
-      if (h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS') and h[2] == agent and h[3] == token
-        and tonumber(h[4]) > t then
-        return packed(redis.call('HGETALL', tkey(id)))
+      local r = read_row(id)
+      if (r[ROW.state] == 'RESERVED' or r[ROW.state] == 'IN_PROGRESS') and r[ROW.agent_id] == agent
+        and r[ROW.lease_token] == token and tonumber(r[ROW.lease_expires_at]) > t then
+        return row(r)
       end
     end
   end
@@ -194,16 +223,14 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
   redis.call('ZREM', best_queue, best)
   local token = int(redis.call('INCR', P .. 'fence'))
   local expires = int(t + tonumber(lease_ms))
+  -- The ticket, read once: the answer and what the feed shows are the row as claimed.
+  local r = read_row(best)
   redis.call('HSET', tkey(best), 'state', 'RESERVED', 'agent_id', agent, 'lease_token', token,
     'lease_expires_at', expires, 'claimed_at', NOW)
+  r[ROW.state], r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at], r[ROW.claimed_at] =
+    'RESERVED', agent, token, expires, NOW
   redis.call('ZADD', P .. 'leases', expires, best)
-  -- The ticket as claimed, which is the answer, read once: what the feed shows is taken from it.
-  local ticket = redis.call('HGETALL', tkey(best))
-  local f = {}
-  for i = 1, #ticket, 2 do
-    f[ticket[i]] = ticket[i + 1]
-  end
-  local team = f.team_id
+  local team = r[ROW.team_id]
   -- The team's figures in one read and one write: the interval between claims (moving average,
   -- which gives the expected wait of later callers) and the count of reserved tickets.
   local stats = skey(team)
@@ -222,32 +249,24 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
     redis.call('SET', claim_key, best .. ' ' .. token, 'PXAT', expires)
   end
   remember(best, 'claimed by ' .. agent .. ' lease ' .. token)
-  local shown = {'RESERVED', f.urgency, agent, f.cooperator_id, f.issue_type, f.building_id,
-    f.address, f.incident_calls, f.created_at, f.sla_due_at}
-  emit_with(team, 'claimed', best, shown)
-  return packed(ticket)
+  emit_row(team, 'claimed', r)
+  return row(r)
 end
 
 -- Completes ticket id (RESERVED | IN_PROGRESS -> COMPLETED) for its holder, agent under lease
 -- token, at t; closes its incident. The answer is the ticket as completed (as it is when the
--- holder's retry finds it done), packed, or the refusal.
+-- holder's retry finds it done), a row, or the refusal.
 local function complete_held(id, agent, token, resolution, t)
-  -- What the transition needs and the hold (as hold_refusal takes it), in one read.
-  local h = redis.call('HMGET', tkey(id), 'team_id', 'incident_id', 'call_id', 'urgency',
-    'cooperator_id', 'issue_type', 'building_id', 'address', 'incident_calls', 'created_at',
-    'sla_due_at', 'state', 'agent_id', 'lease_token', 'lease_expires_at', 'ended:' .. token)
-  local hold = {h[12], h[13], h[14], h[15], h[16]}
-  local refused, done = hold_refusal(hold, id, agent, token, 'complete', t)
-  if done then
-    return packed(redis.call('HGETALL', tkey(id)))
-  end
+  local r, refused = held_row(id, agent, token, 'complete', t)
   if refused then
     return refused
   end
-  local state, team, incident = h[12], h[1], h[2] or ''
+  local state, team, incident = r[ROW.state], r[ROW.team_id], r[ROW.incident_id] or ''
   -- How the hold ended is recorded with the transition, in the same write.
   redis.call('HSET', tkey(id), 'state', 'COMPLETED', 'closed_at', NOW, 'resolution', resolution,
     'lease_expires_at', '', hold_end(agent, token, 'complete'))
+  r[ROW.state], r[ROW.closed_at], r[ROW.resolution], r[ROW.lease_expires_at] =
+    'COMPLETED', NOW, resolution, ''
   redis.call('ZREM', P .. 'leases', id)
   if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
     redis.call('DEL', P .. 'inc:' .. incident)
@@ -255,9 +274,7 @@ local function complete_held(id, agent, token, resolution, t)
   count(team, state, '-1')
   count(team, 'COMPLETED', '1')
   remember(id, 'completed by ' .. agent .. ': ' .. resolution)
-  local shown = {'COMPLETED', h[4], agent, h[5], h[6], h[7], h[8], h[9], h[10], h[11]}
-  emit_with(team, 'completed', id, shown)
-  expire_closed(id, h[3], incident)
-  -- Read after the writes, which costs Redis less than patching a first read in Lua.
-  return packed(redis.call('HGETALL', tkey(id)))
+  emit_row(team, 'completed', r)
+  expire_closed(id, r[ROW.call_id], incident)
+  return row(r)
 end

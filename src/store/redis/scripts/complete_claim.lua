@@ -1,7 +1,7 @@
 -- complete_claim: a desk's "done, next" in one step: completes a held ticket (as complete does),
 -- then claims the next ticket for the same agent (as claim does) from queues of the ticket's
 -- partition. A refused completion claims nothing (the refusal is the reply). Replies {the
--- completed ticket, the claimed ticket or nil}, each packed; a retry whose answer was lost finds
+-- completed ticket, the claimed ticket or nil}, each a row; a retry whose answer was lost finds
 -- the completion done and, with the same claim id, the same hold.
 -- KEYS: the ticket, then the queues. ARGV[4..]: ticket id, agent id, lease token, resolution code,
 -- lease (ms), claim id ('' for none).

@@ -2,17 +2,18 @@
 -- ARGV[4..]: ticket id, agent id, lease token.
 local t = now_ms()
 local id = ARGV[4]
-local answer = hold_answer(id, ARGV[5], ARGV[6], 'release', t)
+local r, answer = held_row(id, ARGV[5], ARGV[6], 'release', t)
 if answer then
   return answer
 end
-local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'urgency', 'enqueued_at')
+local state, team = r[ROW.state], r[ROW.team_id]
+-- How the hold ended is recorded with the transition, in the same write.
 redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', '0',
-  'lease_expires_at', '')
+  'lease_expires_at', '', hold_end(ARGV[5], ARGV[6], 'release'))
+r[ROW.state], r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at] = 'QUEUED', '', '0', ''
 redis.call('ZREM', P .. 'leases', id)
-redis.call('ZADD', qkey(h[2]), score_text(h[3], h[4]), id)
-count(h[2], h[1], '-1')
-end_hold(id, ARGV[5], ARGV[6], 'release')
+redis.call('ZADD', qkey(team), score_text(r[ROW.urgency], r[ROW.enqueued_at]), id)
+count(team, state, '-1')
 remember(id, 'released by ' .. ARGV[5])
-emit(h[2], 'released', id)
-return packed(redis.call('HGETALL', tkey(id)))
+emit_row(team, 'released', r)
+return row(r)

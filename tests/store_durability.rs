@@ -292,10 +292,19 @@ async fn closed_tickets_leave_no_key_without_expiry() {
     store.create(roof.clone()).await.expect("create");
     roof.call_id = "roof-2".to_owned();
     assert!(store.create(roof).await.expect("join").joined_incident);
-    store
+    let plain = store
         .create(ticket("plain-1".to_owned(), &team, Urgency::U2))
         .await
-        .expect("create");
+        .expect("create")
+        .ticket;
+    // A ticket whose history began before tickets had a log keeps those lines in a list: they
+    // read before its log's, and the list expires with the ticket.
+    let list = format!(
+        "callrouter:dur:{{{}}}:h:{}",
+        plain.partition.as_str(),
+        plain.ticket_id
+    );
+    server.command(&["RPUSH", &list, "1700000000001 a line from before the log"]);
     let gone = store
         .create(ticket("gone-1".to_owned(), &team, Urgency::U3))
         .await
@@ -324,11 +333,21 @@ async fn closed_tickets_leave_no_key_without_expiry() {
         of_tickets.iter().any(|k| k.contains(":callers:")),
         "the incident kept its callers: {keys}"
     );
-    assert_eq!(of_tickets.len(), 11, "{keys}");
+    // Three tickets, four calls, the incident's callers and the list from before the log.
+    assert_eq!(of_tickets.len(), 9, "{keys}");
     for key in of_tickets {
         let ttl: i64 = server.command(&["PTTL", key]).parse().expect("PTTL");
         assert!(ttl > 0, "{key} expires (PTTL {ttl})");
     }
+    let history = store.history(&plain.ticket_id).await.expect("history");
+    assert_eq!(history.len(), 4, "{history:?}");
+    assert!(
+        history[0].ends_with(&format!("created in {team}")),
+        "{history:?}"
+    );
+    assert_eq!(history[1], "1700000000001 a line from before the log");
+    assert!(history[2].ends_with("claimed by a1 lease 2"), "{history:?}");
+    assert!(history[3].ends_with("completed by a1: done"), "{history:?}");
 }
 
 #[tokio::test]

@@ -69,7 +69,7 @@ impl PartitionKeys {
         [self.prefix.as_str(), "t:", id].concat()
     }
 
-    /// The ticket's history list.
+    /// The ticket's history list, which holds the lines written before tickets had a log.
     pub fn history(&self, id: &str) -> String {
         [self.prefix.as_str(), "h:", id].concat()
     }

@@ -9,8 +9,8 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P t:<ticket>` | hash | the ticket |
-//! | `P h:<ticket>` | list | its history after the creation line (which readers make from the ticket's `created_at` and `created_in`), one line per transition |
+//! | `P t:<ticket>` | hash | the ticket, with its history after the creation line (which readers make from the ticket's `created_at` and `created_in`) in its `log` field: one line per transition, each `<length in bytes>:<line>` |
+//! | `P h:<ticket>` | list | the history lines written before tickets had a log (read before the log's, kept for the retention) |
 //! | `P call:<call id>` | string | the ticket created for a call (idempotency) |
 //! | `P q:<team>` | sorted set | waiting tickets; score `urgency × 10¹³ + first enqueued (ms)` |
 //! | `P leases` | sorted set | held tickets; score = lease expiry (ms) |

@@ -17,7 +17,8 @@ use rustc_hash::FxHashMap;
 use super::RedisStore;
 use super::keys::PartitionKeys;
 use super::reply::{
-    array, field_map, history as full_history, parse_ticket, text, ticket_from_fields,
+    array, field_map, history as full_history, log_lines, log_of, parse_ticket, text,
+    ticket_from_fields,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -87,7 +88,8 @@ impl RedisStore {
         Ok(true)
     }
 
-    /// Steps 2 and 3, from the fields of a ticket in the outbox.
+    /// Steps 2 and 3, from the fields of a ticket in the outbox and the lines of its history list
+    /// (a ticket's lines from before tickets had a log; its log is one of its fields).
     async fn finish_move(
         &self,
         fields: &FxHashMap<&str, &str>,
@@ -116,7 +118,9 @@ impl RedisStore {
         let new_id = new_ticket_id(target.as_str())?;
         let created_at = fields.get("created_at").copied();
         let created_in = fields.get("created_in").copied();
-        let history = full_history(created_at, created_in, history).join("\n");
+        let mut written = history;
+        written.extend(log_lines(fields.get("log").copied().unwrap_or_default())?);
+        let history = log_of(&full_history(created_at, created_in, written));
         let mut args = vec![new_id.clone(), source.ticket_id.clone(), history];
         for (name, value) in moved_fields(&source, &new_id, &target, to_team, urgency) {
             args.push(name.to_owned());

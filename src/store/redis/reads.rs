@@ -10,8 +10,8 @@ use redis::Value;
 use super::keys::valid_stream_id;
 use super::link::{Conn, Primary};
 use super::reply::{
-    array, field_map, history, int, parse_events, parse_position, parse_ticket, redis_time,
-    store_error, text, text_in, ticket_from_fields,
+    array, field_map, history, int, log_lines, parse_events, parse_position, parse_ticket,
+    redis_time, store_error, text, text_in, ticket_from_fields,
 };
 use super::{RedisStore, eval, evalsha};
 use crate::routing::partition::{Partition, QueueRef};
@@ -44,14 +44,16 @@ impl RedisStore {
         ticket_from_fields(&fields).map(Some)
     }
 
-    /// A ticket's history: the lines written, after the creation line made from the ticket.
+    /// A ticket's history: the creation line made from the ticket, then the lines written: in a
+    /// list (by versions before the ticket's log), then in its log.
     pub(super) async fn ticket_history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
         let at = self.keys.of_ticket(ticket_id)?;
         let mut pipe = redis::pipe();
         pipe.cmd("HMGET")
             .arg(at.ticket(ticket_id))
             .arg("created_at")
-            .arg("created_in");
+            .arg("created_in")
+            .arg("log");
         pipe.cmd("LRANGE").arg(at.history(ticket_id)).arg(0).arg(-1);
         let replies = self.pipelines(&[pipe]).await?.concat();
         let [creation, written] = replies.as_slice() else {
@@ -62,10 +64,11 @@ impl RedisStore {
             Some(value) => text_in(value).map(Some),
         };
         let (created_at, created_in) = (field(0)?, field(1)?);
-        let written = array(written)?
+        let mut written = array(written)?
             .iter()
             .map(text)
             .collect::<Result<Vec<_>, _>>()?;
+        written.extend(log_lines(field(2)?.unwrap_or_default())?);
         Ok(history(created_at, created_in, written))
     }
 

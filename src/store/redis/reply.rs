@@ -265,6 +265,30 @@ pub fn history(
     }
 }
 
+/// The lines of a ticket's log (its `log` field): each written `<its length in bytes>:<line>`, one
+/// after another (`logged` in `scripts/common.lua`), so that a line may hold any text.
+pub fn log_lines(log: &str) -> Result<Vec<String>, StoreError> {
+    let corrupt = || StoreError::Corrupt("ticket log".to_owned());
+    let mut lines = Vec::new();
+    let mut rest = log;
+    while !rest.is_empty() {
+        let (length, after) = rest.split_once(':').ok_or_else(corrupt)?;
+        let length: usize = length.parse().map_err(|_| corrupt())?;
+        let line = after.get(..length).ok_or_else(corrupt)?;
+        lines.push(line.to_owned());
+        rest = &after[length..];
+    }
+    Ok(lines)
+}
+
+/// A ticket's log of `lines`, as the scripts write one (read by [`log_lines`]).
+pub fn log_of(lines: &[String]) -> String {
+    lines
+        .iter()
+        .map(|line| format!("{}:{line}", line.len()))
+        .collect()
+}
+
 pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
     array(entries)?
         .iter()
@@ -352,6 +376,25 @@ mod tests {
             history(Some("1700000000000"), None, written.clone()),
             written
         );
+    }
+
+    #[test]
+    fn a_log_keeps_any_line_as_written() {
+        let lines = [
+            "1700000000500 claimed by a-1 lease 3",
+            "1700000000600 completed by a-1: fixed\nthe tap: 12:30",
+            "1700000000700 é",
+        ]
+        .map(str::to_owned);
+        let log = log_of(&lines);
+        assert_eq!(log_lines(&log).expect("log"), lines);
+        assert_eq!(log_lines("").expect("empty"), Vec::<String>::new());
+        for bad in ["12:short", "x:1", "3", "1:é"] {
+            assert!(
+                matches!(log_lines(bad), Err(StoreError::Corrupt(_))),
+                "{bad}"
+            );
+        }
     }
 
     /// A row reads as the ticket's field list does, whatever its values hold (the feed's

@@ -8,13 +8,15 @@ if answer then
 end
 local state, team = r[ROW.state], r[ROW.team_id]
 local expires = int(t + tonumber(ARGV[7]))
-redis.call('HSET', tkey(id), 'state', 'IN_PROGRESS', 'lease_expires_at', expires)
 r[ROW.state], r[ROW.lease_expires_at] = 'IN_PROGRESS', expires
 redis.call('ZADD', P .. 'leases', expires, id)
 if state == 'RESERVED' then
+  redis.call('HSET', tkey(id), 'state', 'IN_PROGRESS', 'lease_expires_at', expires,
+    'log', logged(r[ROW_FIELDS + 2], 'accepted by ' .. ARGV[5]))
   count(team, 'RESERVED', '-1')
   count(team, 'IN_PROGRESS', '1')
-  remember(id, 'accepted by ' .. ARGV[5])
   emit_row(team, 'accepted', r)
+else
+  redis.call('HSET', tkey(id), 'lease_expires_at', expires)
 end
 return row(r)

@@ -5,7 +5,8 @@
 -- ARGV[4..]: ticket id, call id ('' for the ticket's own call).
 local t = now_ms()
 local id = ARGV[4]
-local r = read_row(id)
+-- The ticket, its log after its fields.
+local r = read_row(id, 'log')
 if not r[ROW.state] then
   return redis.error_reply('CR_NOT_FOUND ' .. id)
 end
@@ -29,22 +30,23 @@ if redis.call('EXISTS', callers) == 1 then
     return row(r)
   end
   local left = int(redis.call('SCARD', callers))
-  redis.call('HSET', tkey(id), 'incident_calls', left)
   r[ROW.incident_calls] = left
   if left ~= '0' then
-    remember(id, 'caller ' .. call .. ' hung up, ' .. left .. ' still waiting')
+    redis.call('HSET', tkey(id), 'incident_calls', left, 'log',
+      logged(r[ROW_FIELDS + 1], 'caller ' .. call .. ' hung up, ' .. left .. ' still waiting'))
     emit_row(team, 'caller_left', r)
     return row(r)
   end
+  redis.call('HSET', tkey(id), 'incident_calls', left)
 end
 redis.call('ZREM', qkey(team), id)
-redis.call('HSET', tkey(id), 'state', 'CANCELLED', 'closed_at', NOW)
+redis.call('HSET', tkey(id), 'state', 'CANCELLED', 'closed_at', NOW,
+  'log', logged(r[ROW_FIELDS + 1], 'cancelled: caller ' .. call .. ' hung up'))
 r[ROW.state], r[ROW.closed_at] = 'CANCELLED', NOW
 if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
   redis.call('DEL', P .. 'inc:' .. incident)
 end
 count(team, 'CANCELLED', '1')
-remember(id, 'cancelled: caller ' .. call .. ' hung up')
 emit_row(team, 'cancelled', r)
 expire_closed(id, r[ROW.call_id], incident)
 return row(r)

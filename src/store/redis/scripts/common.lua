@@ -70,8 +70,19 @@ local function count(team, state, delta)
   redis.call('HINCRBY', skey(team), state, delta)
 end
 
+-- A ticket's log (its history after the creation line) with line added, at NOW: the value of its
+-- 'log' field, to write with the transition's own fields. log is the field as read (false when the
+-- ticket has none yet). Each line is written '<its length in bytes>:<line>', so that a line may
+-- hold any text (log_lines in reply.rs reads them). One field costs Redis less than a list (one
+-- more key per ticket, and a command per line).
+local function logged(log, line)
+  local entry = NOW .. ' ' .. line
+  return (log or '') .. #entry .. ':' .. entry
+end
+
+-- Adds a line to a ticket's log, for a transition that does not read the log with the ticket.
 local function remember(id, line)
-  redis.call('RPUSH', hkey(id), NOW .. ' ' .. line)
+  redis.call('HSET', tkey(id), 'log', logged(redis.call('HGET', tkey(id), 'log'), line))
 end
 
 -- Appends a transition to a team's feed, with what a desk shows of the ticket after it: h holds
@@ -109,6 +120,7 @@ local function expire_closed(id, call_id, incident)
     call, incident = call or h[1], incident or h[2] or ''
   end
   redis.call('PEXPIRE', tkey(id), RETENTION)
+  -- A ticket logged before its history moved into its 'log' field keeps its lines in a list.
   redis.call('PEXPIRE', hkey(id), RETENTION)
   if incident ~= '' then
     redis.call('PEXPIRE', ckey(id), RETENTION)
@@ -146,10 +158,11 @@ local function check_hold(id, agent, token, action, t)
 end
 
 -- A ticket, for an action of the holder of its hold under token: the ticket as a row (read_row),
--- how that hold ended after its fields, and what to answer when the action may not go on — the
--- refusal, or the ticket (row) when the holder's retry finds the action done — else nil.
+-- with how that hold ended, then its log, after its fields; and what to answer when the action may
+-- not go on — the refusal, or the ticket (row) when the holder's retry finds the action done —
+-- else nil.
 local function held_row(id, agent, token, action, t)
-  local r = read_row(id, 'ended:' .. token)
+  local r = read_row(id, 'ended:' .. token, 'log')
   local hold = {r[ROW.state], r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at],
     r[ROW_FIELDS + 1]}
   local refused, done = hold_refusal(hold, id, agent, token, action, t)
@@ -160,7 +173,8 @@ local function held_row(id, agent, token, action, t)
 end
 
 -- The ticket field, and its value, that record how a hold ended, so that its holder's retry of
--- the same action is answered as done (to write with the transition's own fields).
+-- the same action is answered as done (to write with the transition's own fields, last: a call
+-- gives all its values only as the last argument).
 local function hold_end(agent, token, action)
   return 'ended:' .. token, agent .. ' ' .. action
 end
@@ -223,10 +237,12 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
   redis.call('ZREM', best_queue, best)
   local token = int(redis.call('INCR', P .. 'fence'))
   local expires = int(t + tonumber(lease_ms))
-  -- The ticket, read once: the answer and what the feed shows are the row as claimed.
-  local r = read_row(best)
+  -- The ticket, read once (its log after its fields): the answer and what the feed shows are the
+  -- row as claimed.
+  local r = read_row(best, 'log')
   redis.call('HSET', tkey(best), 'state', 'RESERVED', 'agent_id', agent, 'lease_token', token,
-    'lease_expires_at', expires, 'claimed_at', NOW)
+    'lease_expires_at', expires, 'claimed_at', NOW,
+    'log', logged(r[ROW_FIELDS + 1], 'claimed by ' .. agent .. ' lease ' .. token))
   r[ROW.state], r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at], r[ROW.claimed_at] =
     'RESERVED', agent, token, expires, NOW
   redis.call('ZADD', P .. 'leases', expires, best)
@@ -248,7 +264,6 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
     -- Kept as long as the lease, given as the time it ends (as it is written to the AOF).
     redis.call('SET', claim_key, best .. ' ' .. token, 'PXAT', expires)
   end
-  remember(best, 'claimed by ' .. agent .. ' lease ' .. token)
   emit_row(team, 'claimed', r)
   return row(r)
 end
@@ -264,7 +279,8 @@ local function complete_held(id, agent, token, resolution, t)
   local state, team, incident = r[ROW.state], r[ROW.team_id], r[ROW.incident_id] or ''
   -- How the hold ended is recorded with the transition, in the same write.
   redis.call('HSET', tkey(id), 'state', 'COMPLETED', 'closed_at', NOW, 'resolution', resolution,
-    'lease_expires_at', '', hold_end(agent, token, 'complete'))
+    'lease_expires_at', '', 'log', logged(r[ROW_FIELDS + 2], 'completed by ' .. agent .. ': '
+    .. resolution), hold_end(agent, token, 'complete'))
   r[ROW.state], r[ROW.closed_at], r[ROW.resolution], r[ROW.lease_expires_at] =
     'COMPLETED', NOW, resolution, ''
   redis.call('ZREM', P .. 'leases', id)
@@ -273,7 +289,6 @@ local function complete_held(id, agent, token, resolution, t)
   end
   count(team, state, '-1')
   count(team, 'COMPLETED', '1')
-  remember(id, 'completed by ' .. agent .. ': ' .. resolution)
   emit_row(team, 'completed', r)
   expire_closed(id, r[ROW.call_id], incident)
   return row(r)

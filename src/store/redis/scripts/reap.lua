@@ -8,23 +8,23 @@ local expired, escalated = 0, 0
 for _, id in ipairs(due) do
   redis.call('ZREM', P .. 'leases', id)
   local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'attempts', 'urgency', 'enqueued_at',
-    'escalation_team', 'agent_id')
+    'escalation_team', 'agent_id', 'log')
   if h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS' then
     local attempts = tonumber(h[3] or 0) + 1
     local target = h[2]
+    local log = logged(h[8], 'lease of ' .. h[7] .. ' expired, attempt ' .. int(attempts))
     if attempts >= limit and h[6] and h[6] ~= '' and h[6] ~= h[2] then
       target = h[6]
       escalated = escalated + 1
+      log = logged(log, 'escalated to ' .. target)
       redis.call('HSET', tkey(id), 'escalated', '1', 'team_id', target)
     end
     redis.call('HSET', tkey(id), 'state', 'QUEUED', 'agent_id', '', 'lease_token', '0',
-      'lease_expires_at', '', 'attempts', int(attempts))
+      'lease_expires_at', '', 'attempts', int(attempts), 'log', log)
     redis.call('ZADD', qkey(target), score_text(h[4], h[5]), id)
     count(h[2], h[1], '-1')
-    remember(id, 'lease of ' .. h[7] .. ' expired, attempt ' .. int(attempts))
     emit(h[2], 'lease_expired', id)
     if target ~= h[2] then
-      remember(id, 'escalated to ' .. target)
       emit(target, 'escalated', id)
     end
     expired = expired + 1

@@ -13,13 +13,15 @@ if ARGV[8] ~= '' and tonumber(ARGV[8]) < tonumber(urgency) then
 end
 -- How the hold ended is recorded with the transition, in the same write.
 redis.call('HSET', tkey(id), 'state', 'QUEUED', 'team_id', to, 'urgency', urgency, 'agent_id', '',
-  'lease_token', '0', 'lease_expires_at', '', hold_end(ARGV[5], ARGV[6], 'transfer'))
+  'lease_token', '0', 'lease_expires_at', '',
+  'log', logged(r[ROW_FIELDS + 2], 'transferred by ' .. ARGV[5] .. ' from ' .. from .. ' to '
+    .. to),
+  hold_end(ARGV[5], ARGV[6], 'transfer'))
 r[ROW.state], r[ROW.team_id], r[ROW.urgency] = 'QUEUED', to, urgency
 r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at] = '', '0', ''
 redis.call('ZREM', P .. 'leases', id)
 redis.call('ZADD', qkey(to), score_text(urgency, r[ROW.enqueued_at]), id)
 count(from, state, '-1')
-remember(id, 'transferred by ' .. ARGV[5] .. ' from ' .. from .. ' to ' .. to)
 emit_row(from, 'transferred_out', r)
 emit_row(to, 'transferred_in', r)
 return row(r)

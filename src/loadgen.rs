@@ -47,6 +47,10 @@ pub struct LoadOptions {
     /// Concurrent callers (closed loop), and concurrent agents for claim → complete.
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub concurrency: u64,
+    /// Threads that send the calls. One by default: on a machine the load generator shares with
+    /// the server and Redis, a second thread costs more in wake-ups than it adds.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub threads: u64,
     /// HTTP/2 connections to spread the calls over.
     #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u64).range(1..=64))]
     pub connections: u64,

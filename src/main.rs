@@ -108,7 +108,7 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(options) => serve(*options),
         Command::Healthcheck { admin_addr } => healthcheck(admin_addr),
-        Command::Load(options) => block_on("load", callrouter::loadgen::run(*options)),
+        Command::Load(options) => load(*options),
         Command::HashToken { token } => {
             let token = match token {
                 Some(token) => token,
@@ -174,12 +174,17 @@ fn serve(options: callrouter::serve::ServeOptions) -> ExitCode {
     run_on(runtime, "serve", callrouter::serve::serve(options))
 }
 
-/// Runs an async command on a multi-threaded runtime; its error goes to the log and stderr.
-fn block_on(
-    what: &str,
-    command: impl std::future::Future<Output = Result<(), String>>,
-) -> ExitCode {
-    run_on(tokio::runtime::Builder::new_multi_thread(), what, command)
+/// The load generator, on as many threads as its options give (one: a runtime on this thread).
+fn load(options: callrouter::loadgen::LoadOptions) -> ExitCode {
+    let runtime = match options.threads {
+        1 => tokio::runtime::Builder::new_current_thread(),
+        threads => {
+            let mut runtime = tokio::runtime::Builder::new_multi_thread();
+            runtime.worker_threads(threads as usize);
+            runtime
+        }
+    };
+    run_on(runtime, "load", callrouter::loadgen::run(options))
 }
 
 /// Runs an async command on a runtime built from `builder`.

@@ -427,6 +427,56 @@ async fn a_claim_id_finds_its_hold_again(store: Store) {
     assert_ne!(fresh.lease_token, first.lease_token);
 }
 
+/// Done, next counts the completion as CompleteTicket does, whether the ticket was accepted or
+/// not, and whether the next ticket is of its team or of another.
+async fn done_next_counts_the_completion_whatever_state_and_team(store: Store) {
+    create(&store, "a1", "tl.a", Urgency::U1).await;
+    create(&store, "a2", "tl.a", Urgency::U2).await;
+    create(&store, "b1", "tl.b", Urgency::U2).await;
+    let (a, b) = ([q(P, "tl.a")], [q(P, "tl.b")]);
+    let first = store
+        .claim_next("ana", &a, LONG, None)
+        .await
+        .expect("claim")
+        .expect("a ticket");
+    let accepted = store
+        .accept(&first.ticket_id, &hold(&first), LONG)
+        .await
+        .expect("accept");
+    let next = |queues| NextClaim {
+        queues,
+        lease: LONG,
+        claim_id: None,
+    };
+    // In progress, and the next ticket of the same team.
+    let (_, second) = store
+        .complete_and_claim(&first.ticket_id, &hold(&accepted), "fixed", &next(&a))
+        .await
+        .expect("done, next");
+    let second = second.expect("the team's second ticket");
+    assert_eq!(second.call_id, "a2");
+    // Reserved, and the next ticket of another team.
+    let (_, third) = store
+        .complete_and_claim(&second.ticket_id, &hold(&second), "fixed", &next(&b))
+        .await
+        .expect("done, next");
+    assert_eq!(third.expect("the other team's").call_id, "b1");
+    let (_, counts) = store
+        .queue_stats(&[a[0].clone(), b[0].clone()])
+        .await
+        .expect("stats");
+    let figures = |team: &str| {
+        let c = &counts
+            .iter()
+            .find(|(queue, _)| queue.team == team)
+            .expect("the team's counts")
+            .1;
+        (c.queued, c.reserved, c.in_progress, c.completed)
+    };
+    assert_eq!(figures("tl.a"), (0, 0, 0, 2));
+    assert_eq!(figures("tl.b"), (0, 1, 0, 0));
+}
+
 async fn done_next_completes_then_claims_in_one_step(store: Store) {
     for call in ["c1", "c2", "c3"] {
         create(&store, call, "tl.q", Urgency::U2).await;
@@ -1437,6 +1487,7 @@ conformance!(
     a_holders_retry_of_a_done_action_is_answered_as_done,
     a_claim_id_finds_its_hold_again,
     done_next_completes_then_claims_in_one_step,
+    done_next_counts_the_completion_whatever_state_and_team,
     a_picked_up_incident_is_not_cancelled_by_its_callers,
     store_wide_figures,
 );

@@ -8,6 +8,11 @@
 //! `local function NAME(` line through the next line that is `end` alone (or that line itself
 //! when it ends with ` end`), with the comment lines just above it.
 //!
+//! A function of one line and one parameter, `local function NAME(x) return EXPRESSION end` (a
+//! key's name, a number as text), is not defined but written out where it is called: `NAME(a)`
+//! becomes `(EXPRESSION)` with `(a)` for `x`. Each function a script defines is a closure that
+//! Redis makes at every call, with its captured locals: about 1,200 instructions each.
+//!
 //! The text then gets the values of the row notation (see `scripts/common.lua`): `ROW.<field>` is
 //! the place of a ticket field in a row, `ROW_FIELDS` the number of fields in a row, `ROW_NAMES`
 //! their names, all from [`TICKET_FIELDS`], which the server reads a row by.
@@ -85,10 +90,21 @@ fn resolve_rows(text: &str) -> String {
     out
 }
 
-/// One function of the prelude: its name and its text (comments above it included).
+/// One function of the prelude: its name, its text (comments above it included), and, for a
+/// function written out where it is called, its parameter and the expression it returns.
 struct Function<'a> {
     name: &'a str,
     text: String,
+    inline: Option<(&'a str, &'a str)>,
+}
+
+/// The parameter and the returned expression of `local function NAME(x) return EXPRESSION end`.
+fn one_liner(line: &str) -> Option<(&str, &str)> {
+    let (_, rest) = line.strip_prefix("local function ")?.split_once('(')?;
+    let (param, rest) = rest.split_once(')')?;
+    let expression = rest.strip_prefix(" return ")?.strip_suffix(" end")?;
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    (!param.is_empty() && param.chars().all(word)).then_some((param, expression))
 }
 
 /// A piece of the prelude, in order: kept lines, or a function.
@@ -115,6 +131,7 @@ fn pieces(prelude: &str) -> Vec<Piece<'_>> {
             out.push(Piece::Kept(line));
             continue;
         };
+        let inline = one_liner(line);
         let mut text: Vec<&str> = std::mem::take(&mut comments);
         text.push(line);
         if !line.ends_with(" end") {
@@ -127,7 +144,7 @@ fn pieces(prelude: &str) -> Vec<Piece<'_>> {
         }
         let mut text = text.join("\n");
         text.push('\n');
-        out.push(Piece::Function(Function { name, text }));
+        out.push(Piece::Function(Function { name, text, inline }));
     }
     out.extend(comments.drain(..).map(Piece::Kept));
     out
@@ -166,23 +183,109 @@ pub fn assemble(prelude: &str, body: &str) -> String {
     let mut out = String::with_capacity(prelude.len() + body.len());
     for piece in &pieces {
         match piece {
+            // A blank line where dropped functions leave two in a row is left out.
+            Piece::Kept("") if out.is_empty() || out.ends_with("\n\n") => {}
             Piece::Kept(line) => {
                 out.push_str(line);
                 out.push('\n');
             }
-            Piece::Function(f) if used.contains(f.name) => out.push_str(&f.text),
+            Piece::Function(f) if used.contains(f.name) && f.inline.is_none() => {
+                out.push_str(&f.text)
+            }
             Piece::Function(_) => {}
         }
     }
     out.push_str(body);
+    let inlined: Vec<(&str, &str, &str)> = functions
+        .iter()
+        .filter(|f| used.contains(f.name))
+        .filter_map(|f| {
+            f.inline
+                .map(|(param, expression)| (f.name, param, expression))
+        })
+        .collect();
+    write_out_calls(&out, &inlined)
+}
+
+/// `text` with each call of the given functions (name, parameter, expression) in code replaced
+/// by the expression, the call's argument in parentheses for the parameter; again until none is
+/// left, for an expression that calls another. A call whose argument does not close on its line
+/// is left (the test of every script finds it).
+fn write_out_calls(text: &str, functions: &[(&str, &str, &str)]) -> String {
+    let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    let mut out = String::with_capacity(text.len() * 2);
+    for line in text.lines() {
+        let (code, comment) = line.find("--").map_or((line, ""), |at| line.split_at(at));
+        let mut code = code.to_owned();
+        let mut at = 0;
+        while let Some((start, open, (_, param, expression))) = functions
+            .iter()
+            .filter_map(|f| {
+                let call = format!("{}(", f.0);
+                code[at..]
+                    .match_indices(&call)
+                    .map(|(i, _)| at + i)
+                    .find(|&i| !code[..i].ends_with(|c: char| word(c) || c == '.'))
+                    .map(|i| (i, i + call.len(), f))
+            })
+            .min_by_key(|(start, _, _)| *start)
+        {
+            let Some(close) = closing(&code[open..]).map(|i| open + i) else {
+                at = open;
+                continue;
+            };
+            let argument = format!("({})", &code[open..close]);
+            let mut replaced = String::from("(");
+            let mut rest = *expression;
+            while let Some(i) = rest.find(param) {
+                let (before, after) = (&rest[..i], &rest[i + param.len()..]);
+                replaced.push_str(before);
+                if before.ends_with(word) || after.starts_with(word) {
+                    replaced.push_str(param);
+                } else {
+                    replaced.push_str(&argument);
+                }
+                rest = after;
+            }
+            replaced.push_str(rest);
+            replaced.push(')');
+            code.replace_range(start..=close, &replaced);
+            at = start;
+        }
+        out.push_str(&code);
+        out.push_str(comment);
+        out.push('\n');
+    }
     out
+}
+
+/// Where the parenthesis opened just before `text` closes, outside quoted text.
+fn closing(text: &str) -> Option<usize> {
+    let mut depth = 1;
+    let mut quote = None;
+    for (i, c) in text.char_indices() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), _) => {}
+            (None, '\'' | '"') => quote = Some(c),
+            (None, '(') => depth += 1,
+            (None, ')') => {
+                depth -= 1;
+                if depth == 0 {
+                    return Some(i);
+                }
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const PRELUDE: &str = "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id) return P .. id end\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nlocal function unused(x)\n  if x then\n    return 1\n  end\n  return 2\nend\n";
+    const PRELUDE: &str = "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id)\n  return P .. id\nend\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nlocal function unused(x)\n  if x then\n    return 1\n  end\n  return 2\nend\n";
 
     #[test]
     fn the_row_notation_gets_its_values_in_code_only() {
@@ -220,8 +323,57 @@ mod tests {
         let text = assemble(PRELUDE, "return state(ARGV[4])\n");
         assert_eq!(
             text,
-            "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id) return P .. id end\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nreturn state(ARGV[4])\n"
+            "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id)\n  return P .. id\nend\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nreturn state(ARGV[4])\n"
         );
+    }
+
+    #[test]
+    fn a_one_line_function_is_written_out_where_it_is_called() {
+        let prelude = "local P = ARGV[1]\n-- a key\nlocal function key(id) return P .. 'k:' .. id end\n-- a key's key\nlocal function meta(k) return key(k) .. ':meta' end\nlocal function idle(x) return x end\n";
+        let text = assemble(
+            prelude,
+            "-- key(a) in a comment\nlocal a = key(ARGV[4]) .. monkey(1) .. t.key(2)\nlocal b = meta(f(x, ')') .. 'ids') -- key(b)\nreturn key(\n",
+        );
+        assert_eq!(
+            text,
+            "local P = ARGV[1]\n-- key(a) in a comment\nlocal a = (P .. 'k:' .. (ARGV[4])) .. monkey(1) .. t.key(2)\nlocal b = ((P .. 'k:' .. ((f(x, ')') .. 'ids'))) .. ':meta') -- key(b)\nreturn key(\n"
+        );
+    }
+
+    #[test]
+    fn every_script_calls_no_function_it_does_not_define() {
+        for (name, _) in SCRIPTS {
+            let text = script_text(name).expect("listed");
+            let code: String = text
+                .lines()
+                .map(|l| l.split("--").next().unwrap_or_default())
+                .collect::<Vec<_>>()
+                .join("\n");
+            for piece in pieces(super::PRELUDE) {
+                if let Piece::Function(f) = piece {
+                    let defined = code.contains(&format!("local function {}(", f.name));
+                    let called = code.match_indices(&format!("{}(", f.name)).any(|(at, _)| {
+                        let before = &code[..at];
+                        !before
+                            .ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+                            && !before.ends_with("function ")
+                    });
+                    assert!(
+                        !called || defined,
+                        "{name} calls {} without defining it",
+                        f.name
+                    );
+                    assert!(
+                        f.inline.is_none() || !defined,
+                        "{name} defines {}, which is written out",
+                        f.name
+                    );
+                }
+            }
+        }
+        let create = script_text("create").expect("create");
+        assert!(create.contains("redis.call('HSET', KEYS[3]"), "{create}");
+        assert!(!create.contains("tkey("), "{create}");
     }
 
     #[test]
@@ -242,9 +394,18 @@ mod tests {
 
     #[test]
     fn every_script_keeps_the_prelude_locals_and_drops_what_it_does_not_call() {
+        let prelude_pieces = pieces(super::PRELUDE);
         for (name, body) in SCRIPTS {
             let text = script_text(name).expect("listed");
-            assert!(text.ends_with(&resolve_rows(body)), "{name}");
+            let written_out: Vec<(&str, &str, &str)> = prelude_pieces
+                .iter()
+                .filter_map(|p| match p {
+                    Piece::Function(f) => f.inline.map(|(x, e)| (f.name, x, e)),
+                    Piece::Kept(_) => None,
+                })
+                .collect();
+            let tail = resolve_rows(&write_out_calls(body, &written_out));
+            assert!(text.ends_with(&tail), "{name}");
             assert!(
                 text.contains("local RETENTION = tonumber(ARGV[3])"),
                 "{name}"

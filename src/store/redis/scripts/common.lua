@@ -1,5 +1,6 @@
 -- Shared prelude of every callrouter script: each script is loaded with the parts it uses (the
--- locals, and the functions it calls directly or through each other; see prelude.rs).
+-- locals, and the functions it calls directly or through each other; see prelude.rs). A function
+-- of one line and one parameter that returns an expression is written out where it is called.
 -- ARGV[1] is the partition's key prefix, "<namespace>:{<partition>}:", so every key a script builds
 -- carries the same hash tag and the script touches one Redis Cluster slot.
 -- ARGV[2] is the length of team feeds, ARGV[3] the retention of closed tickets in milliseconds.
@@ -24,9 +25,7 @@ local function now_ms()
 end
 
 -- A whole number as text, without the floating-point formatting Lua's own conversion uses.
-local function int(n)
-  return string.format('%d', n)
-end
+local function int(n) return string.format('%d', n) end
 
 -- A queue's score, urgency rank * 10^13 + enqueued time (ms), as text: the urgency's digit before
 -- the 13 digits of a time in ms (any time from 2001 to 2286), else computed.

@@ -159,7 +159,7 @@ pub fn parse_claimed(value: &Value) -> Result<Option<Ticket>, StoreError> {
 /// The fields of a ticket row: values joined by the byte 255, which no UTF-8 text holds, so any
 /// value (an address, a resolution) reads back as it was written; an empty value is an absent field.
 fn row_fields(row: &[u8]) -> Result<FxHashMap<&str, &str>, StoreError> {
-    let mut fields = FxHashMap::default();
+    let mut fields = FxHashMap::with_capacity_and_hasher(TICKET_FIELDS.len(), Default::default());
     let mut values = row.split(|b| *b == 0xFF);
     for name in TICKET_FIELDS {
         let value = values

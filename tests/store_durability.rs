@@ -1,5 +1,6 @@
 //! The Redis store through Redis failures: killed and restarted (AOF, `appendfsync always`),
-//! forgotten scripts, and no Redis at all.
+//! forgotten scripts, and no Redis at all; and what it keeps from growing: closed tickets' keys,
+//! team feeds.
 
 mod support {
     pub mod redis_server;
@@ -11,7 +12,7 @@ use callrouter::routing::partition::{Partition, QueueRef};
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::redis::RedisStore;
 use callrouter::store::{
-    Hold, NewTicket, StoreError, StoreSettings, Ticket, TicketState, TicketStore,
+    Hold, NewTicket, NextClaim, StoreError, StoreSettings, Ticket, TicketState, TicketStore,
 };
 use support::redis_server::RedisServer;
 
@@ -479,5 +480,61 @@ async fn agents_working_through_a_stall_complete_every_ticket_once() {
     assert!(
         retries.load(Ordering::Relaxed) > 0,
         "the stall was met by some operation"
+    );
+}
+
+/// A team feed stays near its length, though only the transitions that bring a ticket into it or
+/// claim one cut it: the others (accepted, completed) each follow one of those.
+#[tokio::test]
+async fn team_feeds_stay_near_their_length() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let settings = StoreSettings {
+        feed_length: 100,
+        ..settings()
+    };
+    let store = RedisStore::connect(&server.url(), settings).expect("connect");
+    let team = format!("{P}.feeds");
+    for n in 0..300 {
+        store
+            .create(ticket(format!("feed-{n}"), &team, Urgency::U2))
+            .await
+            .expect("create");
+    }
+    let queues = [QueueRef::new(P, &team)];
+    let next = NextClaim {
+        queues: &queues,
+        lease: Duration::from_secs(60),
+        claim_id: None,
+    };
+    let (mut held, mut hold) = claim(&store, "a1", queues[0].clone()).await;
+    let mut done = 0;
+    loop {
+        if done % 2 == 0 {
+            held = store
+                .accept(&held.ticket_id, &hold, Duration::from_secs(60))
+                .await
+                .expect("accept");
+        }
+        let (_, following) = store
+            .complete_and_claim(&held.ticket_id, &hold, "done", &next)
+            .await
+            .expect("done, next");
+        done += 1;
+        let Some(following) = following else {
+            break;
+        };
+        hold.lease_token = following.lease_token;
+        held = following;
+    }
+    assert_eq!(done, 300);
+    // 300 created, 300 claimed, 150 accepted, 300 completed: 1,050 entries written.
+    let feed = format!("callrouter:dur:{{{P}}}:ev:{team}");
+    let length: u64 = server.command(&["XLEN", &feed]).parse().expect("XLEN");
+    // Cut "about" its length: Redis drops whole nodes of 100 entries.
+    assert!(
+        (100..=203).contains(&length),
+        "{feed} holds {length} entries"
     );
 }

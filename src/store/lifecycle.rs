@@ -279,10 +279,11 @@ mod tests {
                     let action = Action::parse(word);
                     assert!(action.is_some(), "{name}: undeclared action '{word}'");
                     seen_actions.extend(action);
-                } else if (before.contains("emit(")
+                } else if ((before.contains("emit(")
                     || before.contains("emit_with(")
                     || before.contains("emit_row("))
-                    && last
+                    && last)
+                    || before.ends_with("kind ==")
                 {
                     let kind = EventKind::parse(word);
                     assert!(kind.is_some(), "{name}: undeclared event kind '{word}'");

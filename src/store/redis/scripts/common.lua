@@ -88,11 +88,21 @@ end
 -- state, urgency, agent, cooperator, issue type, building, address, incident calls, creation and
 -- due times, as the ticket has them. What a desk shows travels as one field, 'desk': those values
 -- joined by the unit separator, the address last (a stream entry costs Redis per field).
+-- The feed is cut to about FEED entries when a ticket or a caller enters it, or a ticket is
+-- claimed: the other transitions of a ticket each follow one of those, so a feed outgrows its
+-- length by at most a few entries per ticket in hand, and the cut (a check Redis makes at every
+-- entry it is asked for) is spared the most frequent of them.
 local function emit_with(team, kind, id, h)
   local desk = table.concat({h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '',
     h[6] or '', h[8] or '1', h[9] or '0', h[10] or '0', h[7] or ''}, '\31')
-  redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
-    'kind', kind, 'ticket_id', id, 'team_id', team, 'at', NOW, 'desk', desk)
+  if kind == 'created' or kind == 'claimed' or kind == 'transferred_in' or kind == 'escalated'
+    or kind == 'incident_call' then
+    redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
+      'kind', kind, 'ticket_id', id, 'team_id', team, 'at', NOW, 'desk', desk)
+  else
+    redis.call('XADD', ekey(team), '*',
+      'kind', kind, 'ticket_id', id, 'team_id', team, 'at', NOW, 'desk', desk)
+  end
 end
 
 -- emit_with for a ticket as a row (read_row), as it is after the transition.

@@ -17,8 +17,7 @@ use rustc_hash::FxHashMap;
 use super::RedisStore;
 use super::keys::PartitionKeys;
 use super::reply::{
-    array, field_map, history as full_history, log_lines, log_of, parse_ticket, text,
-    ticket_from_fields,
+    array, field_map, history as full_history, log_of, parse_ticket, text, ticket_from_fields,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -118,9 +117,8 @@ impl RedisStore {
         let new_id = new_ticket_id(target.as_str())?;
         let created_at = fields.get("created_at").copied();
         let created_in = fields.get("created_in").copied();
-        let mut written = history;
-        written.extend(log_lines(fields.get("log").copied().unwrap_or_default())?);
-        let history = log_of(&full_history(created_at, created_in, written));
+        let log = fields.get("log").copied();
+        let history = log_of(&full_history(created_at, created_in, history, log)?);
         let mut args = vec![new_id.clone(), source.ticket_id.clone(), history];
         for (name, value) in moved_fields(&source, &new_id, &target, to_team, urgency) {
             args.push(name.to_owned());

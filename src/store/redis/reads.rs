@@ -10,8 +10,8 @@ use redis::Value;
 use super::keys::valid_stream_id;
 use super::link::{Conn, Primary};
 use super::reply::{
-    array, field_map, history, int, log_lines, parse_events, parse_position, parse_ticket,
-    redis_time, store_error, text, text_in, ticket_from_fields,
+    array, field_map, history, int, parse_events, parse_position, parse_ticket, redis_time,
+    store_error, text, text_in, ticket_from_fields,
 };
 use super::{RedisStore, eval, evalsha};
 use crate::routing::partition::{Partition, QueueRef};
@@ -64,12 +64,11 @@ impl RedisStore {
             Some(value) => text_in(value).map(Some),
         };
         let (created_at, created_in) = (field(0)?, field(1)?);
-        let mut written = array(written)?
+        let listed = array(written)?
             .iter()
             .map(text)
             .collect::<Result<Vec<_>, _>>()?;
-        written.extend(log_lines(field(2)?.unwrap_or_default())?);
-        Ok(history(created_at, created_in, written))
+        history(created_at, created_in, listed, field(2)?)
     }
 
     pub(super) async fn list(

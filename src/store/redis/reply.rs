@@ -247,22 +247,23 @@ pub fn ticket_from_fields(f: &FxHashMap<&str, &str>) -> Result<Ticket, StoreErro
 }
 
 /// A ticket's history: the creation line, which the create script leaves to readers to make from the
-/// ticket's `created_at` and `created_in` fields, then the lines written since. A ticket created
-/// before those fields were written has its creation line in `written` already.
+/// ticket's `created_at` and `created_in` fields, then the lines written since: those of its list
+/// (written before tickets had a log), then those of its `log` field. A ticket created before
+/// those fields were written has its creation line in `listed` already.
 pub fn history(
     created_at: Option<&str>,
     created_in: Option<&str>,
-    written: Vec<String>,
-) -> Vec<String> {
-    match (created_at, created_in) {
-        (Some(at), Some(team)) => {
-            let mut lines = Vec::with_capacity(written.len() + 1);
-            lines.push(format!("{at} created in {team}"));
-            lines.extend(written);
-            lines
-        }
-        _ => written,
+    listed: Vec<String>,
+    log: Option<&str>,
+) -> Result<Vec<String>, StoreError> {
+    let logged = log_lines(log.unwrap_or_default())?;
+    let mut lines = Vec::with_capacity(listed.len() + logged.len() + 1);
+    if let (Some(at), Some(team)) = (created_at, created_in) {
+        lines.push(format!("{at} created in {team}"));
     }
+    lines.extend(listed);
+    lines.extend(logged);
+    Ok(lines)
 }
 
 /// The lines of a ticket's log (its `log` field): each written `<its length in bytes>:<line>`, one
@@ -365,7 +366,13 @@ mod tests {
     fn a_history_starts_with_the_creation_line_made_from_the_ticket() {
         let written = vec!["1700000000500 claimed by a-1 lease 3".to_owned()];
         assert_eq!(
-            history(Some("1700000000000"), Some("tl.tech"), written.clone()),
+            history(
+                Some("1700000000000"),
+                Some("tl.tech"),
+                written.clone(),
+                None
+            )
+            .expect("read"),
             [
                 "1700000000000 created in tl.tech",
                 "1700000000500 claimed by a-1 lease 3"
@@ -373,9 +380,23 @@ mod tests {
         );
         // A ticket stored before created_in was written has its creation line in the list.
         assert_eq!(
-            history(Some("1700000000000"), None, written.clone()),
+            history(Some("1700000000000"), None, written.clone(), None).expect("read"),
             written
         );
+        // A ticket's list (from before tickets had a log), then its log.
+        let log = log_of(&["1700000000900 completed by a-1: fixed".to_owned()]);
+        assert_eq!(
+            history(Some("1700000000000"), Some("tl.tech"), written, Some(&log)).expect("read"),
+            [
+                "1700000000000 created in tl.tech",
+                "1700000000500 claimed by a-1 lease 3",
+                "1700000000900 completed by a-1: fixed"
+            ]
+        );
+        assert!(matches!(
+            history(None, None, Vec::new(), Some("9:short")),
+            Err(StoreError::Corrupt(_))
+        ));
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use redis::Value;
+use rustc_hash::FxHashMap;
 
 use super::keys::valid_stream_id;
 use super::link::{Conn, Primary};
@@ -169,14 +170,10 @@ impl RedisStore {
                     oldest_wait_ms: oldest,
                 });
             }
-            let fields = field_map(&chunk[STATS_REPLIES - 1])?;
+            let counted = state_counts(&field_map(&chunk[STATS_REPLIES - 1])?);
             let n = |state: TicketState| match state {
                 TicketState::Queued => queued,
-                _ => fields
-                    .get(state.as_str())
-                    .and_then(|v| v.parse::<i64>().ok())
-                    .unwrap_or(0)
-                    .max(0) as u64,
+                _ => counted.get(state.as_str()).copied().unwrap_or(0).max(0) as u64,
             };
             counts.push((q.clone(), StateCounts::from_fn(n)));
         }
@@ -423,6 +420,26 @@ impl RedisStore {
     }
 }
 
+/// Counts by state from a team's counts hash: a state's own field, less the moves counted out of
+/// it and plus those into it (fields 'FROM>TO', `count_move` in `scripts/common.lua`). Fields that
+/// are no count (the claim timings) come out as counts of no state.
+fn state_counts<'a>(fields: &FxHashMap<&'a str, &'a str>) -> FxHashMap<&'a str, i64> {
+    let mut counts = FxHashMap::default();
+    for (&name, value) in fields {
+        let Ok(n) = value.parse::<i64>() else {
+            continue;
+        };
+        match name.split_once('>') {
+            Some((from, to)) => {
+                *counts.entry(from).or_default() -= n;
+                *counts.entry(to).or_default() += n;
+            }
+            None => *counts.entry(name).or_default() += n,
+        }
+    }
+    counts
+}
+
 /// Integer replies, one per question asked.
 fn counts(replies: &[Value], asked: usize) -> Result<Vec<u64>, StoreError> {
     if replies.len() != asked {
@@ -481,4 +498,32 @@ pub(super) fn placed(
                 .ok_or_else(|| StoreError::Corrupt("pipeline replies".to_owned()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Counts kept by state (as older servers kept them) and moves between states add up: a
+    /// ticket claimed, accepted and completed counts once, as COMPLETED.
+    #[test]
+    fn counts_by_state_take_in_the_moves_between_states() {
+        let fields: FxHashMap<&str, &str> = [
+            ("RESERVED", "5"),
+            ("IN_PROGRESS", "2"),
+            ("COMPLETED", "10"),
+            ("RESERVED>IN_PROGRESS", "3"),
+            ("IN_PROGRESS>COMPLETED", "4"),
+            ("RESERVED>COMPLETED", "1"),
+            ("last_claim_at", "1700000000000"),
+            ("claim_interval", "not a number"),
+        ]
+        .into_iter()
+        .collect();
+        let counts = state_counts(&fields);
+        assert_eq!(counts.get("RESERVED"), Some(&1));
+        assert_eq!(counts.get("IN_PROGRESS"), Some(&1));
+        assert_eq!(counts.get("COMPLETED"), Some(&15));
+        assert_eq!(counts.get("CANCELLED"), None);
+    }
 }

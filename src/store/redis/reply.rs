@@ -299,7 +299,7 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
                 return Err(StoreError::Corrupt("stream entry".to_owned()));
             };
             let mut f = field_map(fields)?;
-            unpack_desk(&mut f);
+            unpack_event(&mut f);
             let get = |name: &str| f.get(name).copied().unwrap_or_default();
             let corrupt =
                 |what: &str| StoreError::Corrupt(format!("feed entry {what} '{}'", get(what)));
@@ -324,9 +324,14 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
         .collect()
 }
 
-/// What a desk shows of the ticket, in the order the scripts join it into an entry's `desk` field
-/// (the address last: it may hold anything, the separator included).
-const DESK_FIELDS: [&str; 10] = [
+/// A feed entry's fields, in the order the scripts join them into its one `event` field: the
+/// transition, then what a desk shows of the ticket (the address last: it may hold anything, the
+/// separator included).
+const EVENT_FIELDS: [&str; 14] = [
+    "kind",
+    "ticket_id",
+    "team_id",
+    "at",
     "state",
     "urgency",
     "agent_id",
@@ -339,16 +344,20 @@ const DESK_FIELDS: [&str; 10] = [
     "address",
 ];
 
-/// Spreads an entry's `desk` field into named fields. Entries written before the field existed
-/// carry the named fields themselves and are left as they are.
-fn unpack_desk(fields: &mut FxHashMap<&str, &str>) {
-    let Some(desk) = fields.remove("desk") else {
-        return;
+/// The fields of [`EVENT_FIELDS`] an entry written before the `event` field carried in its `desk`
+/// field (with the transition's own four as named fields).
+const DESK_FIELDS: &[&str] = EVENT_FIELDS.split_at(4).1;
+
+/// Spreads an entry's packed fields into named fields: `event` (every field), or, in entries
+/// written before it, `desk`. Older entries carry the named fields themselves and are left as
+/// they are.
+fn unpack_event(fields: &mut FxHashMap<&str, &str>) {
+    let (packed, names) = match (fields.remove("event"), fields.remove("desk")) {
+        (Some(event), _) => (event, &EVENT_FIELDS[..]),
+        (None, Some(desk)) => (desk, DESK_FIELDS),
+        (None, None) => return,
     };
-    for (name, value) in DESK_FIELDS
-        .iter()
-        .zip(desk.splitn(DESK_FIELDS.len(), '\u{1f}'))
-    {
+    for (name, value) in names.iter().zip(packed.splitn(names.len(), '\u{1f}')) {
         fields.insert(name, value);
     }
 }
@@ -490,12 +499,13 @@ mod tests {
         ])
     }
 
-    /// Entries with the packed `desk` field and entries written before it (one named field each)
-    /// read the same; an address holding the separator keeps it.
+    /// Entries of one `event` field, entries of a `desk` field and the transition's named fields,
+    /// and entries of named fields only (as older servers wrote them) read the same; an address
+    /// holding the separator keeps it.
     #[test]
     fn feed_entries_read_alike_packed_or_not() {
         let address = "12 rue Nationale \u{1f} 37000 Tours";
-        let desk = [
+        let shown = [
             "RESERVED",
             "2",
             "agent-7",
@@ -506,8 +516,15 @@ mod tests {
             "1700000000000",
             "1700003600000",
             address,
-        ]
-        .join("\u{1f}");
+        ];
+        let desk = shown.join("\u{1f}");
+        let event = ["claimed", "tl-1", "tl.tech", "1700000001000"]
+            .iter()
+            .chain(&shown)
+            .copied()
+            .collect::<Vec<_>>()
+            .join("\u{1f}");
+        let one_field = entry("1-0", &[("event", &event)]);
         let packed = entry(
             "1-0",
             &[
@@ -537,10 +554,12 @@ mod tests {
                 ("sla_due_at", "1700003600000"),
             ],
         );
+        let from_event = parse_events(&Value::Array(vec![one_field])).expect("event entry");
         let from_packed = parse_events(&Value::Array(vec![packed])).expect("packed entry");
         let from_named = parse_events(&Value::Array(vec![named])).expect("named entry");
+        assert_eq!(from_event, from_named);
         assert_eq!(from_packed, from_named);
-        let event = &from_packed[0];
+        let event = &from_event[0];
         assert_eq!(event.address.as_deref(), Some(address));
         assert_eq!(
             (event.incident_calls, event.sla_due_at),

@@ -13,8 +13,7 @@ redis.call('ZADD', P .. 'leases', expires, id)
 if state == 'RESERVED' then
   redis.call('HSET', tkey(id), 'state', 'IN_PROGRESS', 'lease_expires_at', expires,
     'log', logged(r[ROW_FIELDS + 2], 'accepted by ' .. ARGV[5]))
-  count(team, 'RESERVED', '-1')
-  count(team, 'IN_PROGRESS', '1')
+  count_move(team, 'RESERVED', 'IN_PROGRESS')
   emit_row(team, 'accepted', r)
 else
   redis.call('HSET', tkey(id), 'lease_expires_at', expires)

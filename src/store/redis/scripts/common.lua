@@ -69,6 +69,13 @@ local function count(team, state, delta)
   redis.call('HINCRBY', skey(team), state, delta)
 end
 
+-- Counts a ticket's move from one counted state to another as one count of the move, in the
+-- field 'FROM>TO', which readers take from the first state's count and add to the second's (one
+-- command where a count of each state would take two).
+local function count_move(team, from, to)
+  redis.call('HINCRBY', skey(team), from .. '>' .. to, 1)
+end
+
 -- A ticket's log (its history after the creation line) with line added, at NOW: the value of its
 -- 'log' field, to write with the transition's own fields. log is the field as read (false when the
 -- ticket has none yet). Each line is written '<its length in bytes>:<line>', so that a line may
@@ -86,22 +93,22 @@ end
 
 -- Appends a transition to a team's feed, with what a desk shows of the ticket after it: h holds
 -- state, urgency, agent, cooperator, issue type, building, address, incident calls, creation and
--- due times, as the ticket has them. What a desk shows travels as one field, 'desk': those values
--- joined by the unit separator, the address last (a stream entry costs Redis per field).
+-- due times, as the ticket has them. An entry is one field, 'event': the kind, ticket, team and
+-- time, then those values, joined by the unit separator, the address last (a stream entry, and
+-- each argument of a command Redis runs and writes to its append-only file, costs per field).
 -- The feed is cut to about FEED entries when a ticket or a caller enters it, or a ticket is
 -- claimed: the other transitions of a ticket each follow one of those, so a feed outgrows its
 -- length by at most a few entries per ticket in hand, and the cut (a check Redis makes at every
 -- entry it is asked for) is spared the most frequent of them.
 local function emit_with(team, kind, id, h)
-  local desk = table.concat({h[1] or '', h[2] or '', h[3] or '', h[4] or '', h[5] or '',
-    h[6] or '', h[8] or '1', h[9] or '0', h[10] or '0', h[7] or ''}, '\31')
+  local event = table.concat({kind, id, team, NOW, h[1] or '', h[2] or '', h[3] or '',
+    h[4] or '', h[5] or '', h[6] or '', h[8] or '1', h[9] or '0', h[10] or '0', h[7] or ''},
+    '\31')
   if kind == 'created' or kind == 'claimed' or kind == 'transferred_in' or kind == 'escalated'
     or kind == 'incident_call' then
-    redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*',
-      'kind', kind, 'ticket_id', id, 'team_id', team, 'at', NOW, 'desk', desk)
+    redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*', 'event', event)
   else
-    redis.call('XADD', ekey(team), '*',
-      'kind', kind, 'ticket_id', id, 'team_id', team, 'at', NOW, 'desk', desk)
+    redis.call('XADD', ekey(team), '*', 'event', event)
   end
 end
 
@@ -296,8 +303,7 @@ local function complete_held(id, agent, token, resolution, t)
   if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
     redis.call('DEL', P .. 'inc:' .. incident)
   end
-  count(team, state, '-1')
-  count(team, 'COMPLETED', '1')
+  count_move(team, state, 'COMPLETED')
   emit_row(team, 'completed', r)
   expire_closed(id, r[ROW.call_id], incident)
   return row(r)

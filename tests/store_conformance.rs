@@ -1046,6 +1046,50 @@ async fn position_and_estimated_wait(store: Store) {
     assert_eq!((u1.depth, u1.oldest_wait_ms), (0, None));
 }
 
+/// The expected wait follows the pace of claims: before any, a queue assumes the default interval
+/// between claims (minutes per place); once claims come a fraction of a second apart, places wait
+/// about a second each, and the claims are counted as reserved tickets.
+async fn the_expected_wait_follows_the_pace_of_claims(store: Store) {
+    let queue = q(P, "tl.pace");
+    for i in 0..4 {
+        create(&store, &format!("c-pace-{i}"), "tl.pace", Urgency::U3).await;
+        // Apart in time, so that the queue's order is the order of creation.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let before = store
+        .create(new_ticket("c-pace-4", P, "tl.pace", Urgency::U3))
+        .await
+        .expect("create")
+        .position
+        .expect("queued");
+    assert_eq!(before.position, 5);
+    assert!(before.estimated_wait_seconds >= 600, "{before:?}");
+    for _ in 0..3 {
+        store
+            .claim_next("ana", std::slice::from_ref(&queue), LONG, None)
+            .await
+            .expect("claim")
+            .expect("t");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let after = store
+        .create(new_ticket("c-pace-5", P, "tl.pace", Urgency::U3))
+        .await
+        .expect("create")
+        .position
+        .expect("queued");
+    assert_eq!(after.position, 3);
+    assert!(
+        (1..=3).contains(&after.estimated_wait_seconds),
+        "three places at claims about 150 ms apart: {after:?}"
+    );
+    let (_, counts) = store
+        .queue_stats(std::slice::from_ref(&queue))
+        .await
+        .expect("stats");
+    assert_eq!(counts[0].1.reserved, 3);
+}
+
 async fn team_feeds_record_every_transition(store: Store) {
     let queue = q(P, "tl.feed");
     let t = create(&store, "c1", "tl.feed", Urgency::U2).await;
@@ -1477,6 +1521,7 @@ conformance!(
     cancel_only_while_queued,
     building_wide_incidents_group_calls,
     position_and_estimated_wait,
+    the_expected_wait_follows_the_pace_of_claims,
     team_feeds_record_every_transition,
     presence_goes_offline_without_heartbeats,
     closed_tickets_are_purged_after_retention,

@@ -1,6 +1,6 @@
 //! The Redis store through Redis failures: killed and restarted (AOF, `appendfsync always`),
-//! forgotten scripts, and no Redis at all; and what it keeps from growing: closed tickets' keys,
-//! team feeds.
+//! forgotten scripts, and no Redis at all; what it keeps from growing: closed tickets' keys,
+//! team feeds; and what it takes over from older servers' data.
 
 mod support {
     pub mod redis_server;
@@ -537,4 +537,56 @@ async fn team_feeds_stay_near_their_length() {
         (100..=203).contains(&length),
         "{feed} holds {length} entries"
     );
+}
+
+/// A team's claim figures as older servers kept them (a count of reserved tickets, the last claim's
+/// time and the interval between claims, each a field of its own) are carried on by the next
+/// claim: the count goes on from theirs and the expected wait from their interval.
+#[tokio::test]
+async fn claims_carry_on_from_the_figures_older_servers_kept() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    let team = format!("{P}.older");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis();
+    let stats = format!("callrouter:dur:{{{P}}}:s:{team}");
+    let last = (now - 1000).to_string();
+    let fields = [
+        "RESERVED",
+        "2",
+        "last_claim_at",
+        &last,
+        "claim_interval",
+        "400",
+    ];
+    server.command(&[&["HSET", stats.as_str()][..], &fields[..]].concat());
+    for n in 0..3 {
+        store
+            .create(ticket(format!("older-{n}"), &team, Urgency::U2))
+            .await
+            .expect("create");
+        // Apart in time, so that the queue's order is the order of creation.
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let queue = QueueRef::new(P, &team);
+    claim(&store, "a1", queue.clone()).await;
+    let position = store
+        .create(ticket("older-3".to_owned(), &team, Urgency::U2))
+        .await
+        .expect("create")
+        .position
+        .expect("queued");
+    // Three places at about 0.8 * 400 + 0.2 * 1000 ms each; a first claim would leave the
+    // default of minutes.
+    assert_eq!(position.position, 3);
+    assert!(
+        (1..=3).contains(&position.estimated_wait_seconds),
+        "{position:?}"
+    );
+    let (_, counts) = store.queue_stats(&[queue]).await.expect("stats");
+    assert_eq!(counts[0].1.reserved, 3);
 }

@@ -16,7 +16,7 @@
 //! | `P leases` | sorted set | held tickets; score = lease expiry (ms) |
 //! | `P fence` | counter | fencing tokens of claims |
 //! | `P inc:<incident>` | string | the open ticket of a building-wide incident |
-//! | `P s:<team>` | hash | counts by state but QUEUED (the queue's size), and moves between counted states as `FROM>TO` counts (readers take each from the first state and add it to the second); interval between claims (for wait estimates) |
+//! | `P s:<team>` | hash | counts by state but QUEUED (the queue's size), and moves between counted states as `FROM>TO` counts (readers take each from the first state and add it to the second); claims, `QUEUED>RESERVED`, followed by the last claim's time and the interval between claims in ms (for wait estimates) |
 //! | `P ev:<team>` | stream | the team's feed of transitions, capped: one `event` field, the kind, ticket, team, time and what a desk shows, joined by the unit separator (entries of older servers: a `desk` field and the first four named) |
 //! | `P outbox` | sorted set | tickets being moved to another partition |
 //! | `P moved:<ticket>` | string | the ticket a moved-in ticket came from (idempotency) |

@@ -406,10 +406,7 @@ mod tests {
                 .collect();
             let tail = resolve_rows(&write_out_calls(body, &written_out));
             assert!(text.ends_with(&tail), "{name}");
-            assert!(
-                text.contains("local RETENTION = tonumber(ARGV[3])"),
-                "{name}"
-            );
+            assert!(text.contains("local RETENTION = ARGV[3]"), "{name}");
             assert!(text.len() < super::PRELUDE.len() + body.len(), "{name}");
             let defined: Vec<&str> = text
                 .lines()

@@ -421,12 +421,14 @@ impl RedisStore {
 }
 
 /// Counts by state from a team's counts hash: a state's own field, less the moves counted out of
-/// it and plus those into it (fields 'FROM>TO', `count_move` in `scripts/common.lua`). Fields that
-/// are no count (the claim timings) come out as counts of no state.
+/// it and plus those into it (fields 'FROM>TO', `count_move` in `scripts/common.lua`), each the
+/// first number of its value (claims, 'QUEUED>RESERVED', carry their timings after it). Fields
+/// that are no count (older servers' claim timings) come out as counts of no state.
 fn state_counts<'a>(fields: &FxHashMap<&'a str, &'a str>) -> FxHashMap<&'a str, i64> {
     let mut counts = FxHashMap::default();
     for (&name, value) in fields {
-        let Ok(n) = value.parse::<i64>() else {
+        let count = value.split_once(' ').map_or(*value, |(first, _)| first);
+        let Ok(n) = count.parse::<i64>() else {
             continue;
         };
         match name.split_once('>') {
@@ -515,13 +517,14 @@ mod tests {
             ("RESERVED>IN_PROGRESS", "3"),
             ("IN_PROGRESS>COMPLETED", "4"),
             ("RESERVED>COMPLETED", "1"),
+            ("QUEUED>RESERVED", "4 1700000000000 -1"),
             ("last_claim_at", "1700000000000"),
             ("claim_interval", "not a number"),
         ]
         .into_iter()
         .collect();
         let counts = state_counts(&fields);
-        assert_eq!(counts.get("RESERVED"), Some(&1));
+        assert_eq!(counts.get("RESERVED"), Some(&5));
         assert_eq!(counts.get("IN_PROGRESS"), Some(&1));
         assert_eq!(counts.get("COMPLETED"), Some(&15));
         assert_eq!(counts.get("CANCELLED"), None);

@@ -9,12 +9,14 @@
 -- its fields ROW_NAMES: the script's text is given their values (numbers, the quoted names) when it
 -- is assembled (prelude.rs), which costs a call nothing, where a Lua local would cost each closure
 -- that reads it a capture at every call.
+-- Numbers a script hands to Redis are given as text (FEED, RETENTION, '1'): a Lua number (a
+-- double) handed to Redis is formatted by sprintf at every use, which costs about as much as a
+-- command.
 local P = ARGV[1]
-local FEED = tonumber(ARGV[2])
-local RETENTION = tonumber(ARGV[3])
+local FEED = ARGV[2]
+local RETENTION = ARGV[3]
 
--- The time of the script's now_ms() as text, which is what gets written: a Lua number (a double)
--- handed to Redis is formatted by sprintf at every use, and that costs more than the command.
+-- The time of the script's now_ms() as text, which is what gets written.
 local NOW
 
 local function now_ms()
@@ -73,7 +75,7 @@ end
 -- field 'FROM>TO', which readers take from the first state's count and add to the second's (one
 -- command where a count of each state would take two).
 local function count_move(team, from, to)
-  redis.call('HINCRBY', skey(team), from .. '>' .. to, 1)
+  redis.call('HINCRBY', skey(team), from .. '>' .. to, '1')
 end
 
 -- A ticket's log (its history after the creation line) with line added, at NOW: the value of its
@@ -205,13 +207,15 @@ local function end_hold(id, agent, token, action)
 end
 
 -- Position of a ticket queued in a team's queue (1 = next) and the team's recent interval between
--- claims, in ms.
+-- claims, in ms (-1 when none yet): the last number of its claims field (see claim_from), or the
+-- field 'claim_interval' where older servers kept it.
 local function position_in(team, id)
   local rank = redis.call('ZRANK', qkey(team), id)
   if not rank then
     return {0, 0}
   end
-  local interval = tonumber(redis.call('HGET', skey(team), 'claim_interval') or '-1')
+  local s = redis.call('HMGET', skey(team), 'QUEUED>RESERVED', 'claim_interval')
+  local interval = tonumber(s[1] and string.match(s[1], ' (%-?%d+)$') or s[2]) or -1
   return {rank + 1, math.floor(interval)}
 end
 
@@ -243,7 +247,7 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
   end
   local best, best_score, best_queue
   for _, queue in ipairs(queues) do
-    local head = redis.call('ZRANGE', queue, 0, 0, 'WITHSCORES')
+    local head = redis.call('ZRANGE', queue, '0', '0', 'WITHSCORES')
     if head[1] then
       local s = tonumber(head[2])
       if not best_score or s < best_score then
@@ -267,19 +271,24 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
     'RESERVED', agent, token, expires, NOW
   redis.call('ZADD', P .. 'leases', expires, best)
   local team = r[ROW.team_id]
-  -- The team's figures in one read and one write: the interval between claims (moving average,
-  -- which gives the expected wait of later callers) and the count of reserved tickets.
+  -- The team's claims, in one field read and written: 'QUEUED>RESERVED', a count of moves (see
+  -- count_move) followed by the last claim's time and the interval between claims in ms (a
+  -- moving average, which gives later callers their expected wait; -1 until a second claim).
+  -- Where older servers kept the last two in fields of their own, those are read until then.
   local stats = skey(team)
-  local s = redis.call('HMGET', stats, 'last_claim_at', 'claim_interval', 'RESERVED')
-  local figures = {'last_claim_at', NOW, 'RESERVED', int(tonumber(s[3] or 0) + 1)}
-  local last = tonumber(s[1] or '0')
-  if last > 0 then
-    local gap = math.min(t - last, 3600000)
-    local previous = tonumber(s[2] or gap)
-    figures[#figures + 1] = 'claim_interval'
-    figures[#figures + 1] = int(math.floor(previous * 0.8 + gap * 0.2))
+  local s = redis.call('HMGET', stats, 'QUEUED>RESERVED', 'last_claim_at', 'claim_interval')
+  local claims, last, interval = '0', s[2], s[3]
+  if s[1] then
+    claims, last, interval = string.match(s[1], '^(%d+) (%d+) (%-?%d+)$')
   end
-  redis.call('HSET', stats, unpack(figures))
+  local pace = '-1'
+  if tonumber(last) then
+    local gap = math.min(t - tonumber(last), 3600000)
+    local previous = tonumber(interval) or -1
+    pace = int(previous < 0 and gap or math.floor(previous * 0.8 + gap * 0.2))
+  end
+  local figures = int((tonumber(claims) or 0) + 1) .. ' ' .. NOW .. ' ' .. pace
+  redis.call('HSET', stats, 'QUEUED>RESERVED', figures)
   if claim_id ~= '' then
     -- Kept as long as the lease, given as the time it ends (as it is written to the AOF).
     redis.call('SET', claim_key, best .. ' ' .. token, 'PXAT', expires)

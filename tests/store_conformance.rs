@@ -708,6 +708,105 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
     );
 }
 
+/// A ticket's history without the times: what each line says.
+async fn said(store: &Store, ticket_id: &str) -> Vec<String> {
+    store
+        .history(ticket_id)
+        .await
+        .expect("history")
+        .into_iter()
+        .map(|line| {
+            line.split_once(' ')
+                .map_or(line.clone(), |(_, s)| s.to_owned())
+        })
+        .collect()
+}
+
+async fn claimed(store: &Store, agent: &str, queue: &QueueRef, lease: Duration) -> Ticket {
+    store
+        .claim_next(agent, std::slice::from_ref(queue), lease, None)
+        .await
+        .expect("claim")
+        .expect("a waiting ticket")
+}
+
+/// Each claim has its line in the history, in its place, whatever ends its hold (a release, a
+/// completion, a transfer within or across partitions, an expired lease) and while it holds the
+/// ticket, with other lines written meanwhile (a caller joining an incident) after it.
+async fn every_claim_keeps_its_place_in_the_history(store: Store) {
+    let queue = q(P, "tl.hist");
+    let mut roof = new_ticket("c-hist-1", P, "tl.hist", Urgency::U2);
+    roof.incident_id = Some("TL-00009/roof".to_owned());
+    let t = store.create(roof.clone()).await.expect("create").ticket;
+    let ana = claimed(&store, "ana", &queue, LONG).await;
+    let ana_line = format!("claimed by ana lease {}", ana.lease_token);
+    assert_eq!(
+        said(&store, &t.ticket_id).await,
+        ["created in tl.hist", &ana_line]
+    );
+    roof.call_id = "c-hist-2".to_owned();
+    assert!(store.create(roof).await.expect("join").joined_incident);
+    store
+        .release(&t.ticket_id, &hold(&ana))
+        .await
+        .expect("release");
+    let bob = claimed(&store, "bob", &queue, LONG).await;
+    let bob_line = format!("claimed by bob lease {}", bob.lease_token);
+    store
+        .complete(&t.ticket_id, &hold(&bob), "fixed")
+        .await
+        .expect("complete");
+    assert_eq!(
+        said(&store, &t.ticket_id).await,
+        [
+            "created in tl.hist",
+            &ana_line,
+            "incident call c-hist-2",
+            "released by ana",
+            &bob_line,
+            "completed by bob: fixed"
+        ]
+    );
+
+    let t = create(&store, "c-hist-3", "tl.hist", Urgency::U2).await;
+    let short = claimed(&store, "ana", &queue, Duration::from_millis(80)).await;
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(
+        store
+            .reap(&Partition::parse(P))
+            .await
+            .expect("reap")
+            .expired,
+        1
+    );
+    let held = claimed(&store, "bob", &queue, LONG).await;
+    store
+        .transfer(&t.ticket_id, &hold(&held), &q(P, "tl.hist2"), None)
+        .await
+        .expect("transfer");
+    let moved = claimed(&store, "cat", &q(P, "tl.hist2"), LONG).await;
+    let handed = store
+        .transfer(
+            &t.ticket_id,
+            &hold(&moved),
+            &q("platform", "platform.triage"),
+            None,
+        )
+        .await
+        .expect("transfer across partitions");
+    let expected = [
+        "created in tl.hist".to_owned(),
+        format!("claimed by ana lease {}", short.lease_token),
+        "lease of ana expired, attempt 1".to_owned(),
+        format!("claimed by bob lease {}", held.lease_token),
+        "transferred by bob from tl.hist to tl.hist2".to_owned(),
+        format!("claimed by cat lease {}", moved.lease_token),
+    ];
+    let across = said(&store, &handed.ticket_id).await;
+    assert_eq!(across[..expected.len()], expected, "{across:?}");
+    assert!(across[expected.len()].starts_with("transfer by cat to platform/platform.triage"));
+}
+
 async fn transfer_keeps_place_and_history(store: Store) {
     let older = create(&store, "c-old", "tl.front", Urgency::U2).await;
     tokio::time::sleep(Duration::from_millis(3)).await;
@@ -1517,6 +1616,7 @@ conformance!(
     release_returns_to_the_original_place,
     fencing_refuses_stale_and_foreign_holders,
     lease_expiry_requeues_then_escalates,
+    every_claim_keeps_its_place_in_the_history,
     transfer_keeps_place_and_history,
     cancel_only_while_queued,
     building_wide_incidents_group_calls,

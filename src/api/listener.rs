@@ -201,9 +201,10 @@ impl AsyncWrite for Conn {
         }
     }
 
-    /// HTTP/2 writes its frames as several buffers: passed on whole, a response's header, data
-    /// and trailer frames (and those of the other responses ready) leave in one system call,
-    /// instead of one per buffer.
+    /// HTTP/2 writes its frames as several buffers: passed on whole, a response's header and data
+    /// frames leave in one system call, instead of one per buffer. (Its trailers follow in
+    /// another: h2 writes out a payload of 256 bytes or more before it takes the next frame.
+    /// Gathering them too, by a buffer of the connection's, saved no measurable CPU.)
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,

@@ -1,7 +1,7 @@
 """What each lifecycle script costs Redis per call: creates, claims, accepts and completes N
-tickets, then completes N more with the next claim ("done, next", the complete_claim script),
-marking the end of each phase so that each figure is one script's alone. Two ways of
-counting:
+tickets, then completes N more with the next claim ("done, next", the complete_claim script), then
+claims N across six teams' queues (as a desk claims for an agent of several teams), marking the
+end of each phase so that each figure is one script's alone. Two ways of counting:
 - instructions: one call at a time, against a redis-server running under callgrind, whose counters
   are dumped at each phase's end (callgrind_control), given its pid;
 - time: with `time` for the pid, Redis's own statistics are reset at each phase's start and its
@@ -105,11 +105,16 @@ def timed_phases(r, n):
     return end
 
 
-def create_command(create, common, i):
-    """The create script's call for ticket i, with a routed call's arguments."""
-    return ("EVALSHA", create, 4, P + "call:c-%d" % i, P + "q:" + TEAM, P + "t:tl-%d" % i,
+# The teams of an agent of the front desk and the technical sectors, as desks claim across them.
+TEAMS = [TEAM] + ["touraine-logement.%s" % t for t in (
+    "front-desk", "technical.tl-sud-loire", "technical.tl-nord-loire", "rent", "social")]
+
+
+def create_command(create, common, i, team=TEAM):
+    """The create script's call for ticket i of team, with a routed call's arguments."""
+    return ("EVALSHA", create, 4, P + "call:c-%d" % i, P + "q:" + team, P + "t:tl-%d" % i,
             P + "call:c-%d" % i, *common, "tl-%d" % i, "c-%d" % i, "touraine-logement",
-            "touraine-logement", TEAM, 2, "technical.plumbing.leak", "TL-00012", "",
+            "touraine-logement", team, 2, "technical.plumbing.leak", "TL-00012", "",
             1795780124779, "touraine-logement.supervisor", DETAILS, 99999999999999,
             "12 rue Nationale 37000 Tours")
 
@@ -178,6 +183,16 @@ def main():
     if completed != n:
         raise RuntimeError("done, next: %d tickets completed, not %d" % (completed, n))
     dump("done_next")
+    # Claims across six teams: N tickets more in each team's queue, then N claims of an agent of
+    # the six (the queues stay full, so that each claim compares six heads).
+    r.run(batch, (create_command(create, common, (2 + k) * n + i, team)
+                  for k, team in enumerate(TEAMS) for i in range(n)))
+    dump(None)
+    r.run(batch, (
+        ("EVALSHA", claim, len(TEAMS), *(P + "q:" + t for t in TEAMS), *common, "agent-6", 600000,
+         "claim-6-%d" % i)
+        for i in range(n)))
+    dump("claim_6_queues")
 
 
 if __name__ == "__main__":

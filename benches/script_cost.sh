@@ -2,11 +2,12 @@
 # What the lifecycle scripts cost Redis per call. Instructions, counted by callgrind (the same for
 # the same scripts and Redis build, whatever else the machine does): a redis-server under callgrind
 # creates, claims, accepts and completes N tickets, then completes N more with the next claim
-# ("done, next") (benches/lifecycle_cost.py), with its counters dumped
-# between the phases. Time, as the targets state it (`usec_per_call`, noisy on a shared machine):
-# redis-benchmark runs the create script with a routed call's arguments, 50 clients; then one
-# caller creates, claims, accepts and completes TIME_N tickets, then 50 agents complete TIME_N
-# more with the next claim, each script's time read per phase.
+# ("done, next"), then claims N across six teams' queues (benches/lifecycle_cost.py), with its
+# counters dumped between the phases. Time, as the targets state it (`usec_per_call`, noisy on a
+# shared machine): redis-benchmark runs the create script with a routed call's arguments, 50
+# clients; then one caller creates, claims, accepts and completes TIME_N tickets, then 50 agents
+# complete TIME_N more with the next claim, then one agent of six teams claims TIME_N across them,
+# each script's time read per phase.
 # All on fresh redis-servers with AOF everysec.
 # The scripts are loaded as the server loads them (`callrouter script NAME`).
 #   bash benches/script_cost.sh [BINARY]   (default target/release/callrouter; N=1000 tickets under
@@ -30,8 +31,9 @@ pids+=($!)
 wait_for "$port"
 python3 benches/lifecycle_cost.py "$BIN" "$port" "${pids[-1]}" "$N"
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
-# Dumps: 1 start, 2-5 the four phases, 6 the tickets of "done, next" and their first claims, 7 it.
-for phase in 2:create 3:claim 4:accept 5:complete 7:complete_claim; do
+# Dumps: 1 start, 2-5 the four phases, 6 the tickets of "done, next" and their first claims, 7 it,
+# 8 the tickets of six teams, 9 the claims across the six.
+for phase in 2:create 3:claim 4:accept 5:complete 7:complete_claim 9:claim_6_queues; do
   total=$(callgrind_annotate "$work/cg/out.${phase%%:*}" 2>/dev/null | awk '/PROGRAM TOTALS/ {gsub(",", "", $1); print $1}')
   echo "${phase#*:} script: $((total / N)) Redis instructions per call (callgrind, $N calls)"
 done

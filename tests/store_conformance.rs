@@ -1155,28 +1155,25 @@ async fn the_expected_wait_follows_the_pace_of_claims(store: Store) {
         // Apart in time, so that the queue's order is the order of creation.
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let before = store
-        .create(new_ticket("c-pace-4", P, "tl.pace", Urgency::U3))
-        .await
-        .expect("create")
-        .position
-        .expect("queued");
+    let queued = |call: &'static str| {
+        let store = store.clone();
+        async move {
+            store
+                .create(new_ticket(call, P, "tl.pace", Urgency::U3))
+                .await
+                .expect("create")
+                .position
+                .expect("queued")
+        }
+    };
+    let before = queued("c-pace-4").await;
     assert_eq!(before.position, 5);
     assert!(before.estimated_wait_seconds >= 600, "{before:?}");
     for _ in 0..3 {
-        store
-            .claim_next("ana", std::slice::from_ref(&queue), LONG, None)
-            .await
-            .expect("claim")
-            .expect("t");
+        claimed(&store, "ana", &queue, LONG).await;
         tokio::time::sleep(Duration::from_millis(150)).await;
     }
-    let after = store
-        .create(new_ticket("c-pace-5", P, "tl.pace", Urgency::U3))
-        .await
-        .expect("create")
-        .position
-        .expect("queued");
+    let after = queued("c-pace-5").await;
     assert_eq!(after.position, 3);
     assert!(
         (1..=3).contains(&after.estimated_wait_seconds),

@@ -41,6 +41,10 @@ pub struct LoadOptions {
     /// RouteCall phase length (seconds).
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=600))]
     pub seconds: u64,
+    /// RouteCall phase length in calls, when --seconds has not ended it first (0: no limit), for
+    /// figures after a given number of calls (resident memory after a million).
+    #[arg(long, default_value_t = 0)]
+    pub calls: u64,
     /// RouteCall calls per second (open loop); 0: as fast as possible with --concurrency callers.
     #[arg(long, default_value_t = 0)]
     pub rate: u64,
@@ -413,6 +417,11 @@ impl Load {
         let before = self.spent().await?;
         let started = Instant::now();
         let deadline = started + Duration::from_secs(options.seconds);
+        let limit = if options.calls > 0 {
+            options.calls
+        } else {
+            u64::MAX
+        };
         let call = move |n: u64| {
             let mut message = requests[(n as usize) % requests.len()].clone();
             message.call_id = format!("load-{run_id}-{n}");
@@ -430,7 +439,7 @@ impl Load {
             let channels = self.channels.clone();
             tokio::task::spawn_blocking(move || {
                 let mut tasks = Vec::new();
-                for n in 0u64.. {
+                for n in 0..limit {
                     let scheduled = started + every.mul_f64(n as f64);
                     if scheduled >= deadline {
                         break;
@@ -456,7 +465,7 @@ impl Load {
                         loop {
                             let n = counter.fetch_add(1, Ordering::Relaxed);
                             let scheduled = Instant::now();
-                            if scheduled >= deadline {
+                            if n >= limit || scheduled >= deadline {
                                 break;
                             }
                             let (latency, queued, failed) =

@@ -263,8 +263,9 @@ fn count_before(line: &str, marker: &str) -> u64 {
 }
 
 /// `callrouter load` against a served binary (in-memory store): the open loop sends exactly its
-/// rate for its seconds, the closed loop and the agents' phase run without failures, and the
-/// server's own figures are read from its admin listener.
+/// rate for its seconds, a phase of a given number of calls sends exactly those, the closed loop
+/// and the agents' phase run without failures, and the server's own figures are read from its
+/// admin listener.
 #[test]
 fn the_load_generator_drives_a_served_binary() {
     let (grpc, admin) = (free_port(), free_port());
@@ -290,6 +291,11 @@ fn the_load_generator_drives_a_served_binary() {
         "{open}"
     );
     assert!(open.contains("(open loop at 200/s)"), "{open}");
+    let counted = load(&["--calls", "150", "--seconds", "30", "--route-only"]);
+    assert!(
+        counted.contains("RouteCall: 150 calls in ") && counted.contains(", 150 queued, 0 failed"),
+        "{counted}"
+    );
     assert!(open.contains("µs of CPU per RouteCall"), "{open}");
     let pid = child.id().to_string();
     let closed = load(&["--concurrency", "4", "--seconds", "1", "--server-pid", &pid]);

@@ -730,6 +730,20 @@ async fn claimed(store: &Store, agent: &str, queue: &QueueRef, lease: Duration) 
         .expect("a waiting ticket")
 }
 
+/// A held ticket transferred by its holder to the platform's triage (another partition): the
+/// ticket as moved in there.
+async fn to_platform_triage(store: &Store, held: &Ticket) -> Ticket {
+    store
+        .transfer(
+            &held.ticket_id,
+            &hold(held),
+            &q("platform", "platform.triage"),
+            None,
+        )
+        .await
+        .expect("transfer to the platform's triage")
+}
+
 /// Each claim has its line in the history, in its place, whatever ends its hold (a release, a
 /// completion, a transfer within or across partitions, an expired lease) and while it holds the
 /// ticket, with other lines written meanwhile (a caller joining an incident) after it.
@@ -785,15 +799,7 @@ async fn every_claim_keeps_its_place_in_the_history(store: Store) {
         .await
         .expect("transfer");
     let moved = claimed(&store, "cat", &q(P, "tl.hist2"), LONG).await;
-    let handed = store
-        .transfer(
-            &t.ticket_id,
-            &hold(&moved),
-            &q("platform", "platform.triage"),
-            None,
-        )
-        .await
-        .expect("transfer across partitions");
+    let handed = to_platform_triage(&store, &moved).await;
     let expected = [
         "created in tl.hist".to_owned(),
         format!("claimed by ana lease {}", short.lease_token),
@@ -1484,15 +1490,7 @@ async fn store_wide_figures(store: Store) {
         .await
         .expect("claim")
         .expect("a ticket");
-    store
-        .transfer(
-            &claimed.ticket_id,
-            &hold(&claimed),
-            &q("platform", "platform.triage"),
-            None,
-        )
-        .await
-        .expect("moved to the platform");
+    to_platform_triage(&store, &claimed).await;
     assert_eq!(
         store.move_backlog(&partitions).await.expect("backlog"),
         vec![0, 0],

@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, Bytes, BytesMut};
 use clap::Args;
-use tonic::metadata::MetadataValue;
-use tonic::transport::Channel;
+use tonic::codegen::http::{self, HeaderMap, HeaderValue, Method, Uri, header, uri::Authority};
+use tonic::{Code, Status};
 
 use crate::api::pb;
 use crate::registry;
@@ -26,7 +27,7 @@ use crate::registry;
 /// Options of `callrouter load`.
 #[derive(Debug, Clone, Args)]
 pub struct LoadOptions {
-    /// Server address.
+    /// Server address, `http://host:port` (plain HTTP/2).
     #[arg(long, default_value = "http://127.0.0.1:50051")]
     pub target: String,
     /// Development tokens (plain) with their principals.
@@ -315,28 +316,21 @@ fn say(line: std::fmt::Arguments<'_>) -> Result<(), String> {
         .map_err(|e| format!("cannot write the figures: {e}"))
 }
 
-fn bearer(token: &str) -> Result<MetadataValue<tonic::metadata::Ascii>, String> {
-    format!("Bearer {token}")
-        .parse()
-        .map_err(|_| "a token is not ASCII".to_owned())
+fn bearer(token: &str) -> Result<HeaderValue, String> {
+    HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| "a token is not ASCII".to_owned())
 }
 
 /// Runs the load and prints the figures.
 pub async fn run(options: LoadOptions) -> Result<(), String> {
     let tokens = read_tokens(&options.tokens)?;
     let requests = Arc::new(requests(&options)?);
-    let mut channels = Vec::new();
+    let mut connections = Vec::new();
     for _ in 0..options.connections {
-        let channel = Channel::from_shared(options.target.clone())
-            .map_err(|e| e.to_string())?
-            .connect()
-            .await
-            .map_err(|e| format!("cannot connect to {}: {e}", options.target))?;
-        channels.push(channel);
+        connections.push(Caller::connect(&options.target).await?);
     }
     let load = Load {
         options,
-        channels,
+        connections,
         tokens,
     };
     load.route_calls(requests).await?;
@@ -349,7 +343,7 @@ pub async fn run(options: LoadOptions) -> Result<(), String> {
 /// A load run: its options, its connections and the tokens it calls with.
 struct Load {
     options: LoadOptions,
-    channels: Vec<Channel>,
+    connections: Vec<Caller>,
     tokens: Tokens,
 }
 
@@ -364,8 +358,8 @@ struct Spent {
 type Tally = (Vec<Duration>, u64, u64);
 
 impl Load {
-    fn channel(&self, worker: u64) -> Channel {
-        self.channels[(worker % self.options.connections) as usize].clone()
+    fn connection(&self, worker: u64) -> Caller {
+        self.connections[(worker % self.options.connections) as usize].clone()
     }
 
     /// What Redis and the server have spent so far, as far as the run can read it.
@@ -425,18 +419,14 @@ impl Load {
         let call = move |n: u64| {
             let mut message = requests[(n as usize) % requests.len()].clone();
             message.call_id = format!("load-{run_id}-{n}");
-            let mut request = tonic::Request::new(message);
-            request
-                .metadata_mut()
-                .insert("authorization", telephony.clone());
-            request
+            message
         };
         let tasks = if options.rate > 0 {
             // Open loop: one thread sends each call at its time (the operating system's timers,
             // finer than the runtime's millisecond), each call a task of its own.
             let every = Duration::from_secs_f64(1.0 / options.rate as f64);
             let runtime = tokio::runtime::Handle::current();
-            let channels = self.channels.clone();
+            let connections = self.connections.clone();
             tokio::task::spawn_blocking(move || {
                 let mut tasks = Vec::new();
                 for n in 0..limit {
@@ -445,9 +435,14 @@ impl Load {
                         break;
                     }
                     std::thread::sleep(scheduled.saturating_duration_since(Instant::now()));
-                    let client =
-                        Caller::new(channels[(n % channels.len() as u64) as usize].clone());
-                    tasks.push(runtime.spawn(route_one(client, call(n), scheduled)));
+                    let client = connections[(n % connections.len() as u64) as usize].clone();
+                    let token = telephony.clone();
+                    let message = call(n);
+                    tasks.push(
+                        runtime.spawn(async move {
+                            route_one(&client, message, token, scheduled).await
+                        }),
+                    );
                 }
                 tasks
             })
@@ -458,8 +453,8 @@ impl Load {
             let counter = Arc::new(AtomicU64::new(0));
             (0..options.concurrency)
                 .map(|w| {
-                    let client = Caller::new(self.channel(w));
-                    let (counter, call) = (counter.clone(), call.clone());
+                    let client = self.connection(w);
+                    let (counter, call, token) = (counter.clone(), call.clone(), telephony.clone());
                     tokio::spawn(async move {
                         let mut total: Tally = (Vec::new(), 0, 0);
                         loop {
@@ -469,7 +464,7 @@ impl Load {
                                 break;
                             }
                             let (latency, queued, failed) =
-                                route_one(client.clone(), call(n), scheduled).await;
+                                route_one(&client, call(n), token.clone(), scheduled).await;
                             total.0.extend(latency);
                             total.1 += queued;
                             total.2 += failed;
@@ -503,7 +498,7 @@ impl Load {
         let mut tasks = Vec::new();
         for w in 0..self.options.concurrency {
             let token = bearer(&agents[(w as usize) % agents.len().max(1)])?;
-            let desk = Caller::new(self.channel(w));
+            let desk = self.connection(w);
             let separate = self.options.separate_claims;
             tasks.push(tokio::spawn(work_tickets(desk, token, separate)));
         }
@@ -558,48 +553,149 @@ mod answers {
     }
 }
 
-/// A gRPC client of the service's methods that decodes only [`answers`].
+/// A gRPC client of the service's methods on one HTTP/2 connection, that decodes only
+/// [`answers`]. It speaks HTTP/2 itself and sends a call's headers, message and end of stream in
+/// one write, as grpc-go and grpcio send a unary call. tonic's client sends the headers first and
+/// the message once the connection has opened the stream: two writes per call, and at low rates
+/// two wake-ups of the server, a cost of the client that real ones do not impose.
 #[derive(Clone)]
 struct Caller {
-    grpc: tonic::client::Grpc<Channel>,
+    send: h2::client::SendRequest<Bytes>,
+    authority: Authority,
 }
 
 impl Caller {
-    fn new(channel: Channel) -> Caller {
-        Caller {
-            grpc: tonic::client::Grpc::new(channel),
+    /// Connects to `target` (`http://host:port`: the generator speaks plain HTTP/2).
+    async fn connect(target: &str) -> Result<Caller, String> {
+        let invalid = |why: &str| format!("--target {target}: {why}");
+        let uri: Uri = target.parse().map_err(|_| invalid("not a URL"))?;
+        if uri.scheme_str() != Some("http") {
+            return Err(invalid(
+                "the load generator speaks plain HTTP/2 (http://host:port)",
+            ));
         }
+        let authority = uri.authority().cloned().ok_or_else(|| invalid("no host"))?;
+        let host = authority
+            .host()
+            .trim_start_matches('[')
+            .trim_end_matches(']');
+        let tcp = tokio::net::TcpStream::connect((host, authority.port_u16().unwrap_or(80)))
+            .await
+            .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+        tcp.set_nodelay(true)
+            .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+        let (send, connection) = h2::client::handshake(tcp)
+            .await
+            .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+        // A broken connection fails the calls on it, which count it.
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(Caller { send, authority })
     }
 
-    async fn call<Q, A>(
-        &mut self,
+    /// Calls `path` with `message` under `token` (an `authorization` value), and reads the answer
+    /// as `A`.
+    async fn call<Q: prost::Message, A: prost::Message + Default>(
+        &self,
         path: &'static str,
-        request: tonic::Request<Q>,
-    ) -> Result<A, tonic::Status>
-    where
-        Q: prost::Message + Send + Sync + 'static,
-        A: prost::Message + Default + Send + Sync + 'static,
-    {
-        self.grpc
-            .ready()
-            .await
-            .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
-        let codec = tonic_prost::ProstCodec::<Q, A>::default();
-        let path = tonic::codegen::http::uri::PathAndQuery::from_static(path);
-        let answer = self.grpc.unary(request, path, codec).await?;
-        Ok(answer.into_inner())
+        message: &Q,
+        token: HeaderValue,
+    ) -> Result<A, Status> {
+        let unavailable = |e: h2::Error| Status::unavailable(e.to_string());
+        let uri = Uri::builder()
+            .scheme("http")
+            .authority(self.authority.clone())
+            .path_and_query(path)
+            .build()
+            .map_err(|e| Status::internal(e.to_string()))?;
+        let mut request = http::Request::new(());
+        *request.method_mut() = Method::POST;
+        *request.uri_mut() = uri;
+        let headers = request.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(header::AUTHORIZATION, token);
+        let framed = framed(message)?;
+        let mut send = self.send.clone().ready().await.map_err(unavailable)?;
+        let (response, mut stream) = send.send_request(request, false).map_err(unavailable)?;
+        stream.send_data(framed, true).map_err(unavailable)?;
+        let (head, mut body) = response.await.map_err(unavailable)?.into_parts();
+        if head.status != http::StatusCode::OK {
+            return Err(Status::unknown(format!("HTTP status {}", head.status)));
+        }
+        // An answer of headers alone is a failure, its status in them.
+        if let Some(outcome) = grpc_outcome(&head.headers) {
+            outcome?;
+        }
+        let mut data = BytesMut::new();
+        while let Some(chunk) = body.data().await {
+            let chunk = chunk.map_err(unavailable)?;
+            let _ = body.flow_control().release_capacity(chunk.len());
+            data.extend_from_slice(&chunk);
+        }
+        let trailers = body.trailers().await.map_err(unavailable)?;
+        trailers
+            .as_ref()
+            .and_then(grpc_outcome)
+            .unwrap_or_else(|| Err(Status::internal("an answer without grpc-status")))?;
+        let message = unframed(&data)
+            .ok_or_else(|| Status::internal("an answer that is not one uncompressed message"))?;
+        A::decode(message).map_err(|e| Status::internal(e.to_string()))
     }
+}
+
+/// A message as gRPC sends it: a byte saying it is not compressed, its length, then itself.
+fn framed(message: &impl prost::Message) -> Result<Bytes, Status> {
+    let length = message.encoded_len();
+    let mut framed = BytesMut::with_capacity(5 + length);
+    framed.put_u8(0);
+    framed.put_u32(u32::try_from(length).map_err(|_| Status::internal("message too large"))?);
+    message
+        .encode(&mut framed)
+        .map_err(|e| Status::internal(e.to_string()))?;
+    Ok(framed.freeze())
+}
+
+/// The message of an answer's data: one uncompressed message, whole, and nothing after it.
+fn unframed(data: &[u8]) -> Option<&[u8]> {
+    let (&[0, a, b, c, d], message) = data.split_first_chunk::<5>()? else {
+        return None;
+    };
+    (message.len() == u32::from_be_bytes([a, b, c, d]) as usize).then_some(message)
+}
+
+/// The outcome a call's `grpc-status` (and `grpc-message`) say, if `headers` hold one.
+fn grpc_outcome(headers: &HeaderMap) -> Option<Result<(), Status>> {
+    let code = headers
+        .get("grpc-status")?
+        .to_str()
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    if code == 0 {
+        return Some(Ok(()));
+    }
+    let message = headers
+        .get("grpc-message")
+        .and_then(|m| m.to_str().ok())
+        .unwrap_or_default();
+    Some(Err(Status::new(Code::from_i32(code), message)))
 }
 
 /// One RouteCall: its latency from the time it was due (so that a late answer is counted from
 /// then), and whether it was queued, or a failure.
 async fn route_one(
-    mut client: Caller,
-    request: tonic::Request<pb::RouteCallRequest>,
+    client: &Caller,
+    request: pb::RouteCallRequest,
+    token: HeaderValue,
     scheduled: Instant,
 ) -> Tally {
     let routed = client
-        .call::<_, answers::Routed>("/callrouter.v1.CallRouting/RouteCall", request)
+        .call::<_, answers::Routed>("/callrouter.v1.CallRouting/RouteCall", &request, token)
         .await;
     match routed {
         Ok(routed) => (vec![scheduled.elapsed()], u64::from(routed.queued), 0),
@@ -610,14 +706,10 @@ async fn route_one(
 /// One agent claiming and completing until nothing is left: its cycle times and failures. Each
 /// completion claims the next ticket in the same call (a desk's "done, next"), unless `separate`:
 /// then a cycle is two calls, ClaimNextTicket then CompleteTicket.
-async fn work_tickets(
-    mut desk: Caller,
-    token: MetadataValue<tonic::metadata::Ascii>,
-    separate: bool,
-) -> Tally {
+async fn work_tickets(desk: Caller, token: HeaderValue, separate: bool) -> Tally {
     let (mut cycles, mut failed) = (Vec::new(), 0u64);
     let mut began = Instant::now();
-    let mut held = match claim_next(&mut desk, &token, None).await {
+    let mut held = match claim_next(&desk, &token, None).await {
         Ok(answers::Claimed { ticket, .. }) => ticket,
         Err(_) => return (cycles, 0, 1),
     };
@@ -629,23 +721,23 @@ async fn work_tickets(
         };
         // The answer to the cycle's last call: the ticket held next, if any.
         let next = if separate {
-            let mut complete = tonic::Request::new(done);
-            complete
-                .metadata_mut()
-                .insert("authorization", token.clone());
             let completed = desk
-                .call::<_, answers::Held>("/callrouter.v1.AgentDesk/CompleteTicket", complete)
+                .call::<_, answers::Held>(
+                    "/callrouter.v1.AgentDesk/CompleteTicket",
+                    &done,
+                    token.clone(),
+                )
                 .await;
             match completed {
                 Ok(_) => {
                     cycles.push(began.elapsed());
                     began = Instant::now();
-                    claim_next(&mut desk, &token, None).await.map(|c| c.ticket)
+                    claim_next(&desk, &token, None).await.map(|c| c.ticket)
                 }
                 Err(e) => Err(e),
             }
         } else {
-            match claim_next(&mut desk, &token, Some(done)).await {
+            match claim_next(&desk, &token, Some(done)).await {
                 Ok(answers::Claimed {
                     completed: Some(_),
                     ticket,
@@ -654,7 +746,7 @@ async fn work_tickets(
                     began = Instant::now();
                     Ok(ticket)
                 }
-                Ok(_) => Err(tonic::Status::internal("no completed ticket in the answer")),
+                Ok(_) => Err(Status::internal("no completed ticket in the answer")),
                 Err(e) => Err(e),
             }
         };
@@ -668,19 +760,22 @@ async fn work_tickets(
 
 /// A ClaimNextTicket over all the agent's teams, completing `done` first when given.
 async fn claim_next(
-    desk: &mut Caller,
-    token: &MetadataValue<tonic::metadata::Ascii>,
+    desk: &Caller,
+    token: &HeaderValue,
     done: Option<pb::CompleteTicketRequest>,
-) -> Result<answers::Claimed, tonic::Status> {
-    let mut claim = tonic::Request::new(pb::ClaimNextTicketRequest {
+) -> Result<answers::Claimed, Status> {
+    let claim = pb::ClaimNextTicketRequest {
         team_ids: vec![],
         lease_seconds: 60,
         complete: done,
         ..Default::default()
-    });
-    claim.metadata_mut().insert("authorization", token.clone());
-    desk.call("/callrouter.v1.AgentDesk/ClaimNextTicket", claim)
-        .await
+    };
+    desk.call(
+        "/callrouter.v1.AgentDesk/ClaimNextTicket",
+        &claim,
+        token.clone(),
+    )
+    .await
 }
 
 /// The workers' tallies, summed.
@@ -728,5 +823,68 @@ mod tests {
         assert_eq!(stats.cpu_seconds, 12.5);
         assert_eq!(stats.resident_bytes, 41_943_040.0);
         assert!(super::process_stats_in("nothing here").is_none());
+    }
+
+    #[test]
+    fn messages_are_framed_and_unframed_as_grpc_sends_them() {
+        let message = super::pb::CompleteTicketRequest {
+            ticket_id: "tl-1".to_owned(),
+            lease_token: 7,
+            resolution: "done".to_owned(),
+        };
+        let framed = super::framed(&message).expect("framed");
+        assert_eq!(framed[0], 0, "not compressed");
+        assert_eq!(
+            u32::from_be_bytes([framed[1], framed[2], framed[3], framed[4]]) as usize,
+            framed.len() - 5
+        );
+        let body = super::unframed(&framed).expect("one message");
+        assert_eq!(
+            <super::pb::CompleteTicketRequest as prost::Message>::decode(body).expect("decoded"),
+            message
+        );
+        let mut compressed = framed.to_vec();
+        compressed[0] = 1;
+        assert_eq!(super::unframed(&compressed), None);
+        assert_eq!(
+            super::unframed(&framed[..framed.len() - 1]),
+            None,
+            "cut short"
+        );
+        let mut longer = framed.to_vec();
+        longer.push(0);
+        assert_eq!(super::unframed(&longer), None, "more than one message");
+        assert_eq!(super::unframed(&[0, 0, 0]), None);
+        assert_eq!(
+            super::unframed(&[0, 0, 0, 0, 0]),
+            Some(&[][..]),
+            "an empty message"
+        );
+    }
+
+    #[test]
+    fn the_outcome_of_a_call_is_read_from_its_grpc_status() {
+        use super::{HeaderMap, HeaderValue, grpc_outcome};
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(grpc_outcome(&headers(&[("content-type", "application/grpc")])).is_none());
+        assert!(matches!(
+            grpc_outcome(&headers(&[("grpc-status", "0")])),
+            Some(Ok(()))
+        ));
+        let refused = grpc_outcome(&headers(&[
+            ("grpc-status", "16"),
+            ("grpc-message", "no token"),
+        ]))
+        .expect("an outcome")
+        .expect_err("a failure");
+        assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        assert_eq!(refused.message(), "no token");
+        assert!(grpc_outcome(&headers(&[("grpc-status", "x")])).is_none());
     }
 }

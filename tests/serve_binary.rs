@@ -264,8 +264,8 @@ fn count_before(line: &str, marker: &str) -> u64 {
 
 /// `callrouter load` against a served binary (in-memory store): the open loop sends exactly its
 /// rate for its seconds, a phase of a given number of calls sends exactly those, the closed loop
-/// and the agents' phase run without failures, and the server's own figures are read from its
-/// admin listener.
+/// and the agents' phase run without failures, refused calls are counted as failures, and the
+/// server's own figures are read from its admin listener.
 #[test]
 fn the_load_generator_drives_a_served_binary() {
     let (grpc, admin) = (free_port(), free_port());
@@ -326,6 +326,26 @@ fn the_load_generator_drives_a_served_binary() {
     assert!(
         cycles.contains("each completion claims the next"),
         "{cycles}"
+    );
+    // A refused call (an unknown token: the answer is headers alone, its status in them) is
+    // counted as a failure.
+    let tokens = std::env::temp_dir().join(format!("callrouter-tokens-{}.toml", child.id()));
+    let dev = std::fs::read_to_string("config/dev-tokens.toml").expect("dev tokens");
+    std::fs::write(&tokens, dev.replace("dev-telephony-", "unknown-telephony-")).expect("write");
+    let tokens_arg = tokens.to_str().expect("a UTF-8 path");
+    let refused = load(&[
+        "--rate",
+        "100",
+        "--seconds",
+        "1",
+        "--route-only",
+        "--tokens",
+        tokens_arg,
+    ]);
+    let _ = std::fs::remove_file(&tokens);
+    assert!(
+        refused.contains("RouteCall: 0 calls in ") && refused.contains(", 0 queued, 100 failed"),
+        "{refused}"
     );
     let separate = load(&["--concurrency", "2", "--seconds", "1", "--separate-claims"]);
     let line = |prefix: &str| {

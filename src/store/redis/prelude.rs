@@ -150,14 +150,19 @@ fn pieces(prelude: &str) -> Vec<Piece<'_>> {
     out
 }
 
-/// Whether `text` names `name` as a whole word.
+/// Whether the code of `text` (its comments left out) names `name` as a whole word. A comment
+/// that mentions a function (`see claim_from`) does not make the script define it.
 fn names(text: &str, name: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
-    text.match_indices(name).any(|(at, _)| {
-        let before = text[..at].chars().next_back();
-        let after = text[at + name.len()..].chars().next();
-        !before.is_some_and(word) && !after.is_some_and(word)
-    })
+    text.lines()
+        .map(|line| line.find("--").map_or(line, |at| &line[..at]))
+        .any(|code| {
+            code.match_indices(name).any(|(at, _)| {
+                let before = code[..at].chars().next_back();
+                let after = code[at + name.len()..].chars().next();
+                !before.is_some_and(word) && !after.is_some_and(word)
+            })
+        })
 }
 
 /// The prelude cut down to what `body` uses, then `body`.
@@ -384,6 +389,22 @@ mod tests {
             "{text}"
         );
         assert!(!text.contains("tkey"), "{text}");
+    }
+
+    #[test]
+    fn a_name_in_a_comment_is_not_a_use() {
+        let text = assemble(
+            PRELUDE,
+            "-- not state(x), see unused\nreturn 1 -- nor state(y)\n",
+        );
+        assert!(!text.contains("local function"), "{text}");
+        let prelude = format!(
+            "{PRELUDE}-- uses state(x) and unused\nlocal function last(x)\n  return x\nend\n"
+        );
+        let text = assemble(&prelude, "return last(2)\n");
+        assert!(text.contains("local function last("), "{text}");
+        assert!(!text.contains("local function state("), "{text}");
+        assert!(!text.contains("local function unused("), "{text}");
     }
 
     #[test]

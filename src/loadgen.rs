@@ -587,7 +587,8 @@ impl Caller {
         let (send, connection) = h2::client::handshake(tcp)
             .await
             .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-        // A broken connection fails the calls on it, which count it.
+        // A connection that breaks, or that the server closes, is not opened again: the calls on
+        // it fail and are counted as failures, where a reconnecting client would hide them.
         tokio::spawn(async move {
             let _ = connection.await;
         });

@@ -236,11 +236,14 @@ async fn script_stats(url: &str) -> Result<ScriptStats, String> {
     Ok(script_stats_in(&info))
 }
 
-/// The server's CPU seconds and resident bytes, from a Prometheus exposition.
+/// The server's CPU seconds and resident bytes (from a Prometheus exposition, or `/proc`), and,
+/// from `/proc` only, how many times its threads went to sleep waiting (voluntary context
+/// switches): at low rates each wake-up costs more CPU than the call's own work.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct ProcessStats {
     pub cpu_seconds: f64,
     pub resident_bytes: f64,
+    pub waits: Option<u64>,
 }
 
 pub fn process_stats_in(exposition: &str) -> Option<ProcessStats> {
@@ -256,18 +259,40 @@ pub fn process_stats_in(exposition: &str) -> Option<ProcessStats> {
     Some(ProcessStats {
         cpu_seconds: value("process_cpu_seconds_total")?,
         resident_bytes: value("process_resident_memory_bytes")?,
+        waits: None,
     })
 }
 
 /// A process's CPU time and resident memory from `/proc/<pid>/stat` and `/proc/<pid>/status`
-/// (CPU time in clock ticks of 1/100 s, Linux's fixed `USER_HZ`).
+/// (CPU time in clock ticks of 1/100 s, Linux's fixed `USER_HZ`), and its threads' waits from
+/// `/proc/<pid>/task/*/status` (a thread that has ended takes its count with it).
 fn proc_stats(pid: u32) -> Result<ProcessStats, String> {
     let read = |file: &str| {
         std::fs::read_to_string(format!("/proc/{pid}/{file}"))
             .map_err(|e| format!("cannot read /proc/{pid}/{file}: {e}"))
     };
-    proc_stats_in(&read("stat")?, &read("status")?)
-        .ok_or_else(|| format!("/proc/{pid} has no CPU time or resident memory"))
+    let stats = proc_stats_in(&read("stat")?, &read("status")?)
+        .ok_or_else(|| format!("/proc/{pid} has no CPU time or resident memory"))?;
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .map_err(|e| format!("cannot read /proc/{pid}/task: {e}"))?;
+    let waits = tasks
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("status")).ok())
+        .filter_map(|status| voluntary_switches_in(&status))
+        .sum();
+    Ok(ProcessStats {
+        waits: Some(waits),
+        ..stats
+    })
+}
+
+/// A thread's voluntary context switches, from its `status`.
+pub fn voluntary_switches_in(status: &str) -> Option<u64> {
+    status.lines().find_map(|l| {
+        l.strip_prefix("voluntary_ctxt_switches:")?
+            .trim()
+            .parse()
+            .ok()
+    })
 }
 
 pub fn proc_stats_in(stat: &str, status: &str) -> Option<ProcessStats> {
@@ -286,6 +311,7 @@ pub fn proc_stats_in(stat: &str, status: &str) -> Option<ProcessStats> {
     Some(ProcessStats {
         cpu_seconds: (ticks(14)? + ticks(15)?) / 100.0,
         resident_bytes: rss_kib * 1024.0,
+        waits: None,
     })
 }
 
@@ -390,8 +416,15 @@ impl Load {
             ))?;
         }
         if let (Some(before), Some(after)) = (before.server, after.server) {
+            let waits = match (before.waits, after.waits) {
+                (Some(before), Some(after)) => format!(
+                    ", {:.2} waits (voluntary context switches) per {per}",
+                    after.saturating_sub(before) as f64 / n
+                ),
+                _ => String::new(),
+            };
             say(format_args!(
-                "  server: {:.1} µs of CPU per {per}, {:.1} MiB resident",
+                "  server: {:.1} µs of CPU per {per}{waits}, {:.1} MiB resident",
                 (after.cpu_seconds - before.cpu_seconds) * 1e6 / n,
                 after.resident_bytes / (1024.0 * 1024.0)
             ))?;
@@ -815,6 +848,13 @@ mod tests {
         assert_eq!(stats.resident_bytes, 31_457_280.0);
         assert!(super::proc_stats_in(stat, "Name:\tx\n").is_none());
         assert!(super::proc_stats_in("4242 (x) S 1", status).is_none());
+    }
+
+    #[test]
+    fn a_threads_waits_are_its_voluntary_context_switches() {
+        let status = "Name:\ttokio-rt-worker\nvoluntary_ctxt_switches:\t10954\nnonvoluntary_ctxt_switches:\t2318\n";
+        assert_eq!(super::voluntary_switches_in(status), Some(10954));
+        assert_eq!(super::voluntary_switches_in("Name:\tx\n"), None);
     }
 
     #[test]

@@ -300,6 +300,12 @@ fn the_load_generator_drives_a_served_binary() {
     let pid = child.id().to_string();
     let closed = load(&["--concurrency", "4", "--seconds", "1", "--server-pid", &pid]);
     assert!(closed.contains("µs of CPU per RouteCall"), "{closed}");
+    // The threads' waits are read from /proc only.
+    assert!(
+        closed.contains(" waits (voluntary context switches) per RouteCall"),
+        "{closed}"
+    );
+    assert!(!open.contains(" waits "), "{open}");
     let line = |prefix: &str| {
         closed
             .lines()

@@ -99,6 +99,27 @@ impl Sentinels {
         Some(format!("{}:{}", lines.next()?, lines.next()?))
     }
 
+    /// The master's configuration epoch: 0 before the first failover, raised by each failover the
+    /// sentinels make (by more than one when an attempt had to be repeated), so never below the
+    /// number of failovers.
+    pub fn config_epoch(&self) -> u64 {
+        let Some((port, _)) = self.sentinels.first() else {
+            return 0;
+        };
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string(), "SENTINEL", "master", MASTER])
+            .output()
+            .expect("redis-cli runs");
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        lines
+            .iter()
+            .position(|l| *l == "config-epoch")
+            .and_then(|i| lines.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no config-epoch in SENTINEL master:\n{text}"))
+    }
+
     /// Waits until both replicas are in sync with the primary.
     pub fn wait_for_replication(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);

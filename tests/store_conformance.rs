@@ -158,27 +158,23 @@ async fn order_is_urgency_then_waiting_time(store: Store) {
 
 async fn lifecycle_with_history_and_counts(store: Store) {
     let t = create(&store, "c1", "tl.tech", Urgency::U2).await;
-    let claimed = store
-        .claim_next("ana", &[q(P, "tl.tech")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("a ticket");
-    assert_eq!(claimed.ticket_id, t.ticket_id);
-    assert_eq!(claimed.state, TicketState::Reserved);
-    assert_eq!(claimed.agent_id.as_deref(), Some("ana"));
-    assert!(claimed.lease_token > 0);
+    let held = claimed(&store, "ana", &q(P, "tl.tech"), LONG).await;
+    assert_eq!(held.ticket_id, t.ticket_id);
+    assert_eq!(held.state, TicketState::Reserved);
+    assert_eq!(held.agent_id.as_deref(), Some("ana"));
+    assert!(held.lease_token > 0);
     let accepted = store
-        .accept(&t.ticket_id, &hold(&claimed), LONG)
+        .accept(&t.ticket_id, &hold(&held), LONG)
         .await
         .expect("accept");
     assert_eq!(accepted.state, TicketState::InProgress);
     let again = store
-        .accept(&t.ticket_id, &hold(&claimed), LONG)
+        .accept(&t.ticket_id, &hold(&held), LONG)
         .await
         .expect("accepting twice renews");
     assert_eq!(again.state, TicketState::InProgress);
     let done = store
-        .complete(&t.ticket_id, &hold(&claimed), "fixed")
+        .complete(&t.ticket_id, &hold(&held), "fixed")
         .await
         .expect("complete");
     assert_eq!(done.state, TicketState::Completed);
@@ -196,12 +192,12 @@ async fn lifecycle_with_history_and_counts(store: Store) {
     );
     // The holder's retry is answered as done, with the first resolution; another action is not.
     let again = store
-        .complete(&t.ticket_id, &hold(&claimed), "twice")
+        .complete(&t.ticket_id, &hold(&held), "twice")
         .await
         .expect("the holder's retry");
     assert_eq!(again.resolution.as_deref(), Some("fixed"));
     let err = store
-        .release(&t.ticket_id, &hold(&claimed))
+        .release(&t.ticket_id, &hold(&held))
         .await
         .expect_err("already completed");
     assert!(
@@ -220,14 +216,10 @@ async fn release_returns_to_the_original_place(store: Store) {
     let first = create(&store, "c1", "tl.q", Urgency::U2).await;
     tokio::time::sleep(Duration::from_millis(3)).await;
     let second = create(&store, "c2", "tl.q", Urgency::U2).await;
-    let claimed = store
-        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("ticket");
-    assert_eq!(claimed.ticket_id, first.ticket_id);
+    let held = claimed(&store, "ana", &q(P, "tl.q"), LONG).await;
+    assert_eq!(held.ticket_id, first.ticket_id);
     let released = store
-        .release(&first.ticket_id, &hold(&claimed))
+        .release(&first.ticket_id, &hold(&held))
         .await
         .expect("release");
     assert_eq!(released.state, TicketState::Queued);
@@ -239,32 +231,24 @@ async fn release_returns_to_the_original_place(store: Store) {
         [first.ticket_id.as_str(), second.ticket_id.as_str()],
         "back in front"
     );
-    let again = store
-        .claim_next("bob", &[q(P, "tl.q")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("ticket");
+    let again = claimed(&store, "bob", &q(P, "tl.q"), LONG).await;
     assert_eq!(again.ticket_id, first.ticket_id);
     assert!(
-        again.lease_token > claimed.lease_token,
+        again.lease_token > held.lease_token,
         "a new claim has a newer token"
     );
 }
 
 async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
     let t = create(&store, "c1", "tl.q", Urgency::U2).await;
-    let claimed = store
-        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("ticket");
+    let held = claimed(&store, "ana", &q(P, "tl.q"), LONG).await;
     let foreign = Hold {
         agent_id: "bob".to_owned(),
-        lease_token: claimed.lease_token,
+        lease_token: held.lease_token,
     };
     let stale = Hold {
         agent_id: "ana".to_owned(),
-        lease_token: claimed.lease_token - 1,
+        lease_token: held.lease_token - 1,
     };
     for h in [&foreign, &stale] {
         assert!(matches!(
@@ -285,11 +269,11 @@ async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
         ));
     }
     store
-        .release(&t.ticket_id, &hold(&claimed))
+        .release(&t.ticket_id, &hold(&held))
         .await
         .expect("release");
     let after_release = store
-        .complete(&t.ticket_id, &hold(&claimed), "late")
+        .complete(&t.ticket_id, &hold(&held), "late")
         .await
         .expect_err("released");
     assert!(
@@ -314,13 +298,7 @@ async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
 async fn a_holders_retry_of_a_done_action_is_answered_as_done(store: Store) {
     let claim = |agent: &'static str, team: &'static str| {
         let store = store.clone();
-        async move {
-            store
-                .claim_next(agent, &[q(P, team)], LONG, None)
-                .await
-                .expect("claim")
-                .expect("a ticket")
-        }
+        async move { claimed(&store, agent, &q(P, team), LONG).await }
     };
     // Complete, then the same holder again: done, the ticket as it is.
     create(&store, "c1", "tl.q", Urgency::U2).await;
@@ -649,11 +627,7 @@ async fn done_next_completes_then_claims_in_one_step(store: Store) {
 async fn lease_expiry_requeues_then_escalates(store: Store) {
     let t = create(&store, "c1", "tl.q", Urgency::U2).await;
     let short = Duration::from_millis(80);
-    let first = store
-        .claim_next("ana", &[q(P, "tl.q")], short, None)
-        .await
-        .expect("claim")
-        .expect("ticket");
+    let first = claimed(&store, "ana", &q(P, "tl.q"), short).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
     let late = store
         .complete(&t.ticket_id, &hold(&first), "late")
@@ -672,11 +646,7 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
     );
     assert_eq!(back.enqueued_at, t.enqueued_at, "original place kept");
 
-    let second = store
-        .claim_next("bob", &[q(P, "tl.q")], short, None)
-        .await
-        .expect("claim")
-        .expect("ticket");
+    let second = claimed(&store, "bob", &q(P, "tl.q"), short).await;
     assert!(second.lease_token > first.lease_token);
     tokio::time::sleep(Duration::from_millis(150)).await;
     let report = store.reap(&Partition::parse(P)).await.expect("reap");
@@ -817,15 +787,11 @@ async fn transfer_keeps_place_and_history(store: Store) {
     let older = create(&store, "c-old", "tl.front", Urgency::U2).await;
     tokio::time::sleep(Duration::from_millis(3)).await;
     let waiting = create(&store, "c-wait", "tl.tech", Urgency::U2).await;
-    let claimed = store
-        .claim_next("ana", &[q(P, "tl.front")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("t");
+    let reserved = claimed(&store, "ana", &q(P, "tl.front"), LONG).await;
     let moved = store
         .transfer(
             &older.ticket_id,
-            &hold(&claimed),
+            &hold(&reserved),
             &q(P, "tl.tech"),
             Some(Urgency::U3),
         )
@@ -873,11 +839,7 @@ async fn transfer_keeps_place_and_history(store: Store) {
         .await
         .expect("create")
         .ticket;
-    let held = store
-        .claim_next("tri", &[q("platform", "platform.triage")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("t");
+    let held = claimed(&store, "tri", &q("platform", "platform.triage"), LONG).await;
     let handed = store
         .transfer(
             &triage.ticket_id,
@@ -907,11 +869,7 @@ async fn transfer_keeps_place_and_history(store: Store) {
         history[0].contains("created in platform.triage"),
         "{history:?}"
     );
-    let first = store
-        .claim_next("ana", &[q(P, "tl.tech")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("t");
+    let first = claimed(&store, "ana", &q(P, "tl.tech"), LONG).await;
     assert_eq!(first.ticket_id, handed.ticket_id, "U1 first");
     assert!(
         store
@@ -952,11 +910,7 @@ async fn cancel_only_while_queued(store: Store) {
             .is_none()
     );
     let u = create(&store, "c2", "tl.q", Urgency::U2).await;
-    store
-        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("t");
+    claimed(&store, "ana", &q(P, "tl.q"), LONG).await;
     let err = store
         .cancel(&u.ticket_id, None)
         .await
@@ -1008,11 +962,7 @@ async fn building_wide_incidents_group_calls(store: Store) {
             .len(),
         1
     );
-    let held = store
-        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("t");
+    let held = claimed(&store, "lifter", &q(P, "contractor.lifts"), LONG).await;
     store
         .complete(&held.ticket_id, &hold(&held), "repaired")
         .await
@@ -1070,11 +1020,7 @@ async fn a_picked_up_incident_is_not_cancelled_by_its_callers(store: Store) {
         ..first
     };
     store.create(joined).await.expect("join");
-    store
-        .claim_next("lifter", &[q(P, "contractor.lifts")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("the incident");
+    claimed(&store, "lifter", &q(P, "contractor.lifts"), LONG).await;
     for call in ["lift-1", "lift-2"] {
         assert!(matches!(
             store.cancel(&ticket.ticket_id, Some(call)).await,
@@ -1127,11 +1073,7 @@ async fn position_and_estimated_wait(store: Store) {
         wait_last > wait_first && wait_first > 0,
         "{wait_first} < {wait_last}"
     );
-    let held = store
-        .claim_next("ana", &[q(P, "tl.q")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("t");
+    let held = claimed(&store, "ana", &q(P, "tl.q"), LONG).await;
     assert_eq!(
         store.position(&held.ticket_id).await.expect("position"),
         None,
@@ -1330,11 +1272,7 @@ async fn joined_calls_are_forgotten_after_retention(store: Store) {
             .expect("join")
             .joined_incident
     );
-    let held = store
-        .claim_next("roofer", &[q(P, "contractor.roofs")], LONG, None)
-        .await
-        .expect("claim")
-        .expect("t");
+    let held = claimed(&store, "roofer", &q(P, "contractor.roofs"), LONG).await;
     assert_eq!(held.ticket_id, opened.ticket_id);
     store
         .complete(&held.ticket_id, &hold(&held), "patched")

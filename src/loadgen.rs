@@ -704,20 +704,15 @@ fn unframed(data: &[u8]) -> Option<&[u8]> {
 
 /// The outcome a call's `grpc-status` (and `grpc-message`) say, if `headers` hold one.
 fn grpc_outcome(headers: &HeaderMap) -> Option<Result<(), Status>> {
-    let code = headers
-        .get("grpc-status")?
-        .to_str()
-        .ok()?
-        .parse::<i32>()
-        .ok()?;
-    if code == 0 {
+    let code = crate::api::layer::code_of(headers.get("grpc-status")?)?;
+    if code == Code::Ok {
         return Some(Ok(()));
     }
     let message = headers
         .get("grpc-message")
         .and_then(|m| m.to_str().ok())
         .unwrap_or_default();
-    Some(Err(Status::new(Code::from_i32(code), message)))
+    Some(Err(Status::new(code, message)))
 }
 
 /// One RouteCall: its latency from the time it was due (so that a late answer is counted from

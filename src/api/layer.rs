@@ -175,7 +175,7 @@ impl Tally {
 }
 
 /// A `grpc-status` value as a code.
-fn code_of(value: &http::HeaderValue) -> Option<tonic::Code> {
+pub(crate) fn code_of(value: &http::HeaderValue) -> Option<tonic::Code> {
     let n = value.to_str().ok()?.parse::<i32>().ok()?;
     Some(tonic::Code::from_i32(n))
 }

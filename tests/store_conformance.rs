@@ -15,7 +15,7 @@ use callrouter::routing::urgency::Urgency;
 use callrouter::store::memory::MemoryStore;
 use callrouter::store::redis::{RedisStore, RedisTarget, RedisTls};
 use callrouter::store::{
-    Action, AgentStatus, EventKind, Hold, NewTicket, NextClaim, Presence, StoreError,
+    Action, AgentStatus, EventKind, Hold, NewTicket, NextClaim, Presence, ReapReport, StoreError,
     StoreSettings, Ticket, TicketState, TicketStore,
 };
 use support::redis_server::RedisServer;
@@ -637,7 +637,7 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
         matches!(late, StoreError::NotHolder(_)),
         "an expired lease is stale: {late}"
     );
-    let report = store.reap(&Partition::parse(P)).await.expect("reap");
+    let report = reaped(&store).await;
     assert_eq!((report.expired, report.escalated), (1, 0));
     let back = store.get(&t.ticket_id).await.expect("get").expect("ticket");
     assert_eq!(
@@ -649,7 +649,7 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
     let second = claimed(&store, "bob", &q(P, "tl.q"), short).await;
     assert!(second.lease_token > first.lease_token);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    let report = store.reap(&Partition::parse(P)).await.expect("reap");
+    let report = reaped(&store).await;
     assert_eq!((report.expired, report.escalated), (1, 1));
     let escalated = store.get(&t.ticket_id).await.expect("get").expect("ticket");
     assert_eq!(escalated.team_id, "touraine-logement.supervisor");
@@ -667,15 +667,7 @@ async fn lease_expiry_requeues_then_escalates(store: Store) {
         .await
         .expect("claim");
     assert_eq!(sup.map(|t| t.ticket_id), Some(t.ticket_id));
-    assert_eq!(
-        store
-            .reap(&Partition::parse(P))
-            .await
-            .expect("reap")
-            .expired,
-        0,
-        "nothing else expired"
-    );
+    assert_eq!(reaped(&store).await.expired, 0, "nothing else expired");
 }
 
 /// A ticket's history without the times: what each line says.
@@ -698,6 +690,11 @@ async fn claimed(store: &Store, agent: &str, queue: &QueueRef, lease: Duration) 
         .await
         .expect("claim")
         .expect("a waiting ticket")
+}
+
+/// The partition's expired leases, reaped now.
+async fn reaped(store: &Store) -> ReapReport {
+    store.reap(&Partition::parse(P)).await.expect("reap")
 }
 
 /// A held ticket transferred by its holder to the platform's triage (another partition): the
@@ -755,14 +752,7 @@ async fn every_claim_keeps_its_place_in_the_history(store: Store) {
     let t = create(&store, "c-hist-3", "tl.hist", Urgency::U2).await;
     let short = claimed(&store, "ana", &queue, Duration::from_millis(80)).await;
     tokio::time::sleep(Duration::from_millis(150)).await;
-    assert_eq!(
-        store
-            .reap(&Partition::parse(P))
-            .await
-            .expect("reap")
-            .expired,
-        1
-    );
+    assert_eq!(reaped(&store).await.expired, 1);
     let held = claimed(&store, "bob", &queue, LONG).await;
     store
         .transfer(&t.ticket_id, &hold(&held), &q(P, "tl.hist2"), None)

@@ -15,7 +15,9 @@
 //!
 //! The text then gets the values of the row notation (see `scripts/common.lua`): `ROW.<field>` is
 //! the place of a ticket field in a row, `ROW_FIELDS` the number of fields in a row, `ROW_NAMES`
-//! their names, all from [`TICKET_FIELDS`], which the server reads a row by.
+//! their names, `ROW_TEXT` the fields of a row named `r` joined by the byte 255 (an absent one
+//! empty), all from [`TICKET_FIELDS`], which the server reads a row by. The prelude gets them
+//! before it is cut down, so that a function written out where it is called can use them.
 
 use rustc_hash::FxHashSet;
 
@@ -50,7 +52,7 @@ pub fn script_text(name: &str) -> Option<String> {
     SCRIPTS
         .iter()
         .find(|(n, _)| *n == name)
-        .map(|(_, body)| resolve_rows(&assemble(PRELUDE, body)))
+        .map(|(_, body)| assemble(&resolve_rows(PRELUDE), &resolve_rows(body)))
 }
 
 /// `text` with the row notation replaced by its values, in code (comments are left as written).
@@ -58,6 +60,10 @@ pub fn script_text(name: &str) -> Option<String> {
 /// undefined `ROW`, and the script would fail at its first call (a test checks every script).
 fn resolve_rows(text: &str) -> String {
     let names = TICKET_FIELDS.map(|f| format!("'{f}'")).join(", ");
+    let joined = (1..=TICKET_FIELDS.len())
+        .map(|place| format!("(r[{place}] or '')"))
+        .collect::<Vec<_>>()
+        .join(" .. '\\255' .. ");
     let mut out = String::with_capacity(text.len() + names.len());
     for line in text.lines() {
         let (code, comment) = line.find("--").map_or((line, ""), |at| line.split_at(at));
@@ -78,6 +84,7 @@ fn resolve_rows(text: &str) -> String {
                     .map(|place| (place + 1).to_string()),
                 None if token == "ROW_FIELDS" => Some(TICKET_FIELDS.len().to_string()),
                 None if token == "ROW_NAMES" => Some(names.clone()),
+                None if token == "ROW_TEXT" => Some(joined.clone()),
                 _ => None,
             };
             out.push_str(value.as_deref().unwrap_or(token));
@@ -307,6 +314,18 @@ mod tests {
     }
 
     #[test]
+    fn a_row_as_text_joins_every_field_with_an_absent_one_empty() {
+        let text = resolve_rows("return ROW_TEXT -- ROW_TEXT\n");
+        let code = text.strip_prefix("return ").expect("code kept");
+        let (joined, comment) = code.split_once(" --").expect("comment kept");
+        assert_eq!(comment, " ROW_TEXT\n");
+        let parts: Vec<&str> = joined.split(" .. '\\255' .. ").collect();
+        assert_eq!(parts.len(), TICKET_FIELDS.len());
+        assert_eq!(parts[0], "(r[1] or '')");
+        assert_eq!(parts[26], "(r[27] or '')");
+    }
+
+    #[test]
     fn every_script_has_its_row_notation_resolved() {
         for (name, _) in SCRIPTS {
             let text = script_text(name).expect("listed");
@@ -415,7 +434,8 @@ mod tests {
 
     #[test]
     fn every_script_keeps_the_prelude_locals_and_drops_what_it_does_not_call() {
-        let prelude_pieces = pieces(super::PRELUDE);
+        let prelude = resolve_rows(super::PRELUDE);
+        let prelude_pieces = pieces(&prelude);
         for (name, body) in SCRIPTS {
             let text = script_text(name).expect("listed");
             let written_out: Vec<(&str, &str, &str)> = prelude_pieces
@@ -425,7 +445,7 @@ mod tests {
                     Piece::Kept(_) => None,
                 })
                 .collect();
-            let tail = resolve_rows(&write_out_calls(body, &written_out));
+            let tail = write_out_calls(&resolve_rows(body), &written_out);
             assert!(text.ends_with(&tail), "{name}");
             assert!(text.contains("local RETENTION = ARGV[3]"), "{name}");
             assert!(text.len() < super::PRELUDE.len() + body.len(), "{name}");

@@ -280,7 +280,7 @@ mod tests {
                     assert!(action.is_some(), "{name}: undeclared action '{word}'");
                     seen_actions.extend(action);
                 } else if ((before.contains("emit(")
-                    || before.contains("emit_with(")
+                    || before.contains("emit_text(")
                     || before.contains("emit_row("))
                     && last)
                     || before.ends_with("kind ==")

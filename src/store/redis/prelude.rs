@@ -463,7 +463,7 @@ mod tests {
         }
         let create = script_text("create").expect("create");
         assert!(create.contains("local function now_ms("));
-        assert!(create.contains("local function emit_with("));
+        assert!(create.contains("local function emit_text("));
         assert!(!create.contains("local function check_hold("));
         assert!(script_text("no-such-script").is_none());
     }

@@ -88,19 +88,18 @@ local function remember(id, line)
   redis.call('HSET', tkey(id), 'log', logged(redis.call('HGET', tkey(id), 'log'), line))
 end
 
--- Appends a transition to a team's feed, with what a desk shows of the ticket after it: h holds
--- state, urgency, agent, cooperator, issue type, building, address, incident calls, creation and
--- due times, as the ticket has them. An entry is one field, 'event': the kind, ticket, team and
--- time, then those values, joined by the unit separator, the address last (a stream entry, and
--- each argument of a command Redis runs and writes to its append-only file, costs per field).
+-- Appends a transition to a team's feed: event, one field, the kind, ticket, team and time, then
+-- what a desk shows of the ticket after it, shown (state, urgency, agent, cooperator, issue type,
+-- building, incident calls, creation and due times, the address last), joined by the unit
+-- separator (a stream entry, and each argument of a command Redis runs and writes to its
+-- append-only file, costs per field). An event is one concatenation, where a table of its values
+-- and table.concat cost Lua more.
 -- The feed is cut to about FEED entries when a ticket or a caller enters it, or a ticket is
 -- claimed: the other transitions of a ticket each follow one of those, so a feed outgrows its
 -- length by at most a few entries per ticket in hand, and the cut (a check Redis makes at every
 -- entry it is asked for) is spared the most frequent of them.
-local function emit_with(team, kind, id, h)
-  local event = table.concat({kind, id, team, NOW, h[1] or '', h[2] or '', h[3] or '',
-    h[4] or '', h[5] or '', h[6] or '', h[8] or '1', h[9] or '0', h[10] or '0', h[7] or ''},
-    '\31')
+local function emit_text(team, kind, id, shown)
+  local event = kind .. '\31' .. id .. '\31' .. team .. '\31' .. NOW .. '\31' .. shown
   if kind == 'created' or kind == 'claimed' or kind == 'transferred_in' or kind == 'escalated'
     or kind == 'incident_call' then
     redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*', 'event', event)
@@ -109,18 +108,24 @@ local function emit_with(team, kind, id, h)
   end
 end
 
--- emit_with for a ticket as a row (read_row), as it is after the transition.
+-- emit_text for a ticket as a row (read_row), as it is after the transition.
 local function emit_row(team, kind, r)
-  emit_with(team, kind, r[ROW.ticket_id], {r[ROW.state], r[ROW.urgency], r[ROW.agent_id],
-    r[ROW.cooperator_id], r[ROW.issue_type], r[ROW.building_id], r[ROW.address],
-    r[ROW.incident_calls], r[ROW.created_at], r[ROW.sla_due_at]})
+  local shown = (r[ROW.state] or '') .. '\31' .. (r[ROW.urgency] or '') .. '\31'
+    .. (r[ROW.agent_id] or '') .. '\31' .. (r[ROW.cooperator_id] or '') .. '\31'
+    .. (r[ROW.issue_type] or '') .. '\31' .. (r[ROW.building_id] or '') .. '\31'
+    .. (r[ROW.incident_calls] or '1') .. '\31' .. (r[ROW.created_at] or '0') .. '\31'
+    .. (r[ROW.sla_due_at] or '0') .. '\31' .. (r[ROW.address] or '')
+  emit_text(team, kind, r[ROW.ticket_id], shown)
 end
 
--- emit, reading what the feed shows from the ticket.
+-- emit_text, reading what the feed shows from the ticket.
 local function emit(team, kind, id)
   local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'cooperator_id',
-    'issue_type', 'building_id', 'address', 'incident_calls', 'created_at', 'sla_due_at')
-  emit_with(team, kind, id, h)
+    'issue_type', 'building_id', 'incident_calls', 'created_at', 'sla_due_at', 'address')
+  local shown = (h[1] or '') .. '\31' .. (h[2] or '') .. '\31' .. (h[3] or '') .. '\31'
+    .. (h[4] or '') .. '\31' .. (h[5] or '') .. '\31' .. (h[6] or '') .. '\31' .. (h[7] or '1')
+    .. '\31' .. (h[8] or '0') .. '\31' .. (h[9] or '0') .. '\31' .. (h[10] or '')
+  emit_text(team, kind, id, shown)
 end
 
 -- Closed tickets, their history and their call key are purged after the retention. The call id

@@ -79,8 +79,7 @@ end
 -- hold any text (log_lines in reply.rs reads them). One field costs Redis less than a list (one
 -- more key per ticket, and a command per line).
 local function logged(log, line)
-  local entry = NOW .. ' ' .. line
-  return (log or '') .. #entry .. ':' .. entry
+  return (log or '') .. (#NOW + 1 + #line) .. ':' .. NOW .. ' ' .. line
 end
 
 -- Adds a line to a ticket's log, for a transition that does not read the log with the ticket.
@@ -152,21 +151,21 @@ local function expire_closed(id, call_id, incident)
   end
 end
 
--- Refuses anyone but the current holder, under an unexpired lease (fencing), from h: the ticket's
+-- Refuses anyone but the current holder, under an unexpired lease (fencing), from the ticket's
 -- state, agent_id, lease_token, lease_expires_at and 'ended:<token>' fields. A holder repeating an
 -- action that already ended its hold (its answer was lost) is not refused: the second value says
 -- the action is done, and the script answers with the ticket as it is.
-local function hold_refusal(h, id, agent, token, action, t)
-  if not h[1] then
+local function hold_refusal(state, holder, held_token, expires, ended, id, agent, token, action, t)
+  if not state then
     return redis.error_reply('CR_NOT_FOUND ' .. id), false
   end
-  if h[5] == agent .. ' ' .. action then
+  if ended == agent .. ' ' .. action then
     return nil, true
   end
-  if h[1] ~= 'RESERVED' and h[1] ~= 'IN_PROGRESS' then
-    return redis.error_reply('CR_WRONG_STATE ' .. h[1] .. ' ' .. action), false
+  if state ~= 'RESERVED' and state ~= 'IN_PROGRESS' then
+    return redis.error_reply('CR_WRONG_STATE ' .. state .. ' ' .. action), false
   end
-  if h[2] ~= agent or h[3] ~= token or tonumber(h[4]) <= t then
+  if holder ~= agent or held_token ~= token or tonumber(expires) <= t then
     return redis.error_reply('CR_NOT_HOLDER ' .. id), false
   end
   return nil, false
@@ -176,7 +175,7 @@ end
 local function check_hold(id, agent, token, action, t)
   local h = redis.call('HMGET', tkey(id), 'state', 'agent_id', 'lease_token', 'lease_expires_at',
     'ended:' .. token)
-  return hold_refusal(h, id, agent, token, action, t)
+  return hold_refusal(h[1], h[2], h[3], h[4], h[5], id, agent, token, action, t)
 end
 
 -- A ticket, for an action of the holder of its hold under token: the ticket as a row (read_row),
@@ -185,9 +184,8 @@ end
 -- else nil.
 local function held_row(id, agent, token, action, t)
   local r = read_row(id, 'ended:' .. token, 'log')
-  local hold = {r[ROW.state], r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at],
-    r[ROW_FIELDS + 1]}
-  local refused, done = hold_refusal(hold, id, agent, token, action, t)
+  local refused, done = hold_refusal(r[ROW.state], r[ROW.agent_id], r[ROW.lease_token],
+    r[ROW.lease_expires_at], r[ROW_FIELDS + 1], id, agent, token, action, t)
   if done then
     return r, row(r)
   end

@@ -7,17 +7,19 @@
 # shared machine): redis-benchmark runs the create script with a routed call's arguments, 50
 # clients; then one caller creates, claims, accepts and completes TIME_N tickets, then 50 agents
 # complete TIME_N more with the next claim, then one agent of six teams claims TIME_N across them,
-# each script's time read per phase.
+# each script's time read per phase, in RUNS rounds of which the median is printed.
 # All on fresh redis-servers with AOF everysec.
 # The scripts are loaded as the server loads them (`callrouter script NAME`).
 #   bash benches/script_cost.sh [BINARY]   (default target/release/callrouter; N=1000 tickets under
-#                                           callgrind, USEC_N=100000 creates, TIME_N=20000 tickets)
+#                                           callgrind, USEC_N=100000 creates, TIME_N=20000 tickets,
+#                                           RUNS=5 rounds of them)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/callrouter}
 N=${N:-1000}
 USEC_N=${USEC_N:-100000}
 TIME_N=${TIME_N:-20000}
+RUNS=${RUNS:-5}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 source benches/common.sh
 wait_for() { for _ in $(seq 150); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
@@ -58,10 +60,26 @@ errors=$(redis-cli -p "$port" info errorstats | grep errorstat_ || true)
 [ -z "$errors" ] || { echo "the script answered errors, its figures mean nothing: $errors"; exit 1; }
 echo "create script: ${usec} µs of Redis time per call, ${rate} (redis-benchmark, 50 clients, $USEC_N calls)"
 
-# Time per script, one caller.
-port=$(free_port)
-mkdir -p "$work/lifecycle"
-redis-server --port "$port" --save '' --appendonly yes --appendfsync everysec --dir "$work/lifecycle" >/dev/null 2>&1 &
-pids+=($!)
-wait_for "$port"
-python3 benches/lifecycle_cost.py "$BIN" "$port" time "$TIME_N"
+# Time per script, one caller: RUNS rounds, each on a fresh redis-server, then each script's
+# median and range (a shared machine moves one round's figures by 10% or more).
+for round in $(seq "$RUNS"); do
+  port=$(free_port)
+  mkdir -p "$work/lifecycle-$round"
+  redis-server --port "$port" --save '' --appendonly yes --appendfsync everysec \
+    --dir "$work/lifecycle-$round" >/dev/null 2>&1 &
+  pids+=($!)
+  wait_for "$port"
+  python3 benches/lifecycle_cost.py "$BIN" "$port" time "$TIME_N" >>"$work/times"
+  redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+done
+python3 - "$work/times" "$RUNS" "$TIME_N" <<'PY'
+import collections, statistics, sys
+times = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    script, rest = line.split(" script: ", 1)
+    times[script].append(float(rest.split()[0]))
+for script, usec in times.items():
+    print("%s script: %.2f µs of Redis time per call, median of %s rounds (%.2f-%.2f; one caller, "
+          "50 calls at a time, %s calls a round)"
+          % (script, statistics.median(usec), sys.argv[2], min(usec), max(usec), sys.argv[3]))
+PY

@@ -9,9 +9,11 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P t:<ticket>` | hash | the ticket, with its history after the creation line (which readers make from the ticket's `created_at` and `created_in`) in its `log` field: one line per transition, each `<length in bytes>:<line>` |
+//! | `P t:<ticket>` | hash | the ticket, with its history after the creation line (which readers make from the ticket's `created_at` and `created_in`) in its `log` field: one line per transition, each `<length in bytes>:<line>`; and for each hold that ended, `ended:<lease token>` = `<agent> <action>` (the holder's retry of that action is answered as done) |
 //! | `P h:<ticket>` | list | the history lines written before tickets had a log (read before the log's, kept for the retention) |
 //! | `P call:<call id>` | string | the ticket created for a call (idempotency) |
+//! | `P callers:<ticket>` | set | the calls of a building-wide incident's ticket, once a second one joins (each hang-up withdraws its own) |
+//! | `P claim:<agent>:<claim id>` | string | the hold a claim id made, `<ticket> <lease token>`, until the lease's end (a retried claim finds its hold) |
 //! | `P q:<team>` | sorted set | waiting tickets; score `urgency × 10¹³ + first enqueued (ms)` |
 //! | `P leases` | sorted set | held tickets; score = lease expiry (ms) |
 //! | `P fence` | counter | fencing tokens of claims |

@@ -88,17 +88,21 @@ local function remember(id, line)
 end
 
 -- Appends a transition to a team's feed: event, one field, the kind, ticket, team and time, then
--- what a desk shows of the ticket after it, shown (state, urgency, agent, cooperator, issue type,
--- building, incident calls, creation and due times, the address last), joined by the unit
--- separator (a stream entry, and each argument of a command Redis runs and writes to its
--- append-only file, costs per field). An event is one concatenation, where a table of its values
--- and table.concat cost Lua more.
+-- what a desk shows of the ticket after it (state, urgency, agent, cooperator, issue type,
+-- building, incident calls, creation and due times, the address last; an absent one empty, or its
+-- default), joined by the unit separator (a stream entry, and each argument of a command Redis
+-- runs and writes to its append-only file, costs per field). An event is one concatenation, where
+-- a table of its values and table.concat cost Lua more.
 -- The feed is cut to about FEED entries when a ticket or a caller enters it, or a ticket is
 -- claimed: the other transitions of a ticket each follow one of those, so a feed outgrows its
 -- length by at most a few entries per ticket in hand, and the cut (a check Redis makes at every
 -- entry it is asked for) is spared the most frequent of them.
-local function emit_text(team, kind, id, shown)
-  local event = kind .. '\31' .. id .. '\31' .. team .. '\31' .. NOW .. '\31' .. shown
+local function emit_text(team, kind, id, state, urgency, agent, cooperator, issue_type, building,
+    calls, created_at, due_at, address)
+  local event = kind .. '\31' .. id .. '\31' .. team .. '\31' .. NOW .. '\31' .. (state or '')
+    .. '\31' .. (urgency or '') .. '\31' .. (agent or '') .. '\31' .. (cooperator or '') .. '\31'
+    .. (issue_type or '') .. '\31' .. (building or '') .. '\31' .. (calls or '1') .. '\31'
+    .. (created_at or '0') .. '\31' .. (due_at or '0') .. '\31' .. (address or '')
   if kind == 'created' or kind == 'claimed' or kind == 'transferred_in' or kind == 'escalated'
     or kind == 'incident_call' then
     redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*', 'event', event)
@@ -109,22 +113,16 @@ end
 
 -- emit_text for a ticket as a row (read_row), as it is after the transition.
 local function emit_row(team, kind, r)
-  local shown = (r[ROW.state] or '') .. '\31' .. (r[ROW.urgency] or '') .. '\31'
-    .. (r[ROW.agent_id] or '') .. '\31' .. (r[ROW.cooperator_id] or '') .. '\31'
-    .. (r[ROW.issue_type] or '') .. '\31' .. (r[ROW.building_id] or '') .. '\31'
-    .. (r[ROW.incident_calls] or '1') .. '\31' .. (r[ROW.created_at] or '0') .. '\31'
-    .. (r[ROW.sla_due_at] or '0') .. '\31' .. (r[ROW.address] or '')
-  emit_text(team, kind, r[ROW.ticket_id], shown)
+  emit_text(team, kind, r[ROW.ticket_id], r[ROW.state], r[ROW.urgency], r[ROW.agent_id],
+    r[ROW.cooperator_id], r[ROW.issue_type], r[ROW.building_id], r[ROW.incident_calls],
+    r[ROW.created_at], r[ROW.sla_due_at], r[ROW.address])
 end
 
 -- emit_text, reading what the feed shows from the ticket.
 local function emit(team, kind, id)
   local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'cooperator_id',
     'issue_type', 'building_id', 'incident_calls', 'created_at', 'sla_due_at', 'address')
-  local shown = (h[1] or '') .. '\31' .. (h[2] or '') .. '\31' .. (h[3] or '') .. '\31'
-    .. (h[4] or '') .. '\31' .. (h[5] or '') .. '\31' .. (h[6] or '') .. '\31' .. (h[7] or '1')
-    .. '\31' .. (h[8] or '0') .. '\31' .. (h[9] or '0') .. '\31' .. (h[10] or '')
-  emit_text(team, kind, id, shown)
+  emit_text(team, kind, id, unpack(h))
 end
 
 -- Closed tickets, their history and their call key are purged after the retention. The call id

@@ -62,8 +62,7 @@ if incident ~= '' then
 end
 -- What was just written is not read back: the feed and the reply are built from the arguments
 -- (the caller builds the ticket from its request and the creation time).
-local shown = 'QUEUED' .. '\31' .. ARGV[9] .. '\31\31' .. ARGV[7] .. '\31' .. ARGV[10] .. '\31'
-  .. ARGV[11] .. '\31' .. '1' .. '\31' .. NOW .. '\31' .. ARGV[13] .. '\31' .. ARGV[17]
-emit_text(team, 'created', id, shown)
+emit_text(team, 'created', id,
+  'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], '1', NOW, ARGV[13], ARGV[17])
 local at = position_in(team, id)
 return int(at[1]) .. ' ' .. int(at[2]) .. ' ' .. NOW

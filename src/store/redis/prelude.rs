@@ -55,6 +55,11 @@ pub fn script_text(name: &str) -> Option<String> {
         .map(|(_, body)| assemble(&resolve_rows(PRELUDE), &resolve_rows(body)))
 }
 
+/// A line's code, and its comment (from `--` on; empty when it has none).
+fn code_and_comment(line: &str) -> (&str, &str) {
+    line.find("--").map_or((line, ""), |at| line.split_at(at))
+}
+
 /// `text` with the row notation replaced by its values, in code (comments are left as written).
 /// A `ROW.<name>` whose name is no ticket field is left too: Lua would read it as a field of an
 /// undefined `ROW`, and the script would fail at its first call (a test checks every script).
@@ -66,7 +71,7 @@ fn resolve_rows(text: &str) -> String {
         .join(" .. '\\255' .. ");
     let mut out = String::with_capacity(text.len() + names.len());
     for line in text.lines() {
-        let (code, comment) = line.find("--").map_or((line, ""), |at| line.split_at(at));
+        let (code, comment) = code_and_comment(line);
         let mut rest = code;
         while let Some(at) = rest.find("ROW") {
             let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
@@ -162,7 +167,7 @@ fn pieces(prelude: &str) -> Vec<Piece<'_>> {
 fn names(text: &str, name: &str) -> bool {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     text.lines()
-        .map(|line| line.find("--").map_or(line, |at| &line[..at]))
+        .map(|line| code_and_comment(line).0)
         .any(|code| {
             code.match_indices(name).any(|(at, _)| {
                 let before = code[..at].chars().next_back();
@@ -227,7 +232,7 @@ fn write_out_calls(text: &str, functions: &[(&str, &str, &str)]) -> String {
     let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
     let mut out = String::with_capacity(text.len() * 2);
     for line in text.lines() {
-        let (code, comment) = line.find("--").map_or((line, ""), |at| line.split_at(at));
+        let (code, comment) = code_and_comment(line);
         let mut code = code.to_owned();
         let mut at = 0;
         while let Some((start, open, (_, param, expression))) = functions

@@ -13,6 +13,7 @@ Usage: python3 lifecycle_cost.py CALLROUTER_BINARY PORT VALGRIND_PID|time N
 """
 
 import itertools
+import pathlib
 import re
 import socket
 import subprocess
@@ -119,11 +120,22 @@ def create_command(create, common, i, team=TEAM):
             "12 rue Nationale 37000 Tours")
 
 
+def row_fields():
+    """The ticket fields of a row, in order: TICKET_FIELDS in src/store/redis/reply.rs."""
+    source = pathlib.Path(__file__).parent.parent / "src/store/redis/reply.rs"
+    block = re.search(r"pub const TICKET_FIELDS: \[&str; \d+\] = \[(.*?)\];", source.read_text(),
+                      re.S)
+    return re.findall(r'"(\w+)"', block.group(1))
+
+
+ROW_FIELDS = row_fields()
+
+
 def held_of(row):
     """The ticket id and lease token of a claimed ticket (a row: the values of the ticket fields,
-    in the order of TICKET_FIELDS in src/store/redis/reply.rs, joined by the byte 255)."""
-    values = row.split("\udcff")
-    return values[0], values[13]
+    in the order of TICKET_FIELDS, joined by the byte 255)."""
+    values = dict(zip(ROW_FIELDS, row.split("\udcff")))
+    return values["ticket_id"], values["lease_token"]
 
 
 def main():

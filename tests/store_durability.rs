@@ -590,3 +590,215 @@ async fn claims_carry_on_from_the_figures_older_servers_kept() {
     let (_, counts) = store.queue_stats(&[queue]).await.expect("stats");
     assert_eq!(counts[0].1.reserved, 3);
 }
+
+/// Tickets older servers wrote field by field (before the fields that never change were packed)
+/// read as they were written, and go through every transition as tickets written now do: claim
+/// and completion (their call kept for the retention), a building-wide incident joined and
+/// cancelled caller by caller, escalation by the reaper, and a move to another partition.
+#[tokio::test]
+async fn tickets_older_servers_wrote_field_by_field_go_through_their_lifecycle() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(
+        &server.url(),
+        StoreSettings {
+            max_attempts: 2,
+            ..settings()
+        },
+    )
+    .expect("connect");
+    let team = format!("{P}.older");
+    let supervisor = format!("{P}.supervisor");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    let key = |what: &str| format!("callrouter:dur:{{{P}}}:{what}");
+    // As the create script of older servers wrote a ticket: no building, incident or attempts
+    // field when it had none.
+    let older = |n: i64, incident: Option<&str>, attempts: Option<&str>| {
+        let id = format!("{P}-00000000000000{n:02x}");
+        let created = (now - 60_000 + n).to_string();
+        let call = format!("older-call-{n}");
+        let mut fields = vec![
+            ("ticket_id", id.clone()),
+            ("call_id", call.clone()),
+            ("partition", P.to_owned()),
+            ("state", "QUEUED".to_owned()),
+            ("cooperator_id", P.to_owned()),
+            ("team_id", team.clone()),
+            ("urgency", "2".to_owned()),
+            ("issue_type", "technical.plumbing.leak".to_owned()),
+            ("created_at", created.clone()),
+            ("enqueued_at", created.clone()),
+            ("sla_due_at", "1800000000000".to_owned()),
+            ("escalation_team", supervisor.clone()),
+            ("details", "{\"rule_id\":\"older\"}".to_owned()),
+            ("address", "12 rue Nationale, 37000 Tours".to_owned()),
+            ("created_in", team.clone()),
+            ("building_id", "B-12".to_owned()),
+        ];
+        if let Some(incident) = incident {
+            fields.push(("incident_id", incident.to_owned()));
+            server.command(&["SET", &key(&format!("inc:{incident}")), &id]);
+        }
+        if let Some(attempts) = attempts {
+            fields.push(("attempts", attempts.to_owned()));
+        }
+        let ticket_key = key(&format!("t:{id}"));
+        let mut args = vec!["HSET", ticket_key.as_str()];
+        for (name, value) in &fields {
+            args.extend([*name, value.as_str()]);
+        }
+        server.command(&args);
+        let score = format!("2{created}");
+        server.command(&["ZADD", &key(&format!("q:{team}")), &score, &id]);
+        server.command(&["SET", &key(&format!("call:{call}")), &id]);
+        id
+    };
+    let plain = older(1, None, None);
+    let incident = older(2, Some("B-12/water"), None);
+    let escalating = older(3, None, Some("1"));
+    let moving = older(4, None, None);
+
+    // Read as written, by id and by a retry of its call.
+    let read = store.get(&plain).await.expect("get").expect("held");
+    assert_eq!(
+        (
+            read.call_id.as_str(),
+            read.cooperator_id.as_deref(),
+            read.issue_type.as_str(),
+            read.building_id.as_deref(),
+            read.address.as_deref(),
+            read.sla_due_at,
+            read.created_at,
+            read.escalation_team.as_str(),
+            read.details.as_str(),
+            read.state,
+        ),
+        (
+            "older-call-1",
+            Some(P),
+            "technical.plumbing.leak",
+            Some("B-12"),
+            Some("12 rue Nationale, 37000 Tours"),
+            1_800_000_000_000,
+            now - 59_999,
+            supervisor.as_str(),
+            "{\"rule_id\":\"older\"}",
+            TicketState::Queued,
+        )
+    );
+    let mut retry = ticket("older-call-1".to_owned(), &team, Urgency::U2);
+    retry.address = Some("elsewhere".to_owned());
+    let again = store.create(retry).await.expect("retry");
+    assert!(again.duplicate);
+    assert_eq!(again.ticket, read);
+
+    // Claimed (the oldest first) and completed: the row carries the fields, the call is kept for
+    // the retention, the history starts with the creation line made from the ticket.
+    let queue = QueueRef::new(P, &team);
+    let (held, hold) = claim(&store, "a1", queue.clone()).await;
+    assert_eq!(held.ticket_id, plain);
+    assert_eq!(
+        (held.address.as_deref(), held.call_id.as_str()),
+        (read.address.as_deref(), "older-call-1")
+    );
+    let done = store
+        .complete(&plain, &hold, "fixed")
+        .await
+        .expect("complete");
+    assert_eq!(
+        (done.state, done.building_id.as_deref()),
+        (TicketState::Completed, Some("B-12"))
+    );
+    let ttl: i64 = server
+        .command(&["PTTL", &key("call:older-call-1")])
+        .parse()
+        .expect("PTTL");
+    assert!(ttl > 0, "the completed ticket's call expires (PTTL {ttl})");
+    let history = store.history(&plain).await.expect("history");
+    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(history[0], format!("{} created in {team}", now - 59_999));
+    assert!(
+        history[2].ends_with("completed by a1: fixed"),
+        "{history:?}"
+    );
+
+    // A call from the same building joins the older incident; each caller hangs up in turn.
+    let mut joining = ticket("older-call-9".to_owned(), &team, Urgency::U2);
+    joining.incident_id = Some("B-12/water".to_owned());
+    let joined = store.create(joining).await.expect("join");
+    assert!(joined.joined_incident);
+    assert_eq!(
+        (
+            joined.ticket.ticket_id.as_str(),
+            joined.ticket.incident_calls
+        ),
+        (incident.as_str(), 2)
+    );
+    let left = store.cancel(&incident, None).await.expect("own call");
+    assert_eq!((left.state, left.incident_calls), (TicketState::Queued, 1));
+    let cancelled = store
+        .cancel(&incident, Some("older-call-9"))
+        .await
+        .expect("joined call");
+    assert_eq!(cancelled.state, TicketState::Cancelled);
+    assert_eq!(server.command(&["EXISTS", &key("inc:B-12/water")]), "0");
+
+    // At the attempt limit, an expired lease sends it to its escalation team.
+    let held = store
+        .claim_next(
+            "a2",
+            std::slice::from_ref(&queue),
+            Duration::from_millis(1),
+            None,
+        )
+        .await
+        .expect("claim")
+        .expect("waiting");
+    assert_eq!(held.ticket_id, escalating);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let report = store.reap(&Partition::parse(P)).await.expect("reap");
+    assert_eq!((report.expired, report.escalated), (1, 1));
+    let escalated = store.get(&escalating).await.expect("get").expect("held");
+    assert_eq!(
+        (escalated.team_id.as_str(), escalated.escalated),
+        (supervisor.as_str(), true)
+    );
+
+    // Moved to another partition: the new ticket keeps the call, the address and the history.
+    let (held, hold) = claim(&store, "a3", queue.clone()).await;
+    assert_eq!(held.ticket_id, moving);
+    let moved = store
+        .transfer(
+            &moving,
+            &hold,
+            &QueueRef::new("platform", "platform.triage"),
+            None,
+        )
+        .await
+        .expect("move");
+    assert_eq!(moved.transferred_from.as_deref(), Some(moving.as_str()));
+    assert_eq!(
+        (moved.call_id.as_str(), moved.address.as_deref()),
+        ("older-call-4", Some("12 rue Nationale, 37000 Tours"))
+    );
+    let history = store.history(&moved.ticket_id).await.expect("history");
+    assert_eq!(history[0], format!("{} created in {team}", now - 59_996));
+
+    // The team's feed shows each older ticket's address and due time.
+    let events = store
+        .read_events(&queue, None, 100, None)
+        .await
+        .expect("events");
+    assert!(events.len() >= 8, "{events:?}");
+    for event in &events {
+        assert_eq!(
+            (event.address.as_deref(), event.sla_due_at),
+            (Some("12 rue Nationale, 37000 Tours"), 1_800_000_000_000),
+            "{event:?}"
+        );
+    }
+}

@@ -17,7 +17,8 @@ use rustc_hash::FxHashMap;
 use super::RedisStore;
 use super::keys::PartitionKeys;
 use super::reply::{
-    array, field_map, history as full_history, log_of, parse_ticket, text, ticket_from_fields,
+    array, history as full_history, log_of, packed_hash, parse_ticket, text, ticket_from_fields,
+    ticket_map,
 };
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::urgency::Urgency;
@@ -57,7 +58,7 @@ impl RedisStore {
         let [fields, history] = array(&reply)? else {
             return Err(StoreError::Corrupt("move_out reply".to_owned()));
         };
-        let fields = field_map(fields)?;
+        let fields = ticket_map(fields)?;
         let history = array(history)?
             .iter()
             .map(text)
@@ -71,7 +72,7 @@ impl RedisStore {
         let value: Value = self
             .query(redis::cmd("HGETALL").arg(at.ticket(ticket_id)))
             .await?;
-        let fields = field_map(&value)?;
+        let fields = ticket_map(&value)?;
         if fields.is_empty() {
             return Ok(false);
         }
@@ -119,9 +120,14 @@ impl RedisStore {
         let created_in = fields.get("created_in").copied();
         let log = fields.get("log").copied();
         let history = log_of(&full_history(created_at, created_in, history, log)?);
-        let mut args = vec![new_id.clone(), source.ticket_id.clone(), history];
-        for (name, value) in moved_fields(&source, &new_id, &target, to_team, urgency) {
-            args.push(name.to_owned());
+        let mut args = vec![
+            new_id.clone().into_bytes(),
+            source.ticket_id.clone().into_bytes(),
+            history.into_bytes(),
+        ];
+        let fields = moved_fields(&source, &new_id, &target, to_team, urgency);
+        for (name, value) in packed_hash(&fields) {
+            args.push(name.as_bytes().to_vec());
             args.push(value);
         }
         let keys = [to.moved_from(&source.ticket_id), to.ticket(&new_id)];

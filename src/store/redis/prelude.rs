@@ -14,14 +14,15 @@
 //! Redis makes at every call, with its captured locals: about 1,200 instructions each.
 //!
 //! The text then gets the values of the row notation (see `scripts/common.lua`): `ROW.<field>` is
-//! the place of a ticket field in a row, `ROW_FIELDS` the number of fields in a row, `ROW_NAMES`
-//! their names, `ROW_TEXT` the fields of a row named `r` joined by the byte 255 (an absent one
-//! empty), all from [`TICKET_FIELDS`], which the server reads a row by. The prelude gets them
-//! before it is cut down, so that a function written out where it is called can use them.
+//! the place of a field in a row, `ROW_FIELDS` the number of fields in a row, `ROW_NAMES` their
+//! names, `ROW_TEXT` the fields of a row named `r` joined by the byte 255 (an absent one empty),
+//! all from [`ROW_READ`], which the server reads a row's values by; `SHOWN_NAMES` and `KEPT_NAMES`
+//! are the names of the fields a packed field holds ([`PACKED`]). The prelude gets them before it
+//! is cut down, so that a function written out where it is called can use them.
 
 use rustc_hash::FxHashSet;
 
-use super::reply::TICKET_FIELDS;
+use super::reply::{PACKED, ROW_READ};
 
 /// The shared prelude of every script.
 pub const PRELUDE: &str = include_str!("scripts/common.lua");
@@ -60,12 +61,25 @@ fn code_and_comment(line: &str) -> (&str, &str) {
     line.find("--").map_or((line, ""), |at| line.split_at(at))
 }
 
+/// Names as a script quotes them, one after another.
+fn quoted(names: &[&str]) -> String {
+    names
+        .iter()
+        .map(|f| format!("'{f}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// `text` with the row notation replaced by its values, in code (comments are left as written).
-/// A `ROW.<name>` whose name is no ticket field is left too: Lua would read it as a field of an
+/// A `ROW.<name>` whose name is no field of a row is left too: Lua would read it as a field of an
 /// undefined `ROW`, and the script would fail at its first call (a test checks every script).
 fn resolve_rows(text: &str) -> String {
-    let names = TICKET_FIELDS.map(|f| format!("'{f}'")).join(", ");
-    let joined = (1..=TICKET_FIELDS.len())
+    let names = quoted(&ROW_READ);
+    let packed: Vec<(String, String)> = PACKED
+        .iter()
+        .map(|(name, fields)| (format!("{}_NAMES", name.to_uppercase()), quoted(fields)))
+        .collect();
+    let joined = (1..=ROW_READ.len())
         .map(|place| format!("(r[{place}] or '')"))
         .collect::<Vec<_>>()
         .join(" .. '\\255' .. ");
@@ -73,7 +87,11 @@ fn resolve_rows(text: &str) -> String {
     for line in text.lines() {
         let (code, comment) = code_and_comment(line);
         let mut rest = code;
-        while let Some(at) = rest.find("ROW") {
+        while let Some(at) = ["ROW", "SHOWN_", "KEPT_"]
+            .iter()
+            .filter_map(|start| rest.find(start))
+            .min()
+        {
             let word = |c: char| c.is_ascii_alphanumeric() || c == '_';
             let (before, from) = rest.split_at(at);
             out.push_str(before);
@@ -83,13 +101,17 @@ fn resolve_rows(text: &str) -> String {
             let token = &from[..after_word];
             let value = match token.split_once('.') {
                 _ if before.ends_with(word) => None,
-                Some(("ROW", field)) => TICKET_FIELDS
+                Some(("ROW", field)) => ROW_READ
                     .iter()
                     .position(|f| *f == field)
                     .map(|place| (place + 1).to_string()),
-                None if token == "ROW_FIELDS" => Some(TICKET_FIELDS.len().to_string()),
+                None if token == "ROW_FIELDS" => Some(ROW_READ.len().to_string()),
                 None if token == "ROW_NAMES" => Some(names.clone()),
                 None if token == "ROW_TEXT" => Some(joined.clone()),
+                None => packed
+                    .iter()
+                    .find(|(notation, _)| notation == token)
+                    .map(|(_, names)| names.clone()),
                 _ => None,
             };
             out.push_str(value.as_deref().unwrap_or(token));
@@ -301,21 +323,24 @@ fn closing(text: &str) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::redis::reply::{KEPT_FIELDS, SHOWN_FIELDS};
 
     const PRELUDE: &str = "-- prelude\nlocal P = ARGV[1]\n\n-- a key\nlocal function tkey(id)\n  return P .. id\nend\n\n-- reads\n-- the state\nlocal function state(id)\n  return redis.call('HGET', tkey(id), 'state')\nend\n\nlocal function unused(x)\n  if x then\n    return 1\n  end\n  return 2\nend\n";
 
     #[test]
     fn the_row_notation_gets_its_values_in_code_only() {
         let text = resolve_rows(
-            "-- ROW.state, ROW_FIELDS\nlocal s, n = r[ROW.state], ROW_FIELDS -- ROW.state\nx(ROW_NAMES)\nr[ROW.nothing], BORROW.state\n",
+            "-- ROW.urgency, ROW_FIELDS\nlocal s, n = r[ROW.urgency], ROW_FIELDS -- ROW.state\nx(ROW_NAMES)\nr[ROW.nothing], BORROW.state, r[ROW.kept]\ny(SHOWN_NAMES, KEPT_NAMES, SHOWN_X)\n",
         );
-        let names = TICKET_FIELDS.map(|f| format!("'{f}'")).join(", ");
+        let names = quoted(&ROW_READ);
+        let (shown, kept) = (quoted(&SHOWN_FIELDS), quoted(&KEPT_FIELDS));
         assert_eq!(
             text,
             format!(
-                "-- ROW.state, ROW_FIELDS\nlocal s, n = r[4], 27 -- ROW.state\nx({names})\nr[ROW.nothing], BORROW.state\n"
+                "-- ROW.urgency, ROW_FIELDS\nlocal s, n = r[3], 17 -- ROW.state\nx({names})\nr[ROW.nothing], BORROW.state, r[17]\ny({shown}, {kept}, SHOWN_X)\n"
             )
         );
+        assert!(shown.starts_with("'ticket_id', 'cooperator_id'"), "{shown}");
     }
 
     #[test]
@@ -325,9 +350,9 @@ mod tests {
         let (joined, comment) = code.split_once(" --").expect("comment kept");
         assert_eq!(comment, " ROW_TEXT\n");
         let parts: Vec<&str> = joined.split(" .. '\\255' .. ").collect();
-        assert_eq!(parts.len(), TICKET_FIELDS.len());
+        assert_eq!(parts.len(), ROW_READ.len());
         assert_eq!(parts[0], "(r[1] or '')");
-        assert_eq!(parts[26], "(r[27] or '')");
+        assert_eq!(parts[16], "(r[17] or '')");
     }
 
     #[test]
@@ -336,13 +361,20 @@ mod tests {
             let text = script_text(name).expect("listed");
             for line in text.lines() {
                 let code = line.split("--").next().unwrap_or_default();
-                assert!(!code.contains("ROW"), "{name}: {line}");
+                assert!(
+                    !code.contains("ROW") && !code.contains("_NAMES"),
+                    "{name}: {line}"
+                );
             }
         }
         let claim = script_text("claim").expect("claim");
-        assert!(claim.contains("'ticket_id', 'call_id', 'partition', 'state'"));
         assert!(
-            claim.contains("r[4], r[13], r[14], r[15], r[20] =\n"),
+            claim.contains("'moved_to', 'shown', 'kept', ..."),
+            "{claim}"
+        );
+        assert!(claim.contains("unpacked(id, 'ticket_id', 'cooperator_id',"));
+        assert!(
+            claim.contains("r[1], r[5], r[6], r[7], r[10] =\n"),
             "{claim}"
         );
     }

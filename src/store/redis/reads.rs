@@ -11,8 +11,8 @@ use rustc_hash::FxHashMap;
 use super::keys::valid_stream_id;
 use super::link::{Conn, Primary};
 use super::reply::{
-    array, field_map, history, int, parse_events, parse_position, parse_ticket, redis_time,
-    store_error, text, text_in, ticket_from_fields,
+    array, field_map, history, insert_ticket_field, int, parse_events, parse_position,
+    parse_ticket, redis_time, store_error, text, ticket_from_fields, ticket_map,
 };
 use super::{RedisStore, eval, evalsha};
 use crate::routing::partition::{Partition, QueueRef};
@@ -38,7 +38,7 @@ impl RedisStore {
         let value: Value = self
             .query(redis::cmd("HGETALL").arg(at.ticket(ticket_id)))
             .await?;
-        let fields = field_map(&value)?;
+        let fields = ticket_map(&value)?;
         if fields.is_empty() {
             return Ok(None);
         }
@@ -49,27 +49,29 @@ impl RedisStore {
     /// list (by versions before the ticket's log), then in its log.
     pub(super) async fn ticket_history(&self, ticket_id: &str) -> Result<Vec<String>, StoreError> {
         let at = self.keys.of_ticket(ticket_id)?;
+        const READ: [&str; 5] = ["shown", "kept", "created_at", "created_in", "log"];
         let mut pipe = redis::pipe();
-        pipe.cmd("HMGET")
-            .arg(at.ticket(ticket_id))
-            .arg("created_at")
-            .arg("created_in")
-            .arg("log");
+        pipe.cmd("HMGET").arg(at.ticket(ticket_id)).arg(&READ[..]);
         pipe.cmd("LRANGE").arg(at.history(ticket_id)).arg(0).arg(-1);
         let replies = self.pipelines(&[pipe]).await?.concat();
         let [creation, written] = replies.as_slice() else {
             return Err(StoreError::Corrupt("history reply".to_owned()));
         };
-        let field = |i: usize| match array(creation)?.get(i) {
-            Some(Value::Nil) | None => Ok(None),
-            Some(value) => text_in(value).map(Some),
-        };
-        let (created_at, created_in) = (field(0)?, field(1)?);
+        let mut fields = FxHashMap::default();
+        for (name, value) in READ.iter().zip(array(creation)?) {
+            insert_ticket_field(&mut fields, name, value)?;
+        }
+        let field = |name: &str| fields.get(name).copied();
         let listed = array(written)?
             .iter()
             .map(text)
             .collect::<Result<Vec<_>, _>>()?;
-        history(created_at, created_in, listed, field(2)?)
+        history(
+            field("created_at"),
+            field("created_in"),
+            listed,
+            field("log"),
+        )
     }
 
     pub(super) async fn list(

@@ -93,6 +93,91 @@ pub fn field_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
     }
 }
 
+/// A ticket's hash (HGETALL's reply, or its fields read by name) as its fields by name, the packed
+/// ones spread ([`PACKED`]): a ticket of either layout reads the same.
+pub fn ticket_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
+    let mut fields = FxHashMap::default();
+    match value {
+        Value::Map(pairs) => {
+            for (name, value) in pairs {
+                insert_ticket_field(&mut fields, text_in(name)?, value)?;
+            }
+        }
+        other => {
+            for pair in array(other)?.chunks(2) {
+                let [name, value] = pair else {
+                    return Err(StoreError::Corrupt("odd field list".to_owned()));
+                };
+                insert_ticket_field(&mut fields, text_in(name)?, value)?;
+            }
+        }
+    }
+    Ok(fields)
+}
+
+/// Adds a field of a ticket's hash to `fields`: a packed one as the fields it holds, an absent one
+/// (nil) not at all.
+pub fn insert_ticket_field<'a>(
+    fields: &mut FxHashMap<&'a str, &'a str>,
+    name: &'a str,
+    value: &'a Value,
+) -> Result<(), StoreError> {
+    if matches!(value, Value::Nil) {
+        return Ok(());
+    }
+    let Some((_, names)) = PACKED.iter().find(|(packed, _)| *packed == name) else {
+        fields.insert(name, text_in(value)?);
+        return Ok(());
+    };
+    let Value::BulkString(bytes) = value else {
+        return Err(StoreError::Corrupt(format!("ticket field {name}")));
+    };
+    spread(fields, names, bytes, name)
+}
+
+/// The values of `packed`, joined by the byte 255, into `fields` under `names`: one value each.
+fn spread<'a>(
+    fields: &mut FxHashMap<&'a str, &'a str>,
+    names: &[&'a str],
+    packed: &'a [u8],
+    what: &str,
+) -> Result<(), StoreError> {
+    let mut values = packed.split(|b| *b == 0xFF);
+    for name in names {
+        let value = values
+            .next()
+            .ok_or_else(|| StoreError::Corrupt(format!("{what} without {name}")))?;
+        fields.insert(name, utf8(value)?);
+    }
+    if values.next().is_some() {
+        return Err(StoreError::Corrupt(format!(
+            "{what} of more than {} values",
+            names.len()
+        )));
+    }
+    Ok(())
+}
+
+/// A ticket's hash as the scripts write it, from its fields by name: each field that changes as it
+/// is given, the fields that never change packed ([`PACKED`]; one not given empty).
+pub fn packed_hash(given: &[(&str, String)]) -> Vec<(&'static str, Vec<u8>)> {
+    let value = |name: &str| {
+        given
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_bytes())
+    };
+    let mut hash: Vec<_> = CHANGING_FIELDS
+        .iter()
+        .filter_map(|name| value(name).map(|v| (*name, v.to_vec())))
+        .collect();
+    for (packed, names) in PACKED {
+        let values: Vec<&[u8]> = names.iter().map(|n| value(n).unwrap_or_default()).collect();
+        hash.push((packed, values.join(&0xFF)));
+    }
+    hash
+}
+
 /// The text a reply holds, borrowed: a hash's field or value, or a script's one-line answer.
 pub fn text_in(value: &Value) -> Result<&str, StoreError> {
     match value {
@@ -107,35 +192,107 @@ fn utf8(bytes: &[u8]) -> Result<&str, StoreError> {
     std::str::from_utf8(bytes).map_err(|_| StoreError::Corrupt("non-UTF-8 text".to_owned()))
 }
 
-/// The ticket fields of a row, in its order: the lifecycle scripts read a ticket with HMGET of
-/// these fields (`read_row` in `scripts/common.lua`) and answer its values joined by the byte 255.
-pub const TICKET_FIELDS: [&str; 27] = [
-    "ticket_id",
-    "call_id",
-    "partition",
+/// The fields of a ticket that change over its life, each a field of its own in the ticket's hash.
+pub const CHANGING_FIELDS: [&str; 15] = [
     "state",
-    "cooperator_id",
     "team_id",
     "urgency",
-    "issue_type",
-    "building_id",
-    "address",
-    "incident_id",
     "incident_calls",
     "agent_id",
     "lease_token",
     "lease_expires_at",
     "attempts",
-    "created_at",
     "enqueued_at",
-    "sla_due_at",
     "claimed_at",
     "closed_at",
     "resolution",
-    "escalation_team",
     "escalated",
     "transferred_from",
     "moved_to",
+];
+
+/// What a desk shows of a ticket and never changes once it is created: written once, joined by
+/// the byte 255 (which no UTF-8 text holds; an absent value empty), as the hash's `shown` field,
+/// which a feed entry carries as it is. A ticket costs Redis per field it holds, and per field read.
+pub const SHOWN_FIELDS: [&str; 7] = [
+    "ticket_id",
+    "cooperator_id",
+    "issue_type",
+    "building_id",
+    "created_at",
+    "sla_due_at",
+    "address",
+];
+
+/// The rest of a ticket that never changes, joined likewise as the hash's `kept` field: the call,
+/// the incident and the escalation team first, which scripts take from it (`kept_ids` in
+/// `scripts/common.lua`).
+pub const KEPT_FIELDS: [&str; 6] = [
+    "call_id",
+    "incident_id",
+    "escalation_team",
+    "partition",
+    "created_in",
+    "details",
+];
+
+/// The packed fields of a ticket's hash, each with the fields it holds. A ticket written before
+/// tickets packed them holds each of those fields as its own, which readers take as well.
+pub const PACKED: [(&str, &[&str]); 2] = [("shown", &SHOWN_FIELDS), ("kept", &KEPT_FIELDS)];
+
+/// The fields the lifecycle scripts read a ticket by (`read_row` in `scripts/common.lua`): those
+/// that change, then the packed ones.
+pub const ROW_READ: [&str; 17] = [
+    "state",
+    "team_id",
+    "urgency",
+    "incident_calls",
+    "agent_id",
+    "lease_token",
+    "lease_expires_at",
+    "attempts",
+    "enqueued_at",
+    "claimed_at",
+    "closed_at",
+    "resolution",
+    "escalated",
+    "transferred_from",
+    "moved_to",
+    "shown",
+    "kept",
+];
+
+/// The values of a row, in order: the fields of [`ROW_READ`], the packed ones spread
+/// ([`CHANGING_FIELDS`], [`SHOWN_FIELDS`], [`KEPT_FIELDS`]). A script answers a ticket as its row's
+/// values joined by the byte 255.
+pub const TICKET_FIELDS: [&str; 28] = [
+    "state",
+    "team_id",
+    "urgency",
+    "incident_calls",
+    "agent_id",
+    "lease_token",
+    "lease_expires_at",
+    "attempts",
+    "enqueued_at",
+    "claimed_at",
+    "closed_at",
+    "resolution",
+    "escalated",
+    "transferred_from",
+    "moved_to",
+    "ticket_id",
+    "cooperator_id",
+    "issue_type",
+    "building_id",
+    "created_at",
+    "sla_due_at",
+    "address",
+    "call_id",
+    "incident_id",
+    "escalation_team",
+    "partition",
+    "created_in",
     "details",
 ];
 
@@ -144,7 +301,7 @@ pub const TICKET_FIELDS: [&str; 27] = [
 pub fn parse_ticket(value: &Value) -> Result<Ticket, StoreError> {
     match value {
         Value::BulkString(row) => ticket_from_fields(&row_fields(row)?),
-        other => ticket_from_fields(&field_map(other)?),
+        other => ticket_from_fields(&ticket_map(other)?),
     }
 }
 
@@ -160,19 +317,7 @@ pub fn parse_claimed(value: &Value) -> Result<Option<Ticket>, StoreError> {
 /// value (an address, a resolution) reads back as it was written; an empty value is an absent field.
 fn row_fields(row: &[u8]) -> Result<FxHashMap<&str, &str>, StoreError> {
     let mut fields = FxHashMap::with_capacity_and_hasher(TICKET_FIELDS.len(), Default::default());
-    let mut values = row.split(|b| *b == 0xFF);
-    for name in TICKET_FIELDS {
-        let value = values
-            .next()
-            .ok_or_else(|| StoreError::Corrupt(format!("ticket row without {name}")))?;
-        fields.insert(name, utf8(value)?);
-    }
-    if values.next().is_some() {
-        return Err(StoreError::Corrupt(format!(
-            "ticket row of more than {} fields",
-            TICKET_FIELDS.len()
-        )));
-    }
+    spread(&mut fields, &TICKET_FIELDS, row, "ticket row")?;
     Ok(fields)
 }
 
@@ -249,7 +394,8 @@ pub fn ticket_from_fields(f: &FxHashMap<&str, &str>) -> Result<Ticket, StoreErro
 /// A ticket's history: the creation line, which the create script leaves to readers to make from the
 /// ticket's `created_at` and `created_in` fields, then the lines written since: those of its list
 /// (written before tickets had a log), then those of its `log` field. A ticket created before
-/// those fields were written has its creation line in `listed` already.
+/// those fields were written, or moved in from another partition, has its creation line in its
+/// list or its log already (and no `created_in`, or an empty one).
 pub fn history(
     created_at: Option<&str>,
     created_in: Option<&str>,
@@ -258,7 +404,7 @@ pub fn history(
 ) -> Result<Vec<String>, StoreError> {
     let logged = log_lines(log.unwrap_or_default())?;
     let mut lines = Vec::with_capacity(listed.len() + logged.len() + 1);
-    if let (Some(at), Some(team)) = (created_at, created_in) {
+    if let (Some(at), Some(team)) = (created_at, created_in.filter(|team| !team.is_empty())) {
         lines.push(format!("{at} created in {team}"));
     }
     lines.extend(listed);
@@ -298,8 +444,7 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
             let [id, fields] = parts else {
                 return Err(StoreError::Corrupt("stream entry".to_owned()));
             };
-            let mut f = field_map(fields)?;
-            unpack_event(&mut f);
+            let f = event_map(fields)?;
             let get = |name: &str| f.get(name).copied().unwrap_or_default();
             let corrupt =
                 |what: &str| StoreError::Corrupt(format!("feed entry {what} '{}'", get(what)));
@@ -324,9 +469,21 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
         .collect()
 }
 
-/// A feed entry's fields, in the order the scripts join them into its one `event` field: the
-/// transition, then what a desk shows of the ticket (the address last: it may hold anything, the
-/// separator included).
+/// A feed entry's fields as the scripts write them into its one `entry` field, joined by the byte
+/// 255: the transition, then what a desk shows of the ticket, the ticket's `shown` field as it is
+/// ([`SHOWN_FIELDS`]).
+const ENTRY_FIELDS: [&str; 7] = [
+    "kind",
+    "team_id",
+    "at",
+    "state",
+    "urgency",
+    "agent_id",
+    "incident_calls",
+];
+
+/// A feed entry's fields, in the order older servers joined them, by the unit separator, into its
+/// one `event` field (the address last: it may hold anything, the separator included).
 const EVENT_FIELDS: [&str; 14] = [
     "kind",
     "ticket_id",
@@ -348,9 +505,39 @@ const EVENT_FIELDS: [&str; 14] = [
 /// field (with the transition's own four as named fields).
 const DESK_FIELDS: &[&str] = EVENT_FIELDS.split_at(4).1;
 
-/// Spreads an entry's packed fields into named fields: `event` (every field), or, in entries
-/// written before it, `desk`. Older entries carry the named fields themselves and are left as
-/// they are.
+/// A feed entry's fields by name, from the layout it was written in: one `entry` field, or (older
+/// servers) one `event` field, a `desk` field beside the transition's named fields, or named
+/// fields only.
+fn event_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
+    let entry = match value {
+        Value::Array(items) => items
+            .chunks(2)
+            .find(|pair| matches!(pair, [Value::BulkString(name), _] if name == b"entry")),
+        _ => None,
+    };
+    let Some([_, Value::BulkString(packed)]) = entry else {
+        let mut fields = field_map(value)?;
+        unpack_event(&mut fields);
+        return Ok(fields);
+    };
+    let mut fields = FxHashMap::default();
+    let mut values = packed.splitn(ENTRY_FIELDS.len() + 1, |b| *b == 0xFF);
+    for name in ENTRY_FIELDS {
+        let value = values
+            .next()
+            .ok_or_else(|| StoreError::Corrupt(format!("feed entry without {name}")))?;
+        fields.insert(name, utf8(value)?);
+    }
+    let shown = values
+        .next()
+        .ok_or_else(|| StoreError::Corrupt("feed entry without its ticket".to_owned()))?;
+    spread(&mut fields, &SHOWN_FIELDS, shown, "feed entry")?;
+    Ok(fields)
+}
+
+/// Spreads an older entry's packed fields into named fields: `event` (every field), or, in entries
+/// written before it, `desk`. Entries older still carry the named fields themselves and are left
+/// as they are.
 fn unpack_event(fields: &mut FxHashMap<&str, &str>) {
     let (packed, names) = match (fields.remove("event"), fields.remove("desk")) {
         (Some(event), _) => (event, &EVENT_FIELDS[..]),
@@ -566,5 +753,157 @@ mod tests {
             (3, 1_700_003_600_000)
         );
         assert_eq!(event.agent_id.as_deref(), Some("agent-7"));
+
+        // One `entry` field, the ticket's shown field as it is after the transition's values.
+        let shown = [
+            "tl-1",
+            "tl",
+            "technical.plumbing.leak",
+            "TL-00012",
+            "1700000000000",
+            "1700003600000",
+            address,
+        ];
+        let transition = [
+            "claimed",
+            "tl.tech",
+            "1700000001000",
+            "RESERVED",
+            "2",
+            "agent-7",
+            "3",
+        ];
+        fn bytes<'a>(values: &[&'a str]) -> Vec<&'a [u8]> {
+            values.iter().map(|v| v.as_bytes()).collect()
+        }
+        let entry_of = |values: Vec<&[u8]>| {
+            Value::Array(vec![
+                Value::BulkString(b"1-0".to_vec()),
+                Value::Array(vec![
+                    Value::BulkString(b"entry".to_vec()),
+                    Value::BulkString(values.join(&0xFF)),
+                ]),
+            ])
+        };
+        let whole = [bytes(&transition), bytes(&shown)].concat();
+        assert_eq!(
+            parse_events(&Value::Array(vec![entry_of(whole.clone())])).expect("entry"),
+            from_named
+        );
+        let short = whole[..whole.len() - 1].to_vec();
+        let long = [whole.clone(), vec![b"x".as_slice()]].concat();
+        let invalid = [
+            whole[..whole.len() - 1].to_vec(),
+            vec![[0xC3, 0x28].as_slice()],
+        ]
+        .concat();
+        for bad in [short, long, invalid] {
+            assert!(matches!(
+                parse_events(&Value::Array(vec![entry_of(bad)])),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
+    }
+
+    /// A hash as field/value pairs, as HGETALL answers it.
+    fn hash(pairs: &[(&str, Vec<u8>)]) -> Value {
+        Value::Array(
+            pairs
+                .iter()
+                .flat_map(|(k, v)| {
+                    [
+                        Value::BulkString(k.as_bytes().to_vec()),
+                        Value::BulkString(v.clone()),
+                    ]
+                })
+                .collect(),
+        )
+    }
+
+    /// A ticket written as the scripts write one now (the fields that never change packed) and one
+    /// written field by field (by older servers) read the same; a packed field of the wrong length,
+    /// or not UTF-8 text, is corrupt.
+    #[test]
+    fn a_ticket_reads_the_same_packed_or_field_by_field() {
+        let given: Vec<(&str, String)> = [
+            ("ticket_id", "tl-1"),
+            ("call_id", "c-1"),
+            ("partition", "tl"),
+            ("state", "RESERVED"),
+            ("cooperator_id", "tl"),
+            ("team_id", "tl.tech"),
+            ("urgency", "2"),
+            ("issue_type", "technical.plumbing.leak"),
+            ("building_id", "TL-00012"),
+            ("address", "12 rue \u{1f} Nationale"),
+            ("incident_id", "TL-00012/water"),
+            ("incident_calls", "2"),
+            ("agent_id", "ana"),
+            ("lease_token", "7"),
+            ("lease_expires_at", "1700000060000"),
+            ("created_at", "1700000000000"),
+            ("enqueued_at", "1700000000000"),
+            ("sla_due_at", "1700003600000"),
+            ("escalation_team", "tl.supervisor"),
+            ("created_in", "tl.tech"),
+            ("details", "{\"rule_id\":\"technical\"}"),
+        ]
+        .map(|(k, v)| (k, v.to_owned()))
+        .to_vec();
+        let packed = packed_hash(&given);
+        assert_eq!(
+            packed.iter().map(|(name, _)| *name).collect::<Vec<_>>(),
+            [
+                "state",
+                "team_id",
+                "urgency",
+                "incident_calls",
+                "agent_id",
+                "lease_token",
+                "lease_expires_at",
+                "enqueued_at",
+                "shown",
+                "kept"
+            ]
+        );
+        let named: Vec<(&str, Vec<u8>)> = given
+            .iter()
+            .map(|(k, v)| (*k, v.as_bytes().to_vec()))
+            .collect();
+        let (packed_hash_value, named_hash_value) = (hash(&packed), hash(&named));
+        let from_packed = ticket_map(&packed_hash_value).expect("packed");
+        assert_eq!(from_packed, ticket_map(&named_hash_value).expect("named"));
+        assert_eq!(from_packed.get("created_in"), Some(&"tl.tech"));
+        let ticket = parse_ticket(&hash(&packed)).expect("ticket");
+        assert_eq!(
+            (
+                ticket.address.as_deref(),
+                ticket.incident_id.as_deref(),
+                ticket.lease_token
+            ),
+            (Some("12 rue \u{1f} Nationale"), Some("TL-00012/water"), 7)
+        );
+        // A field not given is packed empty, and reads as absent.
+        let without_building: Vec<_> = given
+            .iter()
+            .filter(|(k, _)| *k != "building_id")
+            .cloned()
+            .collect();
+        let ticket = parse_ticket(&hash(&packed_hash(&without_building))).expect("ticket");
+        assert_eq!(ticket.building_id, None);
+
+        let kept = &packed.last().expect("kept").1;
+        for bad in [
+            kept[..kept.iter().rposition(|b| *b == 0xFF).expect("joined")].to_vec(),
+            [kept.as_slice(), b"x"].join(&0xFF),
+            [kept.as_slice(), &[0xC3, 0x28]].concat(),
+        ] {
+            let mut pairs = packed.clone();
+            pairs.last_mut().expect("kept").1 = bad;
+            assert!(matches!(
+                ticket_map(&hash(&pairs)),
+                Err(StoreError::Corrupt(_))
+            ));
+        }
     }
 }

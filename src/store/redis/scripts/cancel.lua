@@ -10,10 +10,11 @@ local r = read_row(id, 'log')
 if not r[ROW.state] then
   return redis.error_reply('CR_NOT_FOUND ' .. id)
 end
-local state, team, incident = r[ROW.state], r[ROW.team_id], r[ROW.incident_id] or ''
+local state, team = r[ROW.state], r[ROW.team_id]
+local own_call, incident = kept_ids(r[ROW.kept])
 local call = ARGV[5]
 if call == '' then
-  call = r[ROW.call_id]
+  call = own_call
 end
 if redis.call('GET', P .. 'call:' .. call) ~= id then
   return redis.error_reply('CR_NOT_FOUND ' .. id)
@@ -48,5 +49,5 @@ if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
 end
 count(team, 'CANCELLED', '1')
 emit_row(team, 'cancelled', r)
-expire_closed(id, r[ROW.call_id], incident)
+expire_closed(id, own_call, incident)
 return row(r)

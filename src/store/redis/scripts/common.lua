@@ -4,11 +4,16 @@
 -- ARGV[1] is the partition's key prefix, "<namespace>:{<partition>}:", so every key a script builds
 -- carries the same hash tag and the script touches one Redis Cluster slot.
 -- ARGV[2] is the length of team feeds, ARGV[3] the retention of closed tickets in milliseconds.
--- A ticket read as a row (read_row) is a list of its fields in a fixed order (TICKET_FIELDS in
+-- A ticket's hash holds each field that changes as a field of its own, and the fields that never
+-- change packed, joined by the byte 255, into two: 'shown' (what a desk shows, which feed entries
+-- carry as it is) and 'kept' (SHOWN_FIELDS and KEPT_FIELDS in reply.rs). A ticket costs Redis per
+-- field it holds and per field read. A ticket written before that holds each field as its own.
+-- A ticket read as a row (read_row) is a list of its fields in a fixed order (ROW_READ in
 -- reply.rs). The scripts name a field's place in a row ROW.<field>, a row's length ROW_FIELDS and
--- its fields ROW_NAMES: the script's text is given their values (numbers, the quoted names) when it
--- is assembled (prelude.rs), which costs a call nothing, where a Lua local would cost each closure
--- that reads it a capture at every call.
+-- its fields ROW_NAMES, and the fields a packed field holds SHOWN_NAMES and KEPT_NAMES: the
+-- script's text is given their values (numbers, the quoted names) when it is assembled
+-- (prelude.rs), which costs a call nothing, where a Lua local would cost each closure that reads
+-- it a capture at every call.
 -- Numbers a script hands to Redis are given as text (FEED, RETENTION, '1'): a Lua number (a
 -- double) handed to Redis is formatted by sprintf at every use, which costs about as much as a
 -- command.
@@ -46,17 +51,46 @@ local function skey(team) return P .. 's:' .. team end
 -- The callers of a building-wide incident's ticket (kept once a second caller joins).
 local function ckey(id) return P .. 'callers:' .. id end
 
--- A ticket as a row: the fields of a ticket in the order the server reads them (TICKET_FIELDS in
+-- Fields of a ticket written before tickets packed the fields that never change, read one by one
+-- and joined as a packed field holds them (an absent one empty).
+local function unpacked(id, ...)
+  local h = redis.call('HMGET', tkey(id), ...)
+  for i = 1, #h do
+    h[i] = h[i] or ''
+  end
+  return table.concat(h, '\255')
+end
+
+-- A ticket as a row: the fields of a ticket in the order the server reads them (ROW_READ in
 -- reply.rs), false for a field the ticket does not hold (every one when there is no ticket), then
--- the fields asked for besides. One read by name gives a script what it needs and its answer:
--- fewer values than HGETALL (no field names), each of which costs Redis to hand to Lua.
+-- the fields asked for besides; the packed fields as a later ticket holds them whatever its age.
+-- One read by name gives a script what it needs and its answer: fewer values than HGETALL (no
+-- field names), each of which costs Redis to hand to Lua.
 local function read_row(id, ...)
-  return redis.call('HMGET', tkey(id), ROW_NAMES, ...)
+  local r = redis.call('HMGET', tkey(id), ROW_NAMES, ...)
+  if not r[ROW.shown] and r[ROW.state] then
+    r[ROW.shown], r[ROW.kept] = unpacked(id, SHOWN_NAMES), unpacked(id, KEPT_NAMES)
+  end
+  return r
+end
+
+-- The call id, the incident id ('' for none) and the escalation team of a ticket's kept field.
+local function kept_ids(kept)
+  return string.match(kept, '^([^\255]*)\255([^\255]*)\255([^\255]*)')
+end
+
+-- A ticket's call id and incident id ('' for none), whatever its age.
+local function call_and_incident(id)
+  local h = redis.call('HMGET', tkey(id), 'kept', 'call_id', 'incident_id')
+  if h[1] then
+    return kept_ids(h[1])
+  end
+  return h[2], h[3] or ''
 end
 
 -- A row's ticket fields as one reply, joined by the byte 255 (which no UTF-8 text holds; every
 -- value is UTF-8 text), a field the ticket does not hold empty (as the server reads an absent
--- one). One value costs Redis less to send, and the server less to read, than a value each.
+-- one); the packed fields' values follow as they are. One value costs Redis less to send, and the server less to read, than a value each.
 -- ROW_TEXT is that concatenation of r's fields written out, (r[1] or '') .. '\255' .. (r[2] or
 -- '') and so on (prelude.rs): one operation, where a loop and table.concat cost Lua more.
 local function row(r) return ROW_TEXT end
@@ -87,52 +121,47 @@ local function remember(id, line)
   redis.call('HSET', tkey(id), 'log', logged(redis.call('HGET', tkey(id), 'log'), line))
 end
 
--- Appends a transition to a team's feed: event, one field, the kind, ticket, team and time, then
--- what a desk shows of the ticket after it (state, urgency, agent, cooperator, issue type,
--- building, incident calls, creation and due times, the address last; an absent one empty, or its
--- default), joined by the unit separator (a stream entry, and each argument of a command Redis
--- runs and writes to its append-only file, costs per field). An event is one concatenation, where
--- a table of its values and table.concat cost Lua more.
+-- Appends a transition to a team's feed: entry, one field, the kind, team and time, then what a
+-- desk shows of the ticket after it (state, urgency, agent, incident calls, then its shown field
+-- as it is; an absent one empty, or its default), joined by the byte 255 (ENTRY_FIELDS in
+-- reply.rs; a stream entry, and each argument of a command Redis runs and writes to its
+-- append-only file, costs per field). An entry is one concatenation, where a table of its values
+-- and table.concat cost Lua more.
 -- The feed is cut to about FEED entries when a ticket or a caller enters it, or a ticket is
 -- claimed: the other transitions of a ticket each follow one of those, so a feed outgrows its
 -- length by at most a few entries per ticket in hand, and the cut (a check Redis makes at every
 -- entry it is asked for) is spared the most frequent of them.
-local function emit_text(team, kind, id, state, urgency, agent, cooperator, issue_type, building,
-    calls, created_at, due_at, address)
-  local event = kind .. '\31' .. id .. '\31' .. team .. '\31' .. NOW .. '\31' .. (state or '')
-    .. '\31' .. (urgency or '') .. '\31' .. (agent or '') .. '\31' .. (cooperator or '') .. '\31'
-    .. (issue_type or '') .. '\31' .. (building or '') .. '\31' .. (calls or '1') .. '\31'
-    .. (created_at or '0') .. '\31' .. (due_at or '0') .. '\31' .. (address or '')
+local function emit_text(team, kind, state, urgency, agent, calls, shown)
+  local entry = kind .. '\255' .. team .. '\255' .. NOW .. '\255' .. state .. '\255' .. urgency
+    .. '\255' .. (agent or '') .. '\255' .. (calls or '1') .. '\255' .. shown
   if kind == 'created' or kind == 'claimed' or kind == 'transferred_in' or kind == 'escalated'
     or kind == 'incident_call' then
-    redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*', 'event', event)
+    redis.call('XADD', ekey(team), 'MAXLEN', '~', FEED, '*', 'entry', entry)
   else
-    redis.call('XADD', ekey(team), '*', 'event', event)
+    redis.call('XADD', ekey(team), '*', 'entry', entry)
   end
 end
 
 -- emit_text for a ticket as a row (read_row), as it is after the transition.
 local function emit_row(team, kind, r)
-  emit_text(team, kind, r[ROW.ticket_id], r[ROW.state], r[ROW.urgency], r[ROW.agent_id],
-    r[ROW.cooperator_id], r[ROW.issue_type], r[ROW.building_id], r[ROW.incident_calls],
-    r[ROW.created_at], r[ROW.sla_due_at], r[ROW.address])
+  emit_text(team, kind, r[ROW.state], r[ROW.urgency], r[ROW.agent_id], r[ROW.incident_calls],
+    r[ROW.shown])
 end
 
 -- emit_text, reading what the feed shows from the ticket.
 local function emit(team, kind, id)
-  local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'cooperator_id',
-    'issue_type', 'building_id', 'incident_calls', 'created_at', 'sla_due_at', 'address')
-  emit_text(team, kind, id, unpack(h))
+  local h = redis.call('HMGET', tkey(id), 'state', 'urgency', 'agent_id', 'incident_calls',
+    'shown')
+  emit_text(team, kind, h[1], h[2], h[3], h[4], h[5] or unpacked(id, SHOWN_NAMES))
 end
 
--- Closed tickets, their history and their call key are purged after the retention. The call id
--- is read from the ticket unless the caller has it already; so is whether the ticket is a
--- building-wide incident's (only those keep a set of callers), as `incident` (its id, '' for none).
+-- Closed tickets, their history and their call key are purged after the retention. The call id,
+-- and whether the ticket is a building-wide incident's (only those keep a set of callers), as
+-- `incident` (its id, '' for none), are read from the ticket unless the caller has them already.
 local function expire_closed(id, call_id, incident)
   local call = call_id
-  if not call or not incident then
-    local h = redis.call('HMGET', tkey(id), 'call_id', 'incident_id')
-    call, incident = call or h[1], incident or h[2] or ''
+  if not call then
+    call, incident = call_and_incident(id)
   end
   redis.call('PEXPIRE', tkey(id), RETENTION)
   -- A ticket logged before its history moved into its 'log' field keeps its lines in a list.
@@ -312,7 +341,8 @@ local function complete_held(id, agent, token, resolution, t)
   if refused then
     return refused
   end
-  local state, team, incident = r[ROW.state], r[ROW.team_id], r[ROW.incident_id] or ''
+  local state, team = r[ROW.state], r[ROW.team_id]
+  local call, incident = kept_ids(r[ROW.kept])
   -- How the hold ended is recorded with the transition, in the same write.
   redis.call('HSET', tkey(id), 'state', 'COMPLETED', 'closed_at', NOW, 'resolution', resolution,
     'lease_expires_at', '', 'log', logged(r[ROW_FIELDS + 2], 'completed by ' .. agent .. ': '
@@ -325,6 +355,6 @@ local function complete_held(id, agent, token, resolution, t)
   end
   count_move(team, state, 'COMPLETED')
   emit_row(team, 'completed', r)
-  expire_closed(id, r[ROW.call_id], incident)
+  expire_closed(id, call, incident)
   return row(r)
 end

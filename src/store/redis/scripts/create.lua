@@ -23,7 +23,7 @@ if incident ~= '' then
       -- Each caller counts on its own, so that a hang-up withdraws only that caller.
       local callers = ckey(open)
       if redis.call('EXISTS', callers) == 0 then
-        redis.call('SADD', callers, redis.call('HGET', tkey(open), 'call_id'))
+        redis.call('SADD', callers, (call_and_incident(open)))
       end
       redis.call('SADD', callers, ARGV[5])
       redis.call('HSET', tkey(open), 'incident_calls', redis.call('SCARD', callers))
@@ -39,22 +39,15 @@ local id = ARGV[4]
 local team = ARGV[8]
 -- The history's first line, "<created_at> created in <team>", is not written: readers make it from
 -- the created_in field (a list is one more key per ticket, and most tickets change only a few times).
--- A field a new ticket would hold empty or at its default (no building, no incident, one caller, no
+-- A field that changes and that a new ticket would hold empty or at its default (one caller, no
 -- agent, lease token and attempts 0) is not written: readers take its absence for that value, and
--- a ticket costs Redis per field.
-local fields = {'ticket_id', id, 'call_id', ARGV[5], 'partition', ARGV[6], 'state', 'QUEUED',
-  'cooperator_id', ARGV[7], 'team_id', team, 'urgency', ARGV[9], 'issue_type', ARGV[10],
-  'created_at', NOW, 'enqueued_at', NOW, 'sla_due_at', ARGV[13], 'escalation_team', ARGV[14],
-  'details', ARGV[15], 'address', ARGV[17], 'created_in', team}
-if ARGV[11] ~= '' then
-  fields[#fields + 1] = 'building_id'
-  fields[#fields + 1] = ARGV[11]
-end
-if incident ~= '' then
-  fields[#fields + 1] = 'incident_id'
-  fields[#fields + 1] = incident
-end
-redis.call('HSET', KEYS[3], unpack(fields))
+-- a ticket costs Redis per field. The fields that never change are packed (SHOWN_FIELDS and
+-- KEPT_FIELDS in reply.rs).
+local shown = id .. '\255' .. ARGV[7] .. '\255' .. ARGV[10] .. '\255' .. ARGV[11] .. '\255' .. NOW
+  .. '\255' .. ARGV[13] .. '\255' .. ARGV[17]
+redis.call('HSET', KEYS[3], 'state', 'QUEUED', 'team_id', team, 'urgency', ARGV[9],
+  'enqueued_at', NOW, 'shown', shown, 'kept', ARGV[5] .. '\255' .. incident .. '\255' .. ARGV[14]
+  .. '\255' .. ARGV[6] .. '\255' .. team .. '\255' .. ARGV[15])
 redis.call('ZADD', KEYS[2], score_text(ARGV[9], NOW), id)
 redis.call('SET', KEYS[1], id)
 if incident ~= '' then
@@ -62,7 +55,7 @@ if incident ~= '' then
 end
 -- What was just written is not read back: the feed and the reply are built from the arguments
 -- (the caller builds the ticket from its request and the creation time).
-emit_text(team, 'created', id,
-  'QUEUED', ARGV[9], '', ARGV[7], ARGV[10], ARGV[11], '1', NOW, ARGV[13], ARGV[17])
+emit_text(team, 'created',
+  'QUEUED', ARGV[9], '', '1', shown)
 local at = position_in(team, id)
 return int(at[1]) .. ' ' .. int(at[2]) .. ' ' .. NOW

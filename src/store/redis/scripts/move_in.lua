@@ -15,10 +15,10 @@ end
 fields[#fields + 1] = 'log'
 fields[#fields + 1] = logged(ARGV[6], 'moved in from ' .. ARGV[5])
 redis.call('HSET', KEYS[2], unpack(fields))
-local h = redis.call('HMGET', KEYS[2], 'team_id', 'urgency', 'enqueued_at', 'call_id')
+local h = redis.call('HMGET', KEYS[2], 'team_id', 'urgency', 'enqueued_at')
 redis.call('ZADD', qkey(h[1]), score_text(h[2], h[3]), id)
 -- Retries of this step come within seconds; the marker outlives them by the retention.
 redis.call('SET', KEYS[1], id, 'PX', RETENTION)
-redis.call('SET', P .. 'call:' .. h[4], id, 'NX')
+redis.call('SET', P .. 'call:' .. call_and_incident(id), id, 'NX')
 emit(h[1], 'transferred_in', id)
 return redis.call('HGETALL', KEYS[2])

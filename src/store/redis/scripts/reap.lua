@@ -8,8 +8,14 @@ local expired, escalated = 0, 0
 for _, id in ipairs(due) do
   redis.call('ZREM', P .. 'leases', id)
   local h = redis.call('HMGET', tkey(id), 'state', 'team_id', 'attempts', 'urgency', 'enqueued_at',
-    'escalation_team', 'agent_id', 'log')
+    'kept', 'agent_id', 'log', 'escalation_team')
   if h[1] == 'RESERVED' or h[1] == 'IN_PROGRESS' then
+    -- The escalation team, from the kept field (or its own, in a ticket written before it).
+    if h[6] then
+      h[6] = select(3, kept_ids(h[6]))
+    else
+      h[6] = h[9]
+    end
     local attempts = tonumber(h[3] or 0) + 1
     local target = h[2]
     local log = logged(h[8], 'lease of ' .. h[7] .. ' expired, attempt ' .. int(attempts))

@@ -298,14 +298,6 @@ async fn closed_tickets_leave_no_key_without_expiry() {
         .await
         .expect("create")
         .ticket;
-    // A ticket whose history began before tickets had a log keeps those lines in a list: they
-    // read before its log's, and the list expires with the ticket.
-    let list = format!(
-        "callrouter:dur:{{{}}}:h:{}",
-        plain.partition.as_str(),
-        plain.ticket_id
-    );
-    server.command(&["RPUSH", &list, "1700000000001 a line from before the log"]);
     let gone = store
         .create(ticket("gone-1".to_owned(), &team, Urgency::U3))
         .await
@@ -334,21 +326,20 @@ async fn closed_tickets_leave_no_key_without_expiry() {
         of_tickets.iter().any(|k| k.contains(":callers:")),
         "the incident kept its callers: {keys}"
     );
-    // Three tickets, four calls, the incident's callers and the list from before the log.
-    assert_eq!(of_tickets.len(), 9, "{keys}");
+    // Three tickets, four calls and the incident's callers.
+    assert_eq!(of_tickets.len(), 8, "{keys}");
     for key in of_tickets {
         let ttl: i64 = server.command(&["PTTL", key]).parse().expect("PTTL");
         assert!(ttl > 0, "{key} expires (PTTL {ttl})");
     }
     let history = store.history(&plain.ticket_id).await.expect("history");
-    assert_eq!(history.len(), 4, "{history:?}");
+    assert_eq!(history.len(), 3, "{history:?}");
     assert!(
         history[0].ends_with(&format!("created in {team}")),
         "{history:?}"
     );
-    assert_eq!(history[1], "1700000000001 a line from before the log");
-    assert!(history[2].ends_with("claimed by a1 lease 2"), "{history:?}");
-    assert!(history[3].ends_with("completed by a1: done"), "{history:?}");
+    assert!(history[1].ends_with("claimed by a1 lease 2"), "{history:?}");
+    assert!(history[2].ends_with("completed by a1: done"), "{history:?}");
 }
 
 #[tokio::test]
@@ -593,7 +584,8 @@ async fn claims_carry_on_from_the_figures_older_servers_kept() {
 
 /// Tickets older servers wrote field by field (before the fields that never change were packed)
 /// read as they were written, and go through every transition as tickets written now do: claim
-/// and completion (their call kept for the retention), a building-wide incident joined and
+/// and completion (their call key, which older servers wrote without expiry, and the history
+/// lines they kept in a list given the retention), a building-wide incident joined and
 /// cancelled caller by caller, escalation by the reaper, and a move to another partition.
 #[tokio::test]
 async fn tickets_older_servers_wrote_field_by_field_go_through_their_lifecycle() {
@@ -658,6 +650,9 @@ async fn tickets_older_servers_wrote_field_by_field_go_through_their_lifecycle()
         id
     };
     let plain = older(1, None, None);
+    // Lines written before tickets had a log are in a list: they read before the log's.
+    let list = key(&format!("h:{plain}"));
+    server.command(&["RPUSH", &list, "1700000000001 a line from before the log"]);
     let incident = older(2, Some("B-12/water"), None);
     let escalating = older(3, None, Some("1"));
     let moving = older(4, None, None);
@@ -713,16 +708,16 @@ async fn tickets_older_servers_wrote_field_by_field_go_through_their_lifecycle()
         (done.state, done.building_id.as_deref()),
         (TicketState::Completed, Some("B-12"))
     );
-    let ttl: i64 = server
-        .command(&["PTTL", &key("call:older-call-1")])
-        .parse()
-        .expect("PTTL");
-    assert!(ttl > 0, "the completed ticket's call expires (PTTL {ttl})");
+    for key in [key("call:older-call-1"), list, key(&format!("t:{plain}"))] {
+        let ttl: i64 = server.command(&["PTTL", &key]).parse().expect("PTTL");
+        assert!(ttl > 0, "{key} expires (PTTL {ttl})");
+    }
     let history = store.history(&plain).await.expect("history");
-    assert_eq!(history.len(), 3, "{history:?}");
+    assert_eq!(history.len(), 4, "{history:?}");
     assert_eq!(history[0], format!("{} created in {team}", now - 59_999));
+    assert_eq!(history[1], "1700000000001 a line from before the log");
     assert!(
-        history[2].ends_with("completed by a1: fixed"),
+        history[3].ends_with("completed by a1: fixed"),
         "{history:?}"
     );
 

@@ -51,7 +51,7 @@ pub(super) struct State {
     pub(super) claim_expiries: BTreeSet<(Millis, String, String)>,
     /// The callers of incident tickets that a second caller joined, by ticket.
     pub(super) callers: HashMap<String, BTreeSet<String>>,
-    /// Call keys of calls that joined an incident: (expiry, partition, call id).
+    /// When call keys are forgotten: (expiry, partition, call id).
     pub(super) call_expiries: BTreeSet<(Millis, Partition, String)>,
     pub(super) agents: HashMap<String, AgentStatus>,
     /// Store-wide jobs' leases: name → (holder, expiry).
@@ -146,16 +146,26 @@ impl State {
                 break;
             }
             self.expiries.pop_first();
-            if let Some(ticket) = self.tickets.remove(&id) {
-                let key = (ticket.partition.clone(), ticket.call_id.clone());
-                if self.calls.get(&key) == Some(&id) {
-                    self.calls.remove(&key);
-                }
-            }
+            self.tickets.remove(&id);
             self.history.remove(&id);
             self.callers.remove(&id);
             self.ended.retain(|(ticket, _), _| *ticket != id);
         }
+    }
+
+    /// A call's ticket, remembered for retries, and for the caller's hang-up, for the retention
+    /// from `t`, when the call was routed.
+    fn remember_call(
+        &mut self,
+        call_key: (Partition, String),
+        id: &str,
+        t: Millis,
+        settings: &StoreSettings,
+    ) {
+        let expires = t + settings.retention.as_millis() as Millis;
+        self.call_expiries
+            .insert((expires, call_key.0.clone(), call_key.1.clone()));
+        self.calls.insert(call_key, id.to_owned());
     }
 
     pub(super) fn expire_closed(&mut self, id: &str, t: Millis, retention: Duration) {
@@ -257,9 +267,10 @@ impl State {
         let call_id = moved.call_id.clone();
         self.tickets.insert(new_id.to_owned(), moved);
         self.enqueue(new_id);
-        self.calls
-            .entry((to.partition.clone(), call_id))
-            .or_insert_with(|| new_id.to_owned());
+        let call_key = (to.partition.clone(), call_id);
+        if !self.calls.contains_key(&call_key) {
+            self.remember_call(call_key, new_id, t, settings);
+        }
         self.count(to, TicketState::Queued, 1);
         self.emit(
             to,
@@ -296,7 +307,7 @@ impl State {
     }
 
     /// Another call joins the open ticket of its building-wide incident. The call is remembered
-    /// for retries for the retention, like a closed ticket's call.
+    /// for retries for the retention, like every routed call.
     pub(super) fn join_incident(
         &mut self,
         open: &str,
@@ -315,11 +326,8 @@ impl State {
         callers.insert(call_key.1.clone());
         ticket.incident_calls = callers.len() as u32;
         let team = QueueRef::new(&ticket.partition, &ticket.team_id);
-        let expires = t + settings.retention.as_millis() as Millis;
-        self.call_expiries
-            .insert((expires, call_key.0.clone(), call_key.1.clone()));
         self.remember(open, t, format!("incident call {}", call_key.1));
-        self.calls.insert(call_key, open.to_owned());
+        self.remember_call(call_key, open, t, settings);
         self.emit(
             &team,
             EventKind::IncidentCall,
@@ -338,9 +346,11 @@ impl State {
         settings: &StoreSettings,
     ) {
         let queue = QueueRef::new(&new.partition, &new.team_id);
-        self.calls.insert(
-            (new.partition.clone(), new.call_id.to_owned()),
-            id.to_owned(),
+        self.remember_call(
+            (new.partition.clone(), new.call_id.clone()),
+            id,
+            t,
+            settings,
         );
         if let Some(incident) = &new.incident_id {
             self.incidents

@@ -49,5 +49,5 @@ if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
 end
 count(team, 'CANCELLED', '1')
 emit_row(team, 'cancelled', r)
-expire_closed(id, own_call, incident)
+expire_closed(id, incident, r.older and own_call)
 return row(r)

@@ -63,13 +63,15 @@ end
 
 -- A ticket as a row: the fields of a ticket in the order the server reads them (ROW_READ in
 -- reply.rs), false for a field the ticket does not hold (every one when there is no ticket), then
--- the fields asked for besides; the packed fields as a later ticket holds them whatever its age.
+-- the fields asked for besides; the packed fields as a later ticket holds them whatever its age
+-- (r.older is true for a ticket of older servers).
 -- One read by name gives a script what it needs and its answer: fewer values than HGETALL (no
 -- field names), each of which costs Redis to hand to Lua.
 local function read_row(id, ...)
   local r = redis.call('HMGET', tkey(id), ROW_NAMES, ...)
   if not r[ROW.shown] and r[ROW.state] then
     r[ROW.shown], r[ROW.kept] = unpacked(id, SHOWN_NAMES), unpacked(id, KEPT_NAMES)
+    r.older = true
   end
   return r
 end
@@ -79,13 +81,15 @@ local function kept_ids(kept)
   return string.match(kept, '^([^\255]*)\255([^\255]*)\255([^\255]*)')
 end
 
--- A ticket's call id and incident id ('' for none), whatever its age.
+-- A ticket's call id and incident id ('' for none), whatever its age, and whether older servers
+-- wrote it.
 local function call_and_incident(id)
   local h = redis.call('HMGET', tkey(id), 'kept', 'call_id', 'incident_id')
   if h[1] then
-    return kept_ids(h[1])
+    local call, incident = kept_ids(h[1])
+    return call, incident, false
   end
-  return h[2], h[3] or ''
+  return h[2], h[3] or '', true
 end
 
 -- A row's ticket fields as one reply, joined by the byte 255 (which no UTF-8 text holds; every
@@ -155,26 +159,26 @@ local function emit(team, kind, id)
   emit_text(team, kind, h[1], h[2], h[3], h[4], h[5] or unpacked(id, SHOWN_NAMES))
 end
 
--- Closed tickets, their history and their call key are purged after the retention. The call id,
--- and whether the ticket is a building-wide incident's (only those keep a set of callers), as
--- `incident` (its id, '' for none), are read from the ticket unless the caller has them already.
-local function expire_closed(id, call_id, incident)
-  local call = call_id
-  if not call then
-    call, incident = call_and_incident(id)
-  end
+-- Closed tickets, with their history, and the callers of a building-wide incident's ticket
+-- (`incident`, its id, '' for none) are purged after the retention. A call's key expires the
+-- retention after the call was routed (create and move_in set it so): a retry, or the caller's
+-- hang-up, comes within it. older_call is the call id of a ticket older servers wrote (nil for
+-- a later one): its call key has no expiry, and it may keep history lines in a list, so both get
+-- the retention here.
+local function expire_closed(id, incident, older_call)
   redis.call('PEXPIRE', tkey(id), RETENTION)
-  -- A ticket logged before its history moved into its 'log' field keeps its lines in a list.
-  -- Asked first: Redis answers EXISTS for a key it does not hold in a third of the time it takes
-  -- to refuse a PEXPIRE, and later tickets have no list.
-  if redis.call('EXISTS', hkey(id)) == 1 then
-    redis.call('PEXPIRE', hkey(id), RETENTION)
-  end
   if incident ~= '' then
     redis.call('PEXPIRE', ckey(id), RETENTION)
   end
-  if call and redis.call('GET', P .. 'call:' .. call) == id then
-    redis.call('PEXPIRE', P .. 'call:' .. call, RETENTION)
+  if older_call then
+    -- Asked first: Redis answers EXISTS for a key it does not hold in a third of the time it
+    -- takes to refuse a PEXPIRE.
+    if redis.call('EXISTS', hkey(id)) == 1 then
+      redis.call('PEXPIRE', hkey(id), RETENTION)
+    end
+    if redis.call('GET', P .. 'call:' .. older_call) == id then
+      redis.call('PEXPIRE', P .. 'call:' .. older_call, RETENTION)
+    end
   end
 end
 
@@ -355,6 +359,6 @@ local function complete_held(id, agent, token, resolution, t)
   end
   count_move(team, state, 'COMPLETED')
   emit_row(team, 'completed', r)
-  expire_closed(id, call, incident)
+  expire_closed(id, incident, r.older and call)
   return row(r)
 end

@@ -27,7 +27,7 @@ if incident ~= '' then
       end
       redis.call('SADD', callers, ARGV[5])
       redis.call('HSET', tkey(open), 'incident_calls', redis.call('SCARD', callers))
-      -- A joined call is remembered for retries for the retention, like a closed ticket's call.
+      -- A joined call is remembered for retries for the retention, like every routed call.
       redis.call('SET', KEYS[1], open, 'PX', RETENTION)
       remember(open, 'incident call ' .. ARGV[5])
       emit(redis.call('HGET', tkey(open), 'team_id'), 'incident_call', open)
@@ -49,7 +49,8 @@ redis.call('HSET', KEYS[3], 'state', 'QUEUED', 'team_id', team, 'urgency', ARGV[
   'enqueued_at', NOW, 'shown', shown, 'kept', ARGV[5] .. '\255' .. incident .. '\255' .. ARGV[14]
   .. '\255' .. ARGV[6] .. '\255' .. team .. '\255' .. ARGV[15])
 redis.call('ZADD', KEYS[2], score_text(ARGV[9], NOW), id)
-redis.call('SET', KEYS[1], id)
+-- The call is remembered for retries, and for its caller's hang-up, for the retention.
+redis.call('SET', KEYS[1], id, 'PX', RETENTION)
 if incident ~= '' then
   redis.call('SET', KEYS[4], id)
 end

@@ -9,11 +9,11 @@ end
 redis.call('HSET', tkey(id), 'state', 'MOVED', 'moved_to', ARGV[5], 'closed_at', NOW,
   'agent_id', '', 'lease_token', '0')
 redis.call('ZREM', P .. 'outbox', id)
-local call, incident = call_and_incident(id)
+local call, incident, older = call_and_incident(id)
 if incident ~= '' and redis.call('GET', P .. 'inc:' .. incident) == id then
   redis.call('DEL', P .. 'inc:' .. incident)
 end
 remember(id, 'moved to ' .. ARGV[5])
 emit(h[2], 'transferred_out', id)
-expire_closed(id, call, incident)
+expire_closed(id, incident, older and call)
 return redis.call('HGETALL', tkey(id))

@@ -19,6 +19,6 @@ local h = redis.call('HMGET', KEYS[2], 'team_id', 'urgency', 'enqueued_at')
 redis.call('ZADD', qkey(h[1]), score_text(h[2], h[3]), id)
 -- Retries of this step come within seconds; the marker outlives them by the retention.
 redis.call('SET', KEYS[1], id, 'PX', RETENTION)
-redis.call('SET', P .. 'call:' .. call_and_incident(id), id, 'NX')
+redis.call('SET', P .. 'call:' .. call_and_incident(id), id, 'NX', 'PX', RETENTION)
 emit(h[1], 'transferred_in', id)
 return redis.call('HGETALL', KEYS[2])

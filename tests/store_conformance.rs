@@ -282,6 +282,22 @@ async fn fencing_refuses_stale_and_foreign_holders(store: Store) {
     );
     let unchanged = store.get(&t.ticket_id).await.expect("get").expect("ticket");
     assert_eq!(unchanged.state, TicketState::Queued);
+    // The same agent holding the ticket again: its earlier hold stays fenced out.
+    let again = claimed(&store, "ana", &q(P, "tl.q"), LONG).await;
+    assert_eq!(again.ticket_id, t.ticket_id);
+    assert_ne!(again.lease_token, held.lease_token);
+    assert!(matches!(
+        store.complete(&t.ticket_id, &hold(&held), "late").await,
+        Err(StoreError::NotHolder(_))
+    ));
+    assert!(matches!(
+        store.accept(&t.ticket_id, &hold(&held), LONG).await,
+        Err(StoreError::NotHolder(_))
+    ));
+    store
+        .complete(&t.ticket_id, &hold(&again), "fixed")
+        .await
+        .expect("the current holder");
     assert!(matches!(
         store
             .complete("touraine-logement-ffff", &foreign, "x")
@@ -486,7 +502,7 @@ async fn done_next_completes_then_claims_in_one_step(store: Store) {
         (second.state, second.agent_id.as_deref()),
         (TicketState::Reserved, Some("ana"))
     );
-    assert!(second.lease_token > first.lease_token);
+    assert!(second.lease_token > 0, "a hold has a fencing token");
     // The retry of a call whose answer was lost: the completion is done, the hold the same.
     let (again, same) = store
         .complete_and_claim(&first.ticket_id, &hold(&first), "fixed", &next)

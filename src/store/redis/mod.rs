@@ -9,14 +9,14 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `P t:<ticket>` | hash | the ticket: each field that changes as its own; the fields that never change packed, joined by the byte 255, into `shown` (what a desk shows, which feed entries carry as it is) and `kept` ([`reply::SHOWN_FIELDS`], [`reply::KEPT_FIELDS`]; tickets of older servers hold each as its own field); its history after the creation line (which readers make from the ticket's `created_at` and `created_in`) in its `log` field: one line per transition, each `<length in bytes>:<line>`; and for each hold that ended, `ended:<lease token>` = `<agent> <action>` (the holder's retry of that action is answered as done) |
+//! | `P t:<ticket>` | hash | the ticket: each field that changes as its own; the fields that never change packed, joined by the byte 255, into `shown` (what a desk shows, which feed entries carry as it is) and `kept` ([`reply::SHOWN_FIELDS`], [`reply::KEPT_FIELDS`]; tickets of older servers hold each as its own field); its history after the creation line (which readers make from the ticket's `created_at` and `created_in`) in its `log` field: one line per transition, each `<length in bytes>:<line>`; and for each hold that ended, `ended:<lease token>` = `<agent> <action>` (the holder's retry of that action is answered as done); `holds`, the count of its holds, whose fencing tokens it gives (1, 2, …) |
 //! | `P h:<ticket>` | list | the history lines written before tickets had a log (read before the log's, kept for the retention) |
 //! | `P call:<call id>` | string | the ticket created for a call (idempotency) |
 //! | `P callers:<ticket>` | set | the calls of a building-wide incident's ticket, once a second one joins (each hang-up withdraws its own) |
 //! | `P claim:<agent>:<claim id>` | string | the hold a claim id made, `<ticket> <lease token>`, until the lease's end (a retried claim finds its hold) |
 //! | `P q:<team>` | sorted set | waiting tickets; score `urgency × 10¹³ + first enqueued (ms)` |
 //! | `P leases` | sorted set | held tickets; score = lease expiry (ms) |
-//! | `P fence` | counter | fencing tokens of claims |
+//! | `P fence` | counter | fencing tokens of tickets older servers wrote (which have no `holds`): the first claim of one takes its token here |
 //! | `P inc:<incident>` | string | the open ticket of a building-wide incident |
 //! | `P s:<team>` | hash | counts by state but QUEUED (the queue's size), and moves between counted states as `FROM>TO` counts (readers take each from the first state and add it to the second); claims, `QUEUED>RESERVED`, followed by the last claim's time and the interval between claims in ms (for wait estimates) |
 //! | `P ev:<team>` | stream | the team's feed of transitions, capped: one `entry` field, the kind, team, time, state, urgency, holder and incident calls, then the ticket's `shown` field, joined by the byte 255 (entries of older servers: an `event` field joined by the unit separator, or a `desk` field and the first four named) |

@@ -130,6 +130,8 @@ impl RedisStore {
             args.push(name.as_bytes().to_vec());
             args.push(value);
         }
+        // Its holds counted from 0, as a created ticket's (`claim_from` in the scripts).
+        args.extend([b"holds".to_vec(), b"0".to_vec()]);
         let keys = [to.moved_from(&source.ticket_id), to.ticket(&new_id)];
         let moved = self
             .run(&self.scripts.move_in, &to, &keys, &args, &source.ticket_id)

@@ -374,7 +374,7 @@ mod tests {
         );
         assert!(claim.contains("unpacked(id, 'ticket_id', 'cooperator_id',"));
         assert!(
-            claim.contains("r[1], r[5], r[6], r[7], r[10] =\n"),
+            claim.contains("local r = {[1] = 'RESERVED', [5] = agent, [6] = token,\n"),
             "{claim}"
         );
     }

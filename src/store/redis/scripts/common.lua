@@ -296,16 +296,29 @@ local function claim_from(queues, agent, lease_ms, claim_id, t)
   if not best then
     return false
   end
-  local token = int(redis.call('INCR', P .. 'fence'))
   local expires = int(t + tonumber(lease_ms))
-  -- The ticket, read once (its log after its fields): the answer and what the feed shows are the
-  -- row as claimed.
-  local r = read_row(best, 'log')
+  -- The ticket, read once: the fields a claim leaves as they were (a queued ticket holds no hold
+  -- and no closing fields), then its log and its count of holds. The answer and what the feed
+  -- shows are the row as claimed.
+  local h = redis.call('HMGET', tkey(best), 'team_id', 'urgency', 'incident_calls', 'attempts',
+    'enqueued_at', 'escalated', 'transferred_from', 'shown', 'kept', 'log', 'holds')
+  -- The hold's fencing token: the ticket's holds counted, which tells each of its holds from the
+  -- others (its ended:<token> fields, a stale holder's token). A ticket of older servers, whose
+  -- holds took their tokens from the partition's counter, takes its first here from that counter
+  -- too, above every token it had.
+  local token = h[11] and int(tonumber(h[11]) + 1) or int(redis.call('INCR', P .. 'fence'))
   redis.call('HSET', tkey(best), 'state', 'RESERVED', 'agent_id', agent, 'lease_token', token,
-    'lease_expires_at', expires, 'claimed_at', NOW,
-    'log', logged(r[ROW_FIELDS + 1], 'claimed by ' .. agent .. ' lease ' .. token))
-  r[ROW.state], r[ROW.agent_id], r[ROW.lease_token], r[ROW.lease_expires_at], r[ROW.claimed_at] =
-    'RESERVED', agent, token, expires, NOW
+    'lease_expires_at', expires, 'claimed_at', NOW, 'holds', token,
+    'log', logged(h[10], 'claimed by ' .. agent .. ' lease ' .. token))
+  -- Made whole, where fields set one by one would grow the table step by step.
+  local r = {[ROW.state] = 'RESERVED', [ROW.agent_id] = agent, [ROW.lease_token] = token,
+    [ROW.lease_expires_at] = expires, [ROW.claimed_at] = NOW, [ROW.team_id] = h[1],
+    [ROW.urgency] = h[2], [ROW.incident_calls] = h[3], [ROW.attempts] = h[4],
+    [ROW.enqueued_at] = h[5], [ROW.escalated] = h[6], [ROW.transferred_from] = h[7],
+    [ROW.shown] = h[8], [ROW.kept] = h[9]}
+  if not h[8] then
+    r[ROW.shown], r[ROW.kept] = unpacked(best, SHOWN_NAMES), unpacked(best, KEPT_NAMES)
+  end
   redis.call('ZADD', P .. 'leases', expires, best)
   local team = r[ROW.team_id]
   -- The team's claims, in one field read and written: 'QUEUED>RESERVED', a count of moves (see

@@ -121,11 +121,15 @@ def create_command(create, common, i, team=TEAM):
 
 
 def row_fields():
-    """The ticket fields of a row, in order: TICKET_FIELDS in src/store/redis/reply.rs."""
-    source = pathlib.Path(__file__).parent.parent / "src/store/redis/reply.rs"
-    block = re.search(r"pub const TICKET_FIELDS: \[&str; \d+\] = \[(.*?)\];", source.read_text(),
-                      re.S)
-    return re.findall(r'"(\w+)"', block.group(1))
+    """The ticket fields of a row, in order: TICKET_FIELDS in src/store/redis/reply.rs, the lists
+    of names it joins."""
+    source = (pathlib.Path(__file__).parent.parent / "src/store/redis/reply.rs").read_text()
+    lists = re.search(r"pub const TICKET_FIELDS: \[&str; \d+\] = joined\(&\[(.*?)\]\);", source)
+    fields = []
+    for name in re.findall(r"&(\w+)", lists.group(1)):
+        names = re.search(r"const %s: \[&str; \d+\] = \[(.*?)\];" % name, source, re.S)
+        fields += re.findall(r'"(\w+)"', names.group(1))
+    return fields
 
 
 ROW_FIELDS = row_fields()

@@ -242,59 +242,29 @@ pub const PACKED: [(&str, &[&str]); 2] = [("shown", &SHOWN_FIELDS), ("kept", &KE
 
 /// The fields the lifecycle scripts read a ticket by (`read_row` in `scripts/common.lua`): those
 /// that change, then the packed ones.
-pub const ROW_READ: [&str; 17] = [
-    "state",
-    "team_id",
-    "urgency",
-    "incident_calls",
-    "agent_id",
-    "lease_token",
-    "lease_expires_at",
-    "attempts",
-    "enqueued_at",
-    "claimed_at",
-    "closed_at",
-    "resolution",
-    "escalated",
-    "transferred_from",
-    "moved_to",
-    "shown",
-    "kept",
-];
+pub const ROW_READ: [&str; 17] = joined(&[&CHANGING_FIELDS, &["shown", "kept"]]);
 
 /// The values of a row, in order: the fields of [`ROW_READ`], the packed ones spread
 /// ([`CHANGING_FIELDS`], [`SHOWN_FIELDS`], [`KEPT_FIELDS`]). A script answers a ticket as its row's
 /// values joined by the byte 255.
-pub const TICKET_FIELDS: [&str; 28] = [
-    "state",
-    "team_id",
-    "urgency",
-    "incident_calls",
-    "agent_id",
-    "lease_token",
-    "lease_expires_at",
-    "attempts",
-    "enqueued_at",
-    "claimed_at",
-    "closed_at",
-    "resolution",
-    "escalated",
-    "transferred_from",
-    "moved_to",
-    "ticket_id",
-    "cooperator_id",
-    "issue_type",
-    "building_id",
-    "created_at",
-    "sla_due_at",
-    "address",
-    "call_id",
-    "incident_id",
-    "escalation_team",
-    "partition",
-    "created_in",
-    "details",
-];
+pub const TICKET_FIELDS: [&str; 28] = joined(&[&CHANGING_FIELDS, &SHOWN_FIELDS, &KEPT_FIELDS]);
+
+/// Lists of names one after another, as one array (of their whole length: else the build fails).
+const fn joined<const N: usize>(lists: &[&[&'static str]]) -> [&'static str; N] {
+    let mut out = [""; N];
+    let (mut at, mut list) = (0, 0);
+    while list < lists.len() {
+        let mut i = 0;
+        while i < lists[list].len() {
+            out[at] = lists[list][i];
+            at += 1;
+            i += 1;
+        }
+        list += 1;
+    }
+    assert!(at == N, "the lists' length is not the array's");
+    out
+}
 
 /// A ticket as a script answers it: its hash's fields and values as an array (HGETALL's reply),
 /// or as a row, one value: the values of [`TICKET_FIELDS`] joined by the byte 255.

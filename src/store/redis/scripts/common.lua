@@ -94,7 +94,8 @@ end
 
 -- A row's ticket fields as one reply, joined by the byte 255 (which no UTF-8 text holds; every
 -- value is UTF-8 text), a field the ticket does not hold empty (as the server reads an absent
--- one); the packed fields' values follow as they are. One value costs Redis less to send, and the server less to read, than a value each.
+-- one); the packed fields' values follow as they are. One value costs Redis less to send, and the
+-- server less to read, than a value each.
 -- ROW_TEXT is that concatenation of r's fields written out, (r[1] or '') .. '\255' .. (r[2] or
 -- '') and so on (prelude.rs): one operation, where a loop and table.concat cost Lua more.
 local function row(r) return ROW_TEXT end

@@ -46,8 +46,8 @@ local team = ARGV[8]
 local shown = id .. '\255' .. ARGV[7] .. '\255' .. ARGV[10] .. '\255' .. ARGV[11] .. '\255' .. NOW
   .. '\255' .. ARGV[13] .. '\255' .. ARGV[17]
 redis.call('HSET', KEYS[3], 'state', 'QUEUED', 'team_id', team, 'urgency', ARGV[9],
-  'enqueued_at', NOW, 'holds', '0', 'shown', shown, 'kept', ARGV[5] .. '\255' .. incident .. '\255' .. ARGV[14]
-  .. '\255' .. ARGV[6] .. '\255' .. team .. '\255' .. ARGV[15])
+  'enqueued_at', NOW, 'holds', '0', 'shown', shown, 'kept', ARGV[5] .. '\255' .. incident
+  .. '\255' .. ARGV[14] .. '\255' .. ARGV[6] .. '\255' .. team .. '\255' .. ARGV[15])
 redis.call('ZADD', KEYS[2], score_text(ARGV[9], NOW), id)
 -- The call is remembered for retries, and for its caller's hang-up, for the retention.
 redis.call('SET', KEYS[1], id, 'PX', RETENTION)

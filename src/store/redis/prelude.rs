@@ -87,8 +87,8 @@ fn resolve_rows(text: &str) -> String {
     for line in text.lines() {
         let (code, comment) = code_and_comment(line);
         let mut rest = code;
-        while let Some(at) = ["ROW", "SHOWN_", "KEPT_"]
-            .iter()
+        while let Some(at) = std::iter::once("ROW")
+            .chain(packed.iter().map(|(notation, _)| notation.as_str()))
             .filter_map(|start| rest.find(start))
             .min()
         {

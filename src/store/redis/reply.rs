@@ -78,41 +78,37 @@ pub fn redis_time(value: &Value) -> Result<Millis, StoreError> {
 
 /// A hash's fields and values (or a feed entry's), borrowed from the reply.
 pub fn field_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
-    match value {
-        Value::Map(pairs) => pairs
-            .iter()
-            .map(|(k, v)| Ok((text_in(k)?, text_in(v)?)))
-            .collect(),
-        other => array(other)?
-            .chunks(2)
-            .map(|pair| match pair {
-                [k, v] => Ok((text_in(k)?, text_in(v)?)),
-                _ => Err(StoreError::Corrupt("odd field list".to_owned())),
-            })
-            .collect(),
-    }
+    let mut fields = FxHashMap::default();
+    for_each_pair(value, |name, value| {
+        fields.insert(text_in(name)?, text_in(value)?);
+        Ok(())
+    })?;
+    Ok(fields)
 }
 
 /// A ticket's hash (HGETALL's reply, or its fields read by name) as its fields by name, the packed
 /// ones spread ([`PACKED`]): a ticket of either layout reads the same.
 pub fn ticket_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
     let mut fields = FxHashMap::default();
-    match value {
-        Value::Map(pairs) => {
-            for (name, value) in pairs {
-                insert_ticket_field(&mut fields, text_in(name)?, value)?;
-            }
-        }
-        other => {
-            for pair in array(other)?.chunks(2) {
-                let [name, value] = pair else {
-                    return Err(StoreError::Corrupt("odd field list".to_owned()));
-                };
-                insert_ticket_field(&mut fields, text_in(name)?, value)?;
-            }
-        }
-    }
+    for_each_pair(value, |name, value| {
+        insert_ticket_field(&mut fields, text_in(name)?, value)
+    })?;
     Ok(fields)
+}
+
+/// Calls `f` with each field and value of a hash's reply: a map (RESP3), or a flat list of fields
+/// and values.
+fn for_each_pair<'a>(
+    value: &'a Value,
+    mut f: impl FnMut(&'a Value, &'a Value) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    match value {
+        Value::Map(pairs) => pairs.iter().try_for_each(|(name, value)| f(name, value)),
+        other => array(other)?.chunks(2).try_for_each(|pair| match pair {
+            [name, value] => f(name, value),
+            _ => Err(StoreError::Corrupt("odd field list".to_owned())),
+        }),
+    }
 }
 
 /// Adds a field of a ticket's hash to `fields`: a packed one as the fields it holds, an absent one
@@ -442,15 +438,18 @@ pub fn parse_events(entries: &Value) -> Result<Vec<TicketEvent>, StoreError> {
 /// A feed entry's fields as the scripts write them into its one `entry` field, joined by the byte
 /// 255: the transition, then what a desk shows of the ticket, the ticket's `shown` field as it is
 /// ([`SHOWN_FIELDS`]).
-const ENTRY_FIELDS: [&str; 7] = [
-    "kind",
-    "team_id",
-    "at",
-    "state",
-    "urgency",
-    "agent_id",
-    "incident_calls",
-];
+const ENTRY_FIELDS: [&str; 14] = joined(&[
+    &[
+        "kind",
+        "team_id",
+        "at",
+        "state",
+        "urgency",
+        "agent_id",
+        "incident_calls",
+    ],
+    &SHOWN_FIELDS,
+]);
 
 /// A feed entry's fields, in the order older servers joined them, by the unit separator, into its
 /// one `event` field (the address last: it may hold anything, the separator included).
@@ -491,17 +490,7 @@ fn event_map(value: &Value) -> Result<FxHashMap<&str, &str>, StoreError> {
         return Ok(fields);
     };
     let mut fields = FxHashMap::default();
-    let mut values = packed.splitn(ENTRY_FIELDS.len() + 1, |b| *b == 0xFF);
-    for name in ENTRY_FIELDS {
-        let value = values
-            .next()
-            .ok_or_else(|| StoreError::Corrupt(format!("feed entry without {name}")))?;
-        fields.insert(name, utf8(value)?);
-    }
-    let shown = values
-        .next()
-        .ok_or_else(|| StoreError::Corrupt("feed entry without its ticket".to_owned()))?;
-    spread(&mut fields, &SHOWN_FIELDS, shown, "feed entry")?;
+    spread(&mut fields, &ENTRY_FIELDS, packed, "feed entry")?;
     Ok(fields)
 }
 

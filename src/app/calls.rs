@@ -12,10 +12,12 @@ use super::policy::UseCase;
 use super::principal::Principal;
 use super::{App, AppError, allow};
 use crate::metrics::RoutedCall;
+use crate::routing::address::MatchLevel;
 use crate::routing::calendar;
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::request::{RouteRequest, required_text};
-use crate::routing::{Router, RoutingDecision};
+use crate::routing::urgency::Urgency;
+use crate::routing::{AddressMatch, Candidate, Router, RoutingDecision};
 use crate::store::{NewTicket, QueuePosition, StoreError, Ticket, TicketState};
 
 /// What became of a routed call.
@@ -187,54 +189,143 @@ pub struct TicketDetails {
 /// The details recorded with a ticket when its call was routed (absent for a ticket whose details
 /// do not hold them).
 pub fn recorded_details(ticket: &Ticket) -> Option<TicketDetails> {
-    TicketDetails::read(&ticket.details)
+    TicketDetails::read(&ticket.details, ticket)
 }
 
 impl TicketDetails {
-    /// The decision and the call are read in two passes over the same object, each straight into
-    /// its own struct (unknown keys skipped): one pass with serde's `flatten` would first buffer
-    /// every value, which costs more than both.
-    fn read(details: &str) -> Option<TicketDetails> {
-        #[derive(Deserialize)]
-        struct Call {
-            caller_number: Option<String>,
-            description: Option<String>,
-        }
-        let decision = serde_json::from_str(details).ok()?;
-        let call: Call = serde_json::from_str(details).ok()?;
+    /// The details as written ([`DetailsOf`]), the parts of the decision the ticket holds taken
+    /// from the ticket; details written whole, as earlier versions did, read the same.
+    fn read(details: &str, ticket: &Ticket) -> Option<TicketDetails> {
+        let written: Written = serde_json::from_str(details).ok()?;
+        let category = ticket.issue_type.split('.').next().unwrap_or_default();
+        let place = written.address_match;
+        let decision = RoutingDecision {
+            cooperator_id: written.cooperator_id,
+            team_id: written.team_id,
+            urgency: written.urgency,
+            rule_id: written.rule_id,
+            transfer_to: written.transfer_to,
+            reasons: written.reasons,
+            incident_id: written.incident_id,
+            address_match: AddressMatch {
+                building_id: place.building_id.or_else(|| ticket.building_id.clone()),
+                level: place.level,
+                confidence: place.confidence,
+                normalized: place
+                    .normalized
+                    .or_else(|| ticket.address.clone())
+                    .unwrap_or_default(),
+                candidates: place.candidates,
+                insee_code: place.insee_code,
+            },
+            issue_category: written
+                .issue_category
+                .unwrap_or_else(|| category.to_owned()),
+        };
         Some(TicketDetails {
             decision,
-            caller_number: call.caller_number,
-            description: call.description,
+            caller_number: written.caller_number,
+            description: written.description,
         })
     }
 }
 
-/// [`TicketDetails`] as a routed call writes them, borrowed from the decision and the request.
+/// Details as [`TicketDetails::read`] finds them: what [`DetailsOf`] writes, or the whole decision.
+#[derive(Deserialize)]
+struct Written {
+    cooperator_id: Option<String>,
+    team_id: String,
+    urgency: Urgency,
+    rule_id: String,
+    #[serde(default)]
+    transfer_to: Option<String>,
+    reasons: Vec<String>,
+    #[serde(default)]
+    incident_id: Option<String>,
+    address_match: WrittenMatch,
+    #[serde(default)]
+    issue_category: Option<String>,
+    #[serde(default)]
+    caller_number: Option<String>,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WrittenMatch {
+    #[serde(default)]
+    building_id: Option<String>,
+    level: MatchLevel,
+    confidence: f32,
+    #[serde(default)]
+    normalized: Option<String>,
+    #[serde(default)]
+    candidates: Vec<Candidate>,
+    #[serde(default)]
+    insee_code: Option<String>,
+}
+
+/// [`TicketDetails`] as a routed call writes them, borrowed from the decision and the request:
+/// the decision without what the ticket made of it holds (its building, its address normalised,
+/// the category of its issue type) and without what is absent or empty (a JSON `null` or `[]`),
+/// then the call. Details are most of a ticket's bytes in Redis, and each byte is kept, written to
+/// the append-only file and rewritten with it.
 #[derive(Serialize)]
 struct DetailsOf<'a> {
-    #[serde(flatten)]
-    decision: &'a RoutingDecision,
+    cooperator_id: Option<&'a str>,
+    team_id: &'a str,
+    urgency: Urgency,
+    rule_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    transfer_to: Option<&'a str>,
+    reasons: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    incident_id: Option<&'a str>,
+    address_match: MatchOf<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
     caller_number: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     description: Option<&'a str>,
 }
 
+/// The address match as [`DetailsOf`] writes it.
+#[derive(Serialize)]
+struct MatchOf<'a> {
+    level: MatchLevel,
+    confidence: f32,
+    #[serde(skip_serializing_if = "<[Candidate]>::is_empty")]
+    candidates: &'a [Candidate],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    insee_code: Option<&'a str>,
+}
+
 impl<'a> DetailsOf<'a> {
     fn new(decision: &'a RoutingDecision, request: &'a RouteRequest) -> DetailsOf<'a> {
         let given = |text: &'a str| Some(text).filter(|t| !t.is_empty());
+        let place = &decision.address_match;
         DetailsOf {
-            decision,
+            cooperator_id: decision.cooperator_id.as_deref(),
+            team_id: &decision.team_id,
+            urgency: decision.urgency,
+            rule_id: &decision.rule_id,
+            transfer_to: decision.transfer_to.as_deref(),
+            reasons: &decision.reasons,
+            incident_id: decision.incident_id.as_deref(),
+            address_match: MatchOf {
+                level: place.level,
+                confidence: place.confidence,
+                candidates: &place.candidates,
+                insee_code: place.insee_code.as_deref(),
+            },
             caller_number: given(&request.caller_number),
             description: given(&request.description),
         }
     }
 
-    /// The details as JSON, written into room for a usual decision's (about 600 bytes) from the
+    /// The details as JSON, written into room for a usual decision's (about 500 bytes) from the
     /// start rather than grown as it is written.
     fn json(&self) -> String {
-        let mut json = Vec::with_capacity(1024);
+        let mut json = Vec::with_capacity(768);
         match serde_json::to_writer(&mut json, self) {
             Ok(()) => String::from_utf8(json).unwrap_or_default(),
             Err(_) => String::new(),
@@ -273,9 +364,7 @@ fn new_ticket(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::routing::AddressMatch;
-    use crate::routing::address::MatchLevel;
-    use crate::routing::urgency::Urgency;
+    use crate::routing::address::AddressInput;
 
     fn decision() -> RoutingDecision {
         RoutingDecision {
@@ -298,30 +387,150 @@ mod tests {
         }
     }
 
+    fn ticket_of(decision: &RoutingDecision, request: &RouteRequest) -> Ticket {
+        let router = demo_router();
+        let new = new_ticket(&router, request, decision, Utc::now());
+        Ticket::queued("touraine-logement-1".to_owned(), new, 1)
+    }
+
+    fn demo_router() -> Router {
+        crate::config::load(std::path::Path::new(crate::config::DEMO_CONFIG))
+            .expect("the demo loads")
+    }
+
     #[test]
-    fn details_keep_the_call_beside_the_decision_and_read_the_decision_alone() {
+    fn details_keep_the_call_beside_the_decision_and_leave_out_what_the_ticket_holds() {
         let request = RouteRequest {
             caller_number: "+33 2 47 00 00 00".to_owned(),
             description: "fuite".to_owned(),
+            issue_type: "administrative.rent.payment".to_owned(),
             ..RouteRequest::default()
         };
-        let json = DetailsOf::new(&decision(), &request).json();
+        let ticket = ticket_of(&decision(), &request);
         assert_eq!(
-            TicketDetails::read(&json),
+            recorded_details(&ticket),
             Some(TicketDetails {
                 decision: decision(),
                 caller_number: Some("+33 2 47 00 00 00".to_owned()),
                 description: Some("fuite".to_owned()),
             })
         );
+        for held in [
+            "TL-00214",
+            "32 rue saint exupere",
+            "administrative",
+            "null",
+            "[]",
+        ] {
+            assert!(
+                !ticket.details.contains(held),
+                "{held} in {}",
+                ticket.details
+            );
+        }
         let silent = DetailsOf::new(&decision(), &RouteRequest::default()).json();
         assert!(!silent.contains("caller_number") && !silent.contains("description"));
-        let before = serde_json::to_string(&decision()).expect("json");
-        let read = TicketDetails::read(&before).expect("a decision alone reads");
+    }
+
+    #[test]
+    fn details_written_whole_read_as_written() {
+        let whole = serde_json::to_string(&decision()).expect("json");
+        let other = Ticket {
+            building_id: Some("TL-00001".to_owned()),
+            address: Some("1 rue ailleurs 37000".to_owned()),
+            issue_type: "technical.plumbing.leak".to_owned(),
+            details: whole,
+            ..ticket_of(&decision(), &RouteRequest::default())
+        };
+        let read = recorded_details(&other).expect("a decision alone reads");
         assert_eq!(
             (read.decision, read.caller_number, read.description),
             (decision(), None, None)
         );
-        assert_eq!(TicketDetails::read(""), None);
+        let none = Ticket {
+            details: String::new(),
+            ..other
+        };
+        assert_eq!(recorded_details(&none), None);
+    }
+
+    /// Every kind of decision the demo makes (located by building, tenant or commune, ambiguous,
+    /// not located; open and closed hours; building-wide incidents) reads back from its ticket as
+    /// it was decided.
+    #[test]
+    fn details_read_back_every_decision_the_demo_makes() {
+        let router = demo_router();
+        let mut requests = Vec::new();
+        for (i, place) in router.buildings.iter().enumerate() {
+            let b = &place.building;
+            let issue = &router.issue_types[i % router.issue_types.len()];
+            let address = match i % 4 {
+                0 => AddressInput {
+                    street_number: b.street_number.clone(),
+                    street: b.street_name.clone(),
+                    postcode: b.postcode.clone(),
+                    city: b.city.clone(),
+                    free_text: String::new(),
+                },
+                1 => AddressInput {
+                    city: b.city.clone(),
+                    ..AddressInput::default()
+                },
+                2 => AddressInput {
+                    free_text: format!("{} {}", b.street_name, b.city),
+                    ..AddressInput::default()
+                },
+                _ => AddressInput {
+                    free_text: "quelque part".to_owned(),
+                    ..AddressInput::default()
+                },
+            };
+            requests.push(RouteRequest {
+                call_id: format!("call-{i}"),
+                caller_number: ["", "+33 2 47 00 00 00"][i % 2].to_owned(),
+                tenant_reference: match i % 9 {
+                    0 => "AH-L0000001".to_owned(),
+                    _ => String::new(),
+                },
+                address,
+                issue_type: issue.code.clone(),
+                description: ["", "l'eau coule"][i % 3 / 2].to_owned(),
+                ..RouteRequest::default()
+            });
+        }
+        let open = DateTime::parse_from_rfc3339("2026-11-25T10:00:00+01:00").expect("time");
+        let closed = DateTime::parse_from_rfc3339("2026-11-29T03:00:00+01:00").expect("time");
+        let mut seen = [0usize; 5];
+        for (i, request) in requests.iter().enumerate() {
+            let at = [open, closed][i % 2].with_timezone(&Utc);
+            let decision = router.decide(request, at).expect("a demo issue type");
+            let ticket = Ticket::queued(
+                "t-1".to_owned(),
+                new_ticket(&router, request, &decision, at),
+                1,
+            );
+            let read = recorded_details(&ticket).expect("details read");
+            let given = |text: &str| Some(text.to_owned()).filter(|t| !t.is_empty());
+            assert_eq!(read.caller_number, given(&request.caller_number));
+            assert_eq!(read.description, given(&request.description));
+            let place = &decision.address_match;
+            for (i, kind) in [
+                place.building_id.is_some(),
+                place.building_id.is_none(),
+                !place.candidates.is_empty(),
+                decision.incident_id.is_some(),
+                decision.transfer_to.is_some(),
+            ]
+            .into_iter()
+            .enumerate()
+            {
+                seen[i] += usize::from(kind);
+            }
+            assert_eq!(read.decision, decision);
+        }
+        assert!(
+            seen.iter().all(|&n| n > 0),
+            "kinds of decisions seen: {seen:?}"
+        );
     }
 }

@@ -132,20 +132,24 @@ pub fn insert_ticket_field<'a>(
 }
 
 /// The values of `packed`, joined by the byte 255, into `fields` under `names`: one value each.
+/// The separators are found by `memchr`, several bytes at a time: the last value, a ticket's
+/// details, is most of the bytes.
 fn spread<'a>(
     fields: &mut FxHashMap<&'a str, &'a str>,
     names: &[&'a str],
     packed: &'a [u8],
     what: &str,
 ) -> Result<(), StoreError> {
-    let mut values = packed.split(|b| *b == 0xFF);
+    let mut ends = memchr::memchr_iter(0xFF, packed).chain([packed.len()]);
+    let mut start = 0;
     for name in names {
-        let value = values
+        let end = ends
             .next()
             .ok_or_else(|| StoreError::Corrupt(format!("{what} without {name}")))?;
-        fields.insert(name, utf8(value)?);
+        fields.insert(name, utf8(&packed[start..end])?);
+        start = end + 1;
     }
-    if values.next().is_some() {
+    if ends.next().is_some() {
         return Err(StoreError::Corrupt(format!(
             "{what} of more than {} values",
             names.len()

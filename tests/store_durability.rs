@@ -1,6 +1,7 @@
 //! The Redis store through Redis failures: killed and restarted (AOF, `appendfsync always`),
 //! forgotten scripts, and no Redis at all; what it keeps from growing: closed tickets' keys,
-//! team feeds; and what it takes over from older servers' data.
+//! team feeds; what it takes over from older servers' data; and a ticket whose packed fields are
+//! not as written.
 
 mod support {
     pub mod redis_server;
@@ -812,4 +813,72 @@ async fn tickets_older_servers_wrote_field_by_field_go_through_their_lifecycle()
             "{event:?}"
         );
     }
+}
+
+/// A ticket whose packed `kept` field is not as written (fewer values) still goes through its
+/// transitions whole or not at all: Redis keeps what a script wrote before it failed, so a script
+/// must not fail partway on a field it reads. Its completion is closed, out of the leases, counted
+/// in the feed and given the retention (the answer says the ticket cannot be read back); its
+/// cancellation, which cannot tell its call, is refused with nothing written.
+#[tokio::test]
+async fn a_ticket_with_a_kept_field_not_as_written_goes_through_transitions_whole() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url(), settings()).expect("connect");
+    let team = format!("{P}.kept");
+    let queue = QueueRef::new(P, &team);
+    let key = |what: &str| format!("callrouter:dur:{{{P}}}:{what}");
+    for call in ["kept-1", "kept-2"] {
+        store
+            .create(ticket(call.to_owned(), &team, Urgency::U2))
+            .await
+            .expect("create");
+    }
+    let (held, hold) = claim(&store, "agent-k", queue.clone()).await;
+    let held_key = key(&format!("t:{}", held.ticket_id));
+    server.command(&["HSET", &held_key, "kept", "a-call-id-alone"]);
+    let completed = store.complete(&held.ticket_id, &hold, "done").await;
+    assert!(
+        matches!(completed, Err(StoreError::Corrupt(_))),
+        "{completed:?}"
+    );
+    assert_eq!(server.command(&["HGET", &held_key, "state"]), "COMPLETED");
+    assert_eq!(
+        server.command(&["ZSCORE", &key("leases"), &held.ticket_id]),
+        ""
+    );
+    let ttl: i64 = server
+        .command(&["PTTL", &held_key])
+        .parse()
+        .expect("a number");
+    assert!(ttl > 0, "the completed ticket expires: {ttl}");
+    let last = server.command(&[
+        "XREVRANGE",
+        &key(&format!("ev:{team}")),
+        "+",
+        "-",
+        "COUNT",
+        "1",
+    ]);
+    assert!(last.contains("completed"), "{last}");
+
+    let waiting = store
+        .list_queued(&queue, 10)
+        .await
+        .expect("list")
+        .pop()
+        .expect("the second ticket waits");
+    let waiting_key = key(&format!("t:{}", waiting.ticket_id));
+    server.command(&["HSET", &waiting_key, "kept", "a-call-id-alone"]);
+    let cancelled = store.cancel(&waiting.ticket_id, None).await;
+    assert!(
+        matches!(cancelled, Err(StoreError::NotFound(_))),
+        "{cancelled:?}"
+    );
+    assert_eq!(server.command(&["HGET", &waiting_key, "state"]), "QUEUED");
+    assert_eq!(
+        server.command(&["ZSCORE", &key(&format!("q:{team}")), &waiting.ticket_id]),
+        format!("2{}", waiting.enqueued_at)
+    );
 }

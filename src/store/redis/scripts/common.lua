@@ -76,9 +76,16 @@ local function read_row(id, ...)
   return r
 end
 
--- The call id, the incident id ('' for none) and the escalation team of a ticket's kept field.
+-- The call id, the incident id ('' for none) and the escalation team of a ticket's kept field;
+-- each '' from a field not as written (fewer values), so that a transition never stops partway
+-- through its writes on it: Redis keeps what a script wrote before it failed.
 local function kept_ids(kept)
-  return string.match(kept, '^([^\255]*)\255([^\255]*)\255([^\255]*)')
+  local call, incident, escalation =
+    string.match(kept, '^([^\255]*)\255([^\255]*)\255([^\255]*)')
+  if not call then
+    return '', '', ''
+  end
+  return call, incident, escalation
 end
 
 -- A ticket's call id and incident id ('' for none), whatever its age, and whether older servers

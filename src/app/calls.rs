@@ -14,6 +14,7 @@ use super::{App, AppError, allow};
 use crate::metrics::RoutedCall;
 use crate::routing::address::MatchLevel;
 use crate::routing::calendar;
+use crate::routing::model::category_of;
 use crate::routing::partition::{Partition, QueueRef};
 use crate::routing::request::{RouteRequest, required_text};
 use crate::routing::urgency::Urgency;
@@ -197,7 +198,6 @@ impl TicketDetails {
     /// from the ticket; details written whole, as earlier versions did, read the same.
     fn read(details: &str, ticket: &Ticket) -> Option<TicketDetails> {
         let written: Written = serde_json::from_str(details).ok()?;
-        let category = ticket.issue_type.split('.').next().unwrap_or_default();
         let place = written.address_match;
         let decision = RoutingDecision {
             cooperator_id: written.cooperator_id,
@@ -220,7 +220,7 @@ impl TicketDetails {
             },
             issue_category: written
                 .issue_category
-                .unwrap_or_else(|| category.to_owned()),
+                .unwrap_or_else(|| category_of(&ticket.issue_type).to_owned()),
         };
         Some(TicketDetails {
             decision,

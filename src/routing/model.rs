@@ -121,8 +121,14 @@ pub struct IssueType {
 impl IssueType {
     /// The first segment of the code (`technical`), used as a bounded label.
     pub fn category(&self) -> &str {
-        self.code.split('.').next().unwrap_or(&self.code)
+        category_of(&self.code)
     }
+}
+
+/// The category of an issue type's code: its first segment (`technical` of
+/// `technical.plumbing.leak`).
+pub fn category_of(code: &str) -> &str {
+    code.split('.').next().unwrap_or(code)
 }
 
 /// When, relative to the cooperator's calendar, a rule applies.

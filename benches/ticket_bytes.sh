@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# What a queued ticket costs Redis in bytes (the same for the same build and calls, unlike time):
+# `callrouter serve` on a fresh redis-server (AOF, `appendfsync everysec`), N RouteCalls from
+# `callrouter load` (64 callers), then Redis's `used_memory` growth per call, the append-only file's
+# growth per call, and the mean `MEMORY USAGE` of 200 ticket hashes with their encoding.
+#   bash benches/ticket_bytes.sh [BINARY]   (default target/release/callrouter; N=20000 calls)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${1:-target/release/callrouter}
+N=${N:-20000}
+source benches/common.sh
+redis=$(free_port)
+grpc=$(free_port)
+admin=$(free_port)
+rc() { redis-cli -p "$redis" "$@"; }
+redis-server --port "$redis" --save '' --appendonly yes --appendfsync everysec \
+  --auto-aof-rewrite-percentage 0 --dir "$work" >/dev/null 2>&1 &
+pids+=($!)
+"$BIN" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
+  --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
+pids+=($!)
+for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && break; sleep 0.1; done
+aof_bytes() { cat "$work"/appendonlydir/*.incr.aof | wc -c; }
+used() { rc info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
+m0=$(used)
+a0=$(aof_bytes)
+"$BIN" load --target "http://127.0.0.1:$grpc" --seconds 600 --calls "$N" --concurrency 64 \
+  --route-only >"$work/load.out"
+m1=$(used)
+a1=$(aof_bytes)
+echo "Redis memory: $(( (m1 - m0) / N )) bytes per queued ticket (used_memory, $N RouteCalls)"
+echo "append-only file: $(( (a1 - a0) / N )) bytes per RouteCall"
+total=0
+count=0
+for key in $(rc --scan --pattern '*:t:*' | head -200); do
+  total=$(( total + $(rc memory usage "$key" samples 0) ))
+  count=$(( count + 1 ))
+  last=$key
+done
+echo "ticket hash: $(( total / count )) bytes (MEMORY USAGE, mean of $count), encoding $(rc object encoding "$last")"

@@ -42,34 +42,70 @@ impl Sentinels {
         };
         topology.wait_for_replication();
         for n in 0..3 {
+            let sentinel = topology.spawn_sentinel(n);
+            topology.sentinels.push(sentinel);
+        }
+        topology.wait_for_sentinels();
+        Some(topology)
+    }
+
+    /// Starts sentinel `n` on a free port under an id of its own, and returns once the port
+    /// answers with that id. A port found free may be taken before the sentinel binds it (an
+    /// outgoing connection's ephemeral port, another test's server): the sentinel then exits, and
+    /// another port is tried.
+    fn spawn_sentinel(&self, n: usize) -> (u16, Child) {
+        let mut why = String::new();
+        for _ in 0..5 {
             let port = free_port();
-            let config = topology.dir.join(format!("sentinel-{n}.conf"));
+            let id = format!(
+                "{n:08x}{:032x}",
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .expect("clock after 1970")
+                    .as_nanos()
+            );
+            let config = self.dir.join(format!("sentinel-{n}.conf"));
             std::fs::write(
                 &config,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                    "port {port}\nbind 127.0.0.1\ndir {dir}\nsentinel myid {id}\n\
                      sentinel monitor {MASTER} 127.0.0.1 {primary} 2\n\
                      sentinel down-after-milliseconds {MASTER} 1000\n\
                      sentinel failover-timeout {MASTER} 3000\n\
                      sentinel parallel-syncs {MASTER} 1\n\
                      sentinel auth-user {MASTER} sentinel\n\
                      sentinel auth-pass {MASTER} {SENTINEL_PASSWORD}\n",
-                    dir = topology.dir.display(),
-                    primary = topology.primary.port,
+                    dir = self.dir.display(),
+                    primary = self.primary.port,
                 ),
             )
             .expect("sentinel configuration");
-            let child = Command::new("redis-server")
+            let mut child = Command::new("redis-server")
                 .arg(&config)
                 .arg("--sentinel")
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server --sentinel starts");
-            topology.sentinels.push((port, child));
+            let deadline = Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Ok(Some(status)) = child.try_wait() {
+                    why = format!("sentinel on port {port} exited with {status}");
+                    break;
+                }
+                if answers(port, &id) {
+                    return (port, child);
+                }
+                if Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    why = format!("sentinel on port {port} did not answer within 10 s");
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        topology.wait_for_sentinels();
-        Some(topology)
+        panic!("cannot start sentinel {n}: {why}");
     }
 
     /// The sentinels' addresses, as `--redis-sentinel` takes them.
@@ -191,6 +227,14 @@ impl Drop for Sentinels {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Whether the sentinel on `port` is the one given `id` (not whoever else took the port).
+fn answers(port: u16, id: &str) -> bool {
+    Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "SENTINEL", "MYID"])
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == id)
 }
 
 fn free_port() -> u16 {

@@ -9,6 +9,8 @@ pub mod app;
 pub mod binary;
 #[path = "../tests/support/browser.rs"]
 pub mod browser;
+#[path = "../tests/support/ports.rs"]
+pub mod ports;
 #[path = "../tests/support/redis_server.rs"]
 pub mod redis_server;
 #[path = "../tests/support/served.rs"]

@@ -6,6 +6,8 @@
 //! trips per operation counted by Redis itself (`INFO commandstats`). Targets: one round trip per
 //! transition; claim → complete over 5,000 per second.
 
+#[path = "../tests/support/ports.rs"]
+mod ports;
 #[path = "../tests/support/redis_server.rs"]
 mod redis_server;
 

@@ -7,6 +7,7 @@ mod support {
     pub mod access;
     pub mod api;
     pub mod app;
+    pub mod ports;
     pub mod redis_server;
 }
 

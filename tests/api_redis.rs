@@ -5,6 +5,7 @@
 mod support {
     pub mod api;
     pub mod app;
+    pub mod ports;
     pub mod proxy;
     pub mod redis_server;
 }

@@ -8,6 +8,7 @@ mod support {
     pub mod app;
     pub mod binary;
     pub mod browser;
+    pub mod ports;
     pub mod redis_server;
     pub mod served;
 }

@@ -6,6 +6,7 @@ mod support {
     pub mod api;
     pub mod app;
     pub mod attack;
+    pub mod ports;
     pub mod redis_server;
 }
 

@@ -13,6 +13,7 @@ mod support {
     pub mod api;
     pub mod app;
     pub mod binary;
+    pub mod ports;
     pub mod redis_server;
 }
 

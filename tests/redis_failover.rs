@@ -9,6 +9,7 @@ mod support {
     pub mod api;
     pub mod app;
     pub mod cluster;
+    pub mod ports;
     pub mod proxy;
     pub mod redis_server;
     pub mod sentinel;

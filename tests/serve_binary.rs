@@ -3,6 +3,7 @@
 
 mod support {
     pub mod binary;
+    pub mod ports;
 }
 
 use std::process::{Child, Command, Stdio};

@@ -3,6 +3,7 @@
 
 mod support {
     pub mod cluster;
+    pub mod ports;
     pub mod redis_server;
 }
 

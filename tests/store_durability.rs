@@ -4,6 +4,7 @@
 //! not as written.
 
 mod support {
+    pub mod ports;
     pub mod redis_server;
 }
 
@@ -184,10 +185,7 @@ async fn forgotten_scripts_are_reloaded_transparently() {
 
 #[tokio::test]
 async fn no_redis_gives_a_typed_error_within_the_timeout() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port();
+    let port = support::ports::free_port();
     let store = RedisStore::connect(&format!("redis://127.0.0.1:{port}/"), settings())
         .expect("a lazy store is created");
     let started = Instant::now();

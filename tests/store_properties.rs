@@ -3,6 +3,7 @@
 //! queued and in none otherwise, a held ticket has its holder and token, a queued one has none.
 
 mod support {
+    pub mod ports;
     pub mod redis_server;
 }
 

@@ -7,12 +7,7 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
-}
+pub use super::ports::free_port;
 
 /// The whole HTTP response to `GET path` on the loopback `port`, or `None` if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<String> {

@@ -6,10 +6,12 @@
 
 #![allow(dead_code)]
 
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+
+use super::ports::free_port;
 
 /// The passwords of the test users (the production ACL's users, these passwords).
 pub const CALLROUTER_PASSWORD: &str = "callrouter-test-password";
@@ -69,10 +71,7 @@ impl RedisServer {
 
     /// Starts a node for a Redis Cluster (not yet joined to one).
     pub fn start_cluster_node() -> Option<RedisServer> {
-        let bus = TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .map(|a| a.port())
-            .expect("a free loopback port");
+        let bus = free_port();
         let mut server = RedisServer::start_full_with("everysec", None, None, Some(bus));
         if let Some(node) = server.as_mut() {
             node.cluster_bus = Some(bus);
@@ -98,10 +97,7 @@ impl RedisServer {
         // ephemeral port): then another one is tried.
         let mut why = String::new();
         for _ in 0..3 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .and_then(|l| l.local_addr())
-                .map(|a| a.port())
-                .expect("a free loopback port");
+            let port = free_port();
             let dir = std::env::temp_dir()
                 .join(format!("callrouter-redis-{}-{port}", std::process::id()));
             let _ = std::fs::remove_dir_all(&dir);

@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use super::ports::free_port;
 use super::redis_server::{RedisServer, SENTINEL_PASSWORD};
 
 /// The master name the sentinels monitor.
@@ -235,11 +236,4 @@ fn answers(port: u16, id: &str) -> bool {
         .args(["-p", &port.to_string(), "SENTINEL", "MYID"])
         .output()
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == id)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .expect("port")
-        .port()
 }

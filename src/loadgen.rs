@@ -7,9 +7,11 @@
 //! counted from then, so a slow server cannot hide its queueing (no coordinated omission); a thread
 //! of its own sends each call on time, with the operating system's timers. Without
 //! a rate, `--concurrency` callers send as fast as the server answers. With `--redis-url` the
-//! generator also reads Redis's command counters and prints round trips and Redis time per call;
-//! with `--admin` (or, finer, `--server-pid`) it reads the server's process metrics and prints its
-//! CPU time per call and its resident memory.
+//! generator also reads Redis's command counters and CPU time and prints round trips, Redis time
+//! and Redis CPU per call; with `--admin` (or, finer, `--server-pid`) it reads the server's
+//! process metrics and prints its CPU time per call and its resident memory. Where `/proc` is
+//! there, it prints its own CPU per call and the machine's (in all, idle, on interrupts): on
+//! shared cores, a call's throughput is bounded by all it costs the machine.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -66,8 +68,8 @@ pub struct LoadOptions {
     /// of completing each ticket with the next claim (ClaimNextTicket with `complete`).
     #[arg(long)]
     pub separate_claims: bool,
-    /// Redis of the server, to count round trips and Redis time per call (read-only: INFO
-    /// commandstats).
+    /// Redis of the server, to count round trips, Redis time and Redis CPU per call (read-only:
+    /// INFO commandstats and INFO cpu).
     #[arg(long)]
     pub redis_url: Option<String>,
     /// The server's admin listener (host:port), to read its CPU time and memory from
@@ -222,18 +224,83 @@ pub fn script_stats_in(commandstats: &str) -> ScriptStats {
     stats
 }
 
-async fn script_stats(url: &str) -> Result<ScriptStats, String> {
+/// The CPU seconds of a Redis server, from an `INFO cpu` reply: its process (every thread), and
+/// the children it has forked and reaped (append-only file rewrites, snapshots). A child still
+/// running counts once it has ended.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct RedisCpu {
+    pub process: f64,
+    pub children: f64,
+}
+
+pub fn redis_cpu_in(info: &str) -> Option<RedisCpu> {
+    let value = |name: &str| {
+        info.lines().find_map(|l| {
+            l.strip_prefix(name)?
+                .strip_prefix(':')?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })
+    };
+    Some(RedisCpu {
+        process: value("used_cpu_sys")? + value("used_cpu_user")?,
+        children: value("used_cpu_sys_children")? + value("used_cpu_user_children")?,
+    })
+}
+
+/// What Redis has done: for scripts (`INFO commandstats`), and its CPU time (`INFO cpu`).
+async fn redis_stats(url: &str) -> Result<(ScriptStats, Option<RedisCpu>), String> {
     let client = redis::Client::open(url).map_err(|e| e.to_string())?;
     let mut conn = client
         .get_multiplexed_async_connection()
         .await
         .map_err(|e| e.to_string())?;
-    let info: String = redis::cmd("INFO")
-        .arg("commandstats")
-        .query_async(&mut conn)
+    let scripts = script_stats_in(&info(&mut conn, "commandstats").await?);
+    let cpu = redis_cpu_in(&info(&mut conn, "cpu").await?);
+    Ok((scripts, cpu))
+}
+
+async fn info(
+    conn: &mut redis::aio::MultiplexedConnection,
+    section: &str,
+) -> Result<String, String> {
+    redis::cmd("INFO")
+        .arg(section)
+        .query_async(conn)
         .await
-        .map_err(|e| e.to_string())?;
-    Ok(script_stats_in(&info))
+        .map_err(|e| e.to_string())
+}
+
+/// The machine's CPU time, in clock ticks summed over its cores, from the first line of
+/// `/proc/stat`: all of it (user to steal), idle (idle and waiting for I/O), and spent on
+/// interrupts (for a run on loopback, mostly the network's), with the number of cores.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct MachineTimes {
+    pub total: f64,
+    pub idle: f64,
+    pub interrupts: f64,
+    pub cores: usize,
+}
+
+pub fn machine_times_in(stat: &str) -> Option<MachineTimes> {
+    let mut lines = stat.lines();
+    let ticks: Vec<f64> = lines
+        .next()?
+        .strip_prefix("cpu ")?
+        .split_whitespace()
+        .take(8)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    let [user, nice, system, idle, iowait, irq, softirq, steal] = ticks[..] else {
+        return None;
+    };
+    Some(MachineTimes {
+        total: user + nice + system + idle + iowait + irq + softirq + steal,
+        idle: idle + iowait,
+        interrupts: irq + softirq,
+        cores: lines.take_while(|l| l.starts_with("cpu")).count(),
+    })
 }
 
 /// The server's CPU seconds and resident bytes (from a Prometheus exposition, or `/proc`), and,
@@ -373,11 +440,15 @@ struct Load {
     tokens: Tokens,
 }
 
-/// What Redis (scripts) and the server (its process) had spent at one moment.
+/// What Redis (scripts, CPU), the server (its process), the load generator itself (CPU seconds)
+/// and the machine had spent at one moment.
 #[derive(Debug, Clone, Copy, Default)]
 struct Spent {
     redis: Option<ScriptStats>,
+    redis_cpu: Option<RedisCpu>,
     server: Option<ProcessStats>,
+    own: Option<f64>,
+    machine: Option<MachineTimes>,
 }
 
 /// What one worker measured: latencies, and its successes and failures.
@@ -390,16 +461,30 @@ impl Load {
 
     /// What Redis and the server have spent so far, as far as the run can read it.
     async fn spent(&self) -> Result<Spent, String> {
-        let redis = match &self.options.redis_url {
-            Some(url) => Some(script_stats(url).await?),
-            None => None,
+        let (redis, redis_cpu) = match &self.options.redis_url {
+            Some(url) => {
+                let (scripts, cpu) = redis_stats(url).await?;
+                (Some(scripts), cpu)
+            }
+            None => (None, None),
         };
         let server = match (self.options.server_pid, &self.options.admin) {
             (Some(pid), _) => Some(proc_stats(pid)?),
             (None, Some(admin)) => Some(process_stats(admin).await?),
             (None, None) => None,
         };
-        Ok(Spent { redis, server })
+        // Where /proc is not there to read, neither figure is printed.
+        let own = proc_stats(std::process::id()).ok().map(|s| s.cpu_seconds);
+        let machine = std::fs::read_to_string("/proc/stat")
+            .ok()
+            .and_then(|stat| machine_times_in(&stat));
+        Ok(Spent {
+            redis,
+            redis_cpu,
+            server,
+            own,
+            machine,
+        })
     }
 
     /// Prints what each operation cost Redis and the server since `before`.
@@ -427,6 +512,29 @@ impl Load {
                 "  server: {:.1} µs of CPU per {per}{waits}, {:.1} MiB resident",
                 (after.cpu_seconds - before.cpu_seconds) * 1e6 / n,
                 after.resident_bytes / (1024.0 * 1024.0)
+            ))?;
+        }
+        if let (Some(before), Some(after)) = (before.redis_cpu, after.redis_cpu) {
+            say(format_args!(
+                "  Redis CPU: {:.1} µs per {per} (its process), {:.1} µs per {per} (its children that ended meanwhile: append-only file rewrites, snapshots)",
+                (after.process - before.process) * 1e6 / n,
+                (after.children - before.children) * 1e6 / n
+            ))?;
+        }
+        if let (Some(before), Some(after)) = (before.own, after.own) {
+            say(format_args!(
+                "  load generator: {:.1} µs of CPU per {per}",
+                (after - before) * 1e6 / n
+            ))?;
+        }
+        if let (Some(before), Some(after)) = (before.machine, after.machine) {
+            let total = (after.total - before.total).max(1.0);
+            say(format_args!(
+                "  machine ({} cores): {:.1} µs of CPU per {per} in all, {:.1} % of it idle, {:.1} % on interrupts",
+                after.cores,
+                (total - (after.idle - before.idle)) * 1e4 / n,
+                (after.idle - before.idle) * 100.0 / total,
+                (after.interrupts - before.interrupts) * 100.0 / total
             ))?;
         }
         Ok(())
@@ -831,6 +939,35 @@ mod tests {
                 usec: 510
             }
         );
+    }
+
+    #[test]
+    fn redis_cpu_is_its_process_and_its_ended_children() {
+        let info = "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.250000\r\nused_cpu_sys_children:0.125000\r\nused_cpu_user_children:0.500000\r\nused_cpu_sys_main_thread:1.400000\r\n";
+        assert_eq!(
+            super::redis_cpu_in(info),
+            Some(super::RedisCpu {
+                process: 3.75,
+                children: 0.625
+            })
+        );
+        assert_eq!(super::redis_cpu_in("# CPU\r\nused_cpu_sys:1.5\r\n"), None);
+    }
+
+    #[test]
+    fn machine_times_sum_the_cores_and_count_them() {
+        let stat = "cpu  100 5 40 800 10 1 9 2 0 0\ncpu0 50 2 20 400 5 1 4 1 0 0\ncpu1 50 3 20 400 5 0 5 1 0 0\nintr 12345\nctxt 999\n";
+        assert_eq!(
+            super::machine_times_in(stat),
+            Some(super::MachineTimes {
+                total: 967.0,
+                idle: 810.0,
+                interrupts: 10.0,
+                cores: 2
+            })
+        );
+        assert_eq!(super::machine_times_in("cpu  1 2 3\n"), None);
+        assert_eq!(super::machine_times_in("intr 1\n"), None);
     }
 
     #[test]

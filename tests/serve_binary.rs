@@ -307,6 +307,12 @@ fn the_load_generator_drives_a_served_binary() {
         "{closed}"
     );
     assert!(!open.contains(" waits "), "{open}");
+    // Its own CPU and the machine's, from /proc, whatever it is told.
+    assert!(closed.contains("  load generator: "), "{closed}");
+    assert!(
+        closed.contains(" cores): ") && closed.contains(" % of it idle, "),
+        "{closed}"
+    );
     let line = |prefix: &str| {
         closed
             .lines()

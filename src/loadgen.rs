@@ -224,6 +224,18 @@ pub fn script_stats_in(commandstats: &str) -> ScriptStats {
     stats
 }
 
+/// The number on the first line of `text` that is `name`, `separator`, then the number (a line of
+/// an `INFO` reply, of a Prometheus exposition).
+fn named_value(text: &str, name: &str, separator: char) -> Option<f64> {
+    text.lines().find_map(|l| {
+        l.strip_prefix(name)?
+            .strip_prefix(separator)?
+            .trim()
+            .parse()
+            .ok()
+    })
+}
+
 /// The CPU seconds of a Redis server, from an `INFO cpu` reply: its process (every thread), and
 /// the children it has forked and reaped (append-only file rewrites, snapshots). A child still
 /// running counts once it has ended.
@@ -234,15 +246,7 @@ pub struct RedisCpu {
 }
 
 pub fn redis_cpu_in(info: &str) -> Option<RedisCpu> {
-    let value = |name: &str| {
-        info.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(':')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-    };
+    let value = |name: &str| named_value(info, name, ':');
     Some(RedisCpu {
         process: value("used_cpu_sys")? + value("used_cpu_user")?,
         children: value("used_cpu_sys_children")? + value("used_cpu_user_children")?,
@@ -314,15 +318,7 @@ pub struct ProcessStats {
 }
 
 pub fn process_stats_in(exposition: &str) -> Option<ProcessStats> {
-    let value = |name: &str| {
-        exposition.lines().find_map(|l| {
-            l.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse::<f64>()
-                .ok()
-        })
-    };
+    let value = |name: &str| named_value(exposition, name, ' ');
     Some(ProcessStats {
         cpu_seconds: value("process_cpu_seconds_total")?,
         resident_bytes: value("process_resident_memory_bytes")?,

@@ -15,15 +15,15 @@ await queue.obliterate({ force: true }).catch(() => {});
 async function spent() {
   const info = await connection.info('cpu');
   const value = (name) => Number(info.match(new RegExp(`^${name}:([0-9.]+)`, 'm'))[1]);
-  const ticks = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/)
-    .slice(1, 9).map(Number);
+  const stat = readFileSync('/proc/stat', 'utf8').split('\n');
+  const ticks = stat[0].trim().split(/\s+/).slice(1, 9).map(Number);
   const own = process.cpuUsage();
   return {
     at: performance.now(),
     node: (own.user + own.system) / 1e6,
     redis: value('used_cpu_sys') + value('used_cpu_user'),
     children: value('used_cpu_sys_children') + value('used_cpu_user_children'),
-    cores: readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu\d/.test(l)).length,
+    cores: stat.filter((l) => /^cpu\d/.test(l)).length,
     total: ticks.reduce((a, b) => a + b, 0),
     idle: ticks[3] + ticks[4],
     interrupts: ticks[5] + ticks[6],

@@ -30,7 +30,7 @@ admin=$(free_port)
 redis-server --port "$redis" --save '' --appendonly yes --appendfsync everysec --dir "$work" \
   >/dev/null 2>&1 &
 pids+=($!)
-for _ in $(seq 50); do redis-cli -p "$redis" ping >/dev/null 2>&1 && break; sleep 0.1; done
+wait_for_redis "$redis"
 
 echo "BullMQ"
 (cd "$BMQ" && REDIS_PORT="$redis" N="$N" node bullmq_cpu.mjs) | sed 's/^/  /'
@@ -41,6 +41,6 @@ echo "callrouter"
   --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
 pids+=($!)
 server=${pids[-1]}
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && break; sleep 0.1; done
+wait_for_ready "$admin"
 "$BIN" load --target "http://127.0.0.1:$grpc" --seconds 600 --calls "$N" --concurrency 128 \
   --redis-url "redis://127.0.0.1:$redis/" --server-pid "$server" | sed 's/^/  /'

@@ -22,7 +22,6 @@ TIME_N=${TIME_N:-20000}
 RUNS=${RUNS:-5}
 command -v valgrind >/dev/null || { echo "valgrind is needed (apt-get install valgrind)"; exit 1; }
 source benches/common.sh
-wait_for() { for _ in $(seq 150); do redis-cli -p "$1" ping >/dev/null 2>&1 && return 0; sleep 0.2; done; return 1; }
 
 # Instructions per script call.
 port=$(free_port)
@@ -30,7 +29,7 @@ mkdir -p "$work/cg"
 valgrind --tool=callgrind --callgrind-out-file="$work/cg/out" redis-server --port "$port" --save '' \
   --appendonly yes --appendfsync everysec --dir "$work/cg" >/dev/null 2>&1 &
 pids+=($!)
-wait_for "$port"
+wait_for_redis "$port" 30
 python3 benches/lifecycle_cost.py "$BIN" "$port" "${pids[-1]}" "$N"
 redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 # Dumps: 1 start, 2-5 the four phases, 6 the tickets of "done, next" and their first claims, 7 it,
@@ -47,7 +46,7 @@ port=$(free_port)
 mkdir -p "$work/time"
 redis-server --port "$port" --save '' --appendonly yes --appendfsync everysec --dir "$work/time" >/dev/null 2>&1 &
 pids+=($!)
-wait_for "$port"
+wait_for_redis "$port" 30
 sha=$("$BIN" script create | redis-cli -p "$port" -x script load)
 rate=$(redis-benchmark -p "$port" -q -n "$USEC_N" -c 50 -r 100000000 evalsha "$sha" 4 \
   "${P}call:__rand_int__" "${P}q:touraine-logement.technical.tl-tours" "${P}t:__rand_int__" "${P}call:__rand_int__" \
@@ -68,7 +67,7 @@ for round in $(seq "$RUNS"); do
   redis-server --port "$port" --save '' --appendonly yes --appendfsync everysec \
     --dir "$work/lifecycle-$round" >/dev/null 2>&1 &
   pids+=($!)
-  wait_for "$port"
+  wait_for_redis "$port" 30
   python3 benches/lifecycle_cost.py "$BIN" "$port" time "$TIME_N" >>"$work/times"
   redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
 done

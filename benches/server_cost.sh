@@ -28,8 +28,7 @@ start() {
     --admin-addr "127.0.0.1:$admin" >"$work/$1.log" 2>&1 &
   vp=$!
   pids+=($vp)
-  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && return 0; sleep 0.2; done
-  echo "the server did not become ready"; exit 1
+  wait_for_ready "$admin" 60
 }
 load() { "$BIN" load --target "http://127.0.0.1:$grpc" --concurrency 8 "$@"; }
 stop() { kill "$vp"; wait "$vp" 2>/dev/null || true; }

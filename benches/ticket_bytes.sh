@@ -19,7 +19,7 @@ pids+=($!)
 "$BIN" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
   --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
 pids+=($!)
-for _ in $(seq 100); do curl -sf "http://127.0.0.1:$admin/readyz" >/dev/null && break; sleep 0.1; done
+wait_for_ready "$admin"
 aof_bytes() { cat "$work"/appendonlydir/*.incr.aof | wc -c; }
 used() { rc info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 m0=$(used)

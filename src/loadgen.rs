@@ -525,11 +525,12 @@ impl Load {
         }
         if let (Some(before), Some(after)) = (before.machine, after.machine) {
             let total = (after.total - before.total).max(1.0);
+            let idle = after.idle - before.idle;
             say(format_args!(
                 "  machine ({} cores): {:.1} µs of CPU per {per} in all, {:.1} % of it idle, {:.1} % on interrupts",
                 after.cores,
-                (total - (after.idle - before.idle)) * 1e4 / n,
-                (after.idle - before.idle) * 100.0 / total,
+                (total - idle) * 1e4 / n,
+                idle * 100.0 / total,
                 (after.interrupts - before.interrupts) * 100.0 / total
             ))?;
         }

@@ -187,7 +187,7 @@ impl RedisServer {
             "--masterauth",
             REPLICATION_PASSWORD,
         ]);
-        let child = command
+        let mut child = command
             .args(["--bind", "127.0.0.1", "--save", ""])
             .args(["--appendonly", "yes", "--appendfsync", self.fsync])
             .arg("--dir")
@@ -204,20 +204,10 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?;
+        wait_until_answering(&mut child, || self.ping())
+            .map_err(|e| format!("redis-server {e}"))?;
         self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if self.ping() {
-                return Ok(());
-            }
-            if let Some(child) = self.child.as_mut()
-                && let Ok(Some(status)) = child.try_wait()
-            {
-                return Err(format!("redis-server exited with {status}"));
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        Err("redis-server did not answer within 10 s".to_owned())
+        Ok(())
     }
 
     /// Whether the server answers: `NOAUTH` to a `PING` in clear text (nobody is logged in by
@@ -316,6 +306,29 @@ fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// Waits, for up to 10 s, until a server just spawned `answers`: an error when it exits first (its
+/// port taken, say) or does not answer in time (it is then killed).
+pub fn wait_until_answering(
+    child: &mut Child,
+    mut answers: impl FnMut() -> bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if answers() {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("exited with {status}"));
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err("did not answer within 10 s".to_owned());
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 impl Drop for RedisServer {

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use super::ports::free_port;
-use super::redis_server::{RedisServer, SENTINEL_PASSWORD};
+use super::redis_server::{RedisServer, SENTINEL_PASSWORD, wait_until_answering};
 
 /// The master name the sentinels monitor.
 pub const MASTER: &str = "callrouter";
@@ -88,22 +88,9 @@ impl Sentinels {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server --sentinel starts");
-            let deadline = Instant::now() + Duration::from_secs(10);
-            loop {
-                if let Ok(Some(status)) = child.try_wait() {
-                    why = format!("sentinel on port {port} exited with {status}");
-                    break;
-                }
-                if answers(port, &id) {
-                    return (port, child);
-                }
-                if Instant::now() >= deadline {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    why = format!("sentinel on port {port} did not answer within 10 s");
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(20));
+            match wait_until_answering(&mut child, || answers(port, &id)) {
+                Ok(()) => return (port, child),
+                Err(e) => why = format!("sentinel on port {port} {e}"),
             }
         }
         panic!("cannot start sentinel {n}: {why}");

@@ -130,16 +130,8 @@ impl Sentinels {
         let Some((port, _)) = self.sentinels.first() else {
             return 0;
         };
-        let out = Command::new("redis-cli")
-            .args(["-p", &port.to_string(), "SENTINEL", "master", MASTER])
-            .output()
-            .expect("redis-cli runs");
-        let text = String::from_utf8_lossy(&out.stdout).to_string();
-        let lines: Vec<&str> = text.lines().collect();
-        lines
-            .iter()
-            .position(|l| *l == "config-epoch")
-            .and_then(|i| lines.get(i + 1))
+        let text = sentinel_master(*port);
+        field(&text, "config-epoch")
             .and_then(|v| v.parse().ok())
             .unwrap_or_else(|| panic!("no config-epoch in SENTINEL master:\n{text}"))
     }
@@ -162,21 +154,9 @@ impl Sentinels {
         let deadline = Instant::now() + Duration::from_secs(20);
         for (port, _) in &self.sentinels {
             loop {
-                let out = Command::new("redis-cli")
-                    .args(["-p", &port.to_string(), "SENTINEL", "master", MASTER])
-                    .output()
-                    .expect("redis-cli runs");
-                let text = String::from_utf8_lossy(&out.stdout).to_string();
-                let field = |name: &str| {
-                    let lines: Vec<&str> = text.lines().collect();
-                    lines
-                        .iter()
-                        .position(|l| *l == name)
-                        .and_then(|i| lines.get(i + 1))
-                        .map(|v| v.to_string())
-                };
-                if field("num-slaves").as_deref() == Some("2")
-                    && field("num-other-sentinels").as_deref() == Some("2")
+                let text = sentinel_master(*port);
+                if field(&text, "num-slaves") == Some("2")
+                    && field(&text, "num-other-sentinels") == Some("2")
                 {
                     break;
                 }
@@ -215,6 +195,23 @@ impl Drop for Sentinels {
         }
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// What the sentinel on `port` says of the master (`SENTINEL master`, as redis-cli prints it: each
+/// field's name on a line, its value on the next).
+fn sentinel_master(port: u16) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "SENTINEL", "master", MASTER])
+        .output()
+        .expect("redis-cli runs");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The value of field `name` in [`sentinel_master`]'s text.
+fn field<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    let mut lines = text.lines();
+    lines.find(|l| *l == name)?;
+    lines.next()
 }
 
 /// Whether the sentinel on `port` is the one given `id` (not whoever else took the port).

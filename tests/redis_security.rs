@@ -12,13 +12,13 @@ mod support {
 
 use std::process::{Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callrouter::routing::partition::Partition;
 use callrouter::routing::urgency::Urgency;
 use callrouter::store::redis::{RedisStore, RedisTls};
 use callrouter::store::{NewTicket, StoreError, StoreSettings, TicketStore};
-use support::binary::{free_port, http_get};
+use support::binary::{free_port, until_ready};
 use support::certs::{Authority, PemDir};
 use support::redis_server::{CALLROUTER_PASSWORD, RedisServer, ServerTls};
 
@@ -218,13 +218,8 @@ fn the_binary_reaches_redis_over_tls_with_the_files_it_is_given() {
         .stderr(Stdio::null())
         .spawn()
         .expect("the binary starts");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let mut answered = false;
-    while Instant::now() < deadline && !answered {
-        answered = http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"));
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let ready = until_ready(&mut child, admin, Duration::from_secs(20));
     let _ = child.kill();
     let _ = child.wait();
-    assert!(answered, "/readyz: ready once Redis answers over TLS");
+    assert_eq!(ready, Ok(()), "/readyz: ready once Redis answers over TLS");
 }

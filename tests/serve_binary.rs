@@ -9,7 +9,7 @@ mod support {
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::binary::{free_port, http_get};
+use support::binary::{free_port, http_get, until_ready};
 
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
@@ -40,7 +40,7 @@ fn serve_dev(grpc: u16, admin: u16, log: Stdio) -> Child {
 
 /// [`serve_dev`] with more arguments.
 fn serve_dev_with(grpc: u16, admin: u16, log: Stdio, more: &[&str]) -> Child {
-    let child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
         .args([
             "serve",
             "--dev",
@@ -56,10 +56,9 @@ fn serve_dev_with(grpc: u16, admin: u16, log: Stdio, more: &[&str]) -> Child {
         .stderr(log)
         .spawn()
         .expect("start callrouter serve");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !http_get(admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-        assert!(Instant::now() < deadline, "not ready within 20 s");
-        std::thread::sleep(Duration::from_millis(50));
+    if let Err(why) = until_ready(&mut child, admin, Duration::from_secs(20)) {
+        let _ = child.kill();
+        panic!("{why}");
     }
     child
 }

@@ -1,11 +1,12 @@
-//! Helpers for tests that run the `callrouter` binary: a free loopback port to give it, and a
-//! plain HTTP GET against its admin listener.
+//! Helpers for tests that run the `callrouter` binary: a free loopback port to give it, a plain
+//! HTTP GET against its admin listener, and a wait until it is ready.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
-use std::time::Duration;
+use std::process::Child;
+use std::time::{Duration, Instant};
 
 pub use super::ports::free_port;
 
@@ -21,4 +22,22 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
     let mut response = String::new();
     stream.read_to_string(&mut response).ok()?;
     Some(response)
+}
+
+/// Waits until the server `child` answers `GET /readyz` on its admin `port` with 200, for up to
+/// `within`; says why not when it exits first or does not get ready in time.
+pub fn until_ready(child: &mut Child, port: u16, within: Duration) -> Result<(), String> {
+    let deadline = Instant::now() + within;
+    while !http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!(
+                "callrouter serve exited before it was ready: {status}"
+            ));
+        }
+        if Instant::now() >= deadline {
+            return Err(format!("callrouter serve not ready within {within:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Ok(())
 }

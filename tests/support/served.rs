@@ -5,13 +5,13 @@
 #![allow(dead_code)]
 
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use callrouter::api::pb::call_routing_client::CallRoutingClient;
 use callrouter::api::pb::{Address, RouteCallRequest};
 
 use super::app::{dev_tokens, tours_building};
-use super::binary::{free_port, http_get};
+use super::binary::{free_port, until_ready};
 use super::redis_server::RedisServer;
 
 /// `callrouter serve --dev` over a Redis of its own, on ports kept across restarts.
@@ -70,11 +70,10 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("callrouter serve starts");
-        self.child = Some(child);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !http_get(self.admin, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-            assert!(Instant::now() < deadline, "not ready within 20 s");
-            std::thread::sleep(Duration::from_millis(50));
+        // Held before the wait, so that a server that does not get ready is killed on drop.
+        let child = self.child.insert(child);
+        if let Err(why) = until_ready(child, self.admin, Duration::from_secs(20)) {
+            panic!("{why}");
         }
     }
 

@@ -64,6 +64,37 @@ async fn route_call_answers_with_the_decision_and_the_queued_ticket() {
     server.stop().await;
 }
 
+/// Answers that become ready together leave a connection together (src/api/gather.rs): each call
+/// of many at once on one connection gets its own answer, whole, on both of the runtime's threads.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_calls_at_once_on_one_connection_each_get_their_own_answer() {
+    let server = TestServer::start().await;
+    let calls: Vec<_> = (0..300)
+        .map(|n| {
+            let mut routing = server.routing(Some("telephony-ivr"));
+            tokio::spawn(async move {
+                let call_id = format!("together-{n}");
+                let routed = routing
+                    .route_call(leak_call(&call_id))
+                    .await
+                    .expect("route")
+                    .into_inner();
+                (call_id, routed)
+            })
+        })
+        .collect();
+    let mut tickets = std::collections::HashSet::new();
+    for call in calls {
+        let (call_id, routed) = call.await.expect("joined");
+        let ticket = routed.ticket.expect("ticket");
+        assert!(routed.queued && !routed.duplicate, "{call_id}");
+        assert_eq!(ticket.call_id, call_id);
+        assert!(tickets.insert(ticket.ticket_id), "one ticket per call");
+    }
+    assert_eq!(tickets.len(), 300);
+    server.stop().await;
+}
+
 #[tokio::test]
 async fn a_retried_route_call_answers_duplicate_with_the_same_ticket() {
     let server = TestServer::start().await;

@@ -25,6 +25,8 @@ use tokio_rustls::rustls;
 use tonic::codegen::tokio_stream::Stream;
 use tonic::transport::server::Connected;
 
+use super::gather::Gathered;
+
 /// How connections are accepted.
 #[derive(Debug, Clone)]
 pub struct ConnectionSettings {
@@ -140,10 +142,10 @@ pub struct ConnInfo {
     pub client_certificate: bool,
 }
 
-/// A connection as served: plain or TLS, holding its place among the open connections, closed
-/// if it does not speak in time.
+/// A connection as served: plain or TLS, its writes gathered ([`Gathered`]), holding its place
+/// among the open connections, closed if it does not speak in time.
 pub struct Conn {
-    io: Io,
+    io: Gathered<Io>,
     info: ConnInfo,
     /// Until the first bytes of the protocol arrive.
     silence: Option<Pin<Box<Sleep>>>,
@@ -178,10 +180,7 @@ impl AsyncRead for Conn {
             )));
         }
         let before = buf.filled().len();
-        let read = match &mut self.io {
-            Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
-            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
-        };
+        let read = Pin::new(&mut self.io).poll_read(cx, buf);
         if matches!(read, Poll::Ready(Ok(()))) && buf.filled().len() > before {
             self.silence = None;
         }
@@ -195,43 +194,64 @@ impl AsyncWrite for Conn {
         cx: &mut Context<'_>,
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.io {
-            Io::Plain(stream) => Pin::new(stream).poll_write(cx, data),
-            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, data),
-        }
+        Pin::new(&mut self.io).poll_write(cx, data)
     }
 
-    /// HTTP/2 writes its frames as several buffers: passed on whole, a response's header and data
-    /// frames leave in one system call, instead of one per buffer. (Its trailers follow in
-    /// another: h2 writes out a payload of 256 bytes or more before it takes the next frame.
-    /// Gathering them too, by a buffer of the connection's, saved no measurable CPU.)
     fn poll_write_vectored(
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buffers: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        match &mut self.io {
-            Io::Plain(stream) => Pin::new(stream).poll_write_vectored(cx, buffers),
-            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write_vectored(cx, buffers),
-        }
+        Pin::new(&mut self.io).poll_write_vectored(cx, buffers)
     }
 
     fn is_write_vectored(&self) -> bool {
-        match &self.io {
-            Io::Plain(stream) => stream.is_write_vectored(),
-            Io::Tls(stream) => stream.is_write_vectored(),
-        }
+        self.io.is_write_vectored()
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.io {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+impl AsyncRead for Io {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        match self.get_mut() {
+            Io::Plain(stream) => Pin::new(stream).poll_read(cx, buf),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Io {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Io::Plain(stream) => Pin::new(stream).poll_write(cx, data),
+            Io::Tls(stream) => Pin::new(stream.as_mut()).poll_write(cx, data),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
             Io::Plain(stream) => Pin::new(stream).poll_flush(cx),
             Io::Tls(stream) => Pin::new(stream.as_mut()).poll_flush(cx),
         }
     }
 
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        match &mut self.io {
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self.get_mut() {
             Io::Plain(stream) => Pin::new(stream).poll_shutdown(cx),
             Io::Tls(stream) => Pin::new(stream.as_mut()).poll_shutdown(cx),
         }
@@ -328,7 +348,7 @@ async fn open(
         }
     };
     let conn = Conn {
-        io,
+        io: Gathered::new(io),
         info: ConnInfo {
             remote: Some(remote),
             client_certificate,

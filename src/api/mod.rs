@@ -17,6 +17,7 @@ pub mod admission;
 pub mod console;
 pub mod convert;
 pub mod desk;
+pub mod gather;
 pub mod layer;
 pub mod listener;
 pub mod operations;

@@ -123,13 +123,23 @@ impl<T: AsyncWrite + Unpin> Gathered<T> {
     }
 }
 
-impl<T: AsyncRead + Unpin> AsyncRead for Gathered<T> {
+/// A read sends what a flush left held once the send is due, or at once when another task reads
+/// than the one the wake-up would wake: a protocol that flushes, then waits for an answer without
+/// flushing again, still has its bytes sent.
+impl<T: AsyncRead + AsyncWrite + Unpin> AsyncRead for Gathered<T> {
     fn poll_read(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let this = self.get_mut();
+        let send = this.due.as_ref().is_some_and(|due| {
+            due.fired.load(Ordering::Acquire) || !due.task.will_wake(cx.waker())
+        });
+        if send && let Poll::Ready(Err(e)) = this.poll_send(cx) {
+            return Poll::Ready(Err(e));
+        }
+        Pin::new(&mut this.io).poll_read(cx, buf)
     }
 }
 
@@ -274,6 +284,66 @@ mod tests {
         .expect("read");
         assert_eq!(&read, b"answer");
         writer.await.expect("writer");
+    }
+
+    /// A peer that answers each line it reads with the line in capitals.
+    fn capitals(mut far: tokio::io::DuplexStream) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            let mut line = [0u8; 5];
+            while far.read_exact(&mut line).await.is_ok() {
+                line.make_ascii_uppercase();
+                if far.write_all(&line).await.is_err() {
+                    break;
+                }
+            }
+        })
+    }
+
+    #[tokio::test]
+    async fn a_flush_then_a_read_gets_the_answer() {
+        let (near, far) = tokio::io::duplex(1024);
+        let peer = capitals(far);
+        let mut gathered = Gathered::new(near);
+        gathered.write_all(b"ping\n").await.expect("write");
+        gathered.flush().await.expect("flush");
+        // Only reads from here on, as a handshake that waits for its answer does.
+        let mut answer = [0u8; 5];
+        tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            gathered.read_exact(&mut answer),
+        )
+        .await
+        .expect("answered: the read sent what was held")
+        .expect("read");
+        assert_eq!(&answer, b"PING\n");
+        drop(gathered);
+        peer.await.expect("peer");
+    }
+
+    #[tokio::test]
+    async fn a_read_in_another_task_sends_what_a_flush_left() {
+        let (near, far) = tokio::io::duplex(1024);
+        let peer = capitals(far);
+        // Written and flushed in one task, then handed to another that only reads.
+        let mut gathered = tokio::spawn(async move {
+            let mut gathered = Gathered::new(near);
+            gathered.write_all(b"hand\n").await.expect("write");
+            gathered.flush().await.expect("flush");
+            gathered
+        })
+        .await
+        .expect("writer");
+        let reader = tokio::spawn(async move {
+            let mut answer = [0u8; 5];
+            gathered.read_exact(&mut answer).await.expect("read");
+            answer
+        });
+        let answer = tokio::time::timeout(std::time::Duration::from_secs(10), reader)
+            .await
+            .expect("answered: the other task's read sent what was held")
+            .expect("reader");
+        assert_eq!(&answer, b"HAND\n");
+        peer.await.expect("peer");
     }
 
     #[tokio::test]

@@ -1,6 +1,6 @@
 # Sourced by the benchmark scripts that start processes of their own: a scratch directory, the
-# processes started (append their pids to `pids`), both cleaned up on exit, free ports, and waits
-# for a redis-server or a server to answer.
+# processes started (append their pids to `pids`), both cleaned up on exit, free ports, waits for
+# a redis-server or a server to answer, and the start of each on free ports.
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -22,4 +22,24 @@ wait_for_ready() {
     sleep 0.1
   done
   echo "the server did not become ready"; exit 1
+}
+# start_redis [ARGS...]: a fresh redis-server (AOF, `appendfsync everysec`, ARGS besides) on a free
+# port, in the scratch directory, once it answers; sets redis.
+start_redis() {
+  redis=$(free_port)
+  redis-server --port "$redis" --save '' --appendonly yes --appendfsync everysec --dir "$work" "$@" \
+    >/dev/null 2>&1 &
+  pids+=($!)
+  wait_for_redis "$redis"
+}
+# start_serve BINARY: `BINARY serve --dev` on that redis-server and free ports, logging to
+# $work/serve.log, once ready; sets grpc, admin and server (its pid).
+start_serve() {
+  grpc=$(free_port)
+  admin=$(free_port)
+  "$1" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
+    --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
+  pids+=($!)
+  server=$!
+  wait_for_ready "$admin"
 }

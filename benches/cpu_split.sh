@@ -24,23 +24,13 @@ if [ ! -d "$BMQ/node_modules/bullmq" ]; then
     || { echo "cannot install BullMQ into $BMQ"; exit 1; }
 fi
 cp benches/bullmq_cpu.mjs "$BMQ/"
-redis=$(free_port)
-grpc=$(free_port)
-admin=$(free_port)
-redis-server --port "$redis" --save '' --appendonly yes --appendfsync everysec --dir "$work" \
-  >/dev/null 2>&1 &
-pids+=($!)
-wait_for_redis "$redis"
+start_redis
 
 echo "BullMQ"
 (cd "$BMQ" && REDIS_PORT="$redis" N="$N" node bullmq_cpu.mjs) | sed 's/^/  /'
 redis-cli -p "$redis" flushall >/dev/null
 
 echo "callrouter"
-"$BIN" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
-  --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
-pids+=($!)
-server=${pids[-1]}
-wait_for_ready "$admin"
+start_serve "$BIN"
 "$BIN" load --target "http://127.0.0.1:$grpc" --seconds 600 --calls "$N" --concurrency 128 \
   --redis-url "redis://127.0.0.1:$redis/" --server-pid "$server" | sed 's/^/  /'

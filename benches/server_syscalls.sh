@@ -14,18 +14,8 @@ BIN=${1:-target/release/callrouter}
 N=${N:-30000}
 command -v perf >/dev/null || { echo "perf is needed (apt-get install linux-perf)"; exit 1; }
 source benches/common.sh
-redis=$(free_port)
-grpc=$(free_port)
-admin=$(free_port)
-redis-server --port "$redis" --save '' --appendonly yes --appendfsync everysec --dir "$work" \
-  >/dev/null 2>&1 &
-pids+=($!)
-wait_for_redis "$redis"
-"$BIN" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
-  --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
-pids+=($!)
-server=${pids[-1]}
-wait_for_ready "$admin"
+start_redis
+start_serve "$BIN"
 
 # counted PHASE LOAD_ARGS...: runs the load generator with the server's system calls counted, and
 # prints them per operation of the phase (the count of operations the load generator printed).

@@ -9,17 +9,9 @@ cd "$(dirname "$0")/.."
 BIN=${1:-target/release/callrouter}
 N=${N:-20000}
 source benches/common.sh
-redis=$(free_port)
-grpc=$(free_port)
-admin=$(free_port)
 rc() { redis-cli -p "$redis" "$@"; }
-redis-server --port "$redis" --save '' --appendonly yes --appendfsync everysec \
-  --auto-aof-rewrite-percentage 0 --dir "$work" >/dev/null 2>&1 &
-pids+=($!)
-"$BIN" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
-  --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
-pids+=($!)
-wait_for_ready "$admin"
+start_redis --auto-aof-rewrite-percentage 0
+start_serve "$BIN"
 aof_bytes() { cat "$work"/appendonlydir/*.incr.aof | wc -c; }
 used() { rc info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
 m0=$(used)

@@ -43,6 +43,6 @@ async fn a_python_grpcio_client_routes_and_completes_a_call() {
         output.status.success(),
         "the Python client failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("interop: 16 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop: 18 passed, 0 failed"), "{stdout}");
     server.stop().await;
 }

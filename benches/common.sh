@@ -32,13 +32,15 @@ start_redis() {
   pids+=($!)
   wait_for_redis "$redis"
 }
-# start_serve BINARY: `BINARY serve --dev` on that redis-server and free ports, logging to
-# $work/serve.log, once ready; sets grpc, admin and server (its pid).
+# start_serve BINARY [ARGS...]: `BINARY serve --dev` (ARGS besides) on that redis-server and free
+# ports, logging to $work/serve.log, once ready; sets grpc, admin and server (its pid).
 start_serve() {
+  local binary=$1
+  shift
   grpc=$(free_port)
   admin=$(free_port)
-  "$1" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
-    --admin-addr "127.0.0.1:$admin" >"$work/serve.log" 2>&1 &
+  "$binary" serve --dev --redis-url "redis://127.0.0.1:$redis/" --grpc-addr "127.0.0.1:$grpc" \
+    --admin-addr "127.0.0.1:$admin" "$@" >"$work/serve.log" 2>&1 &
   pids+=($!)
   server=$!
   wait_for_ready "$admin"

@@ -10,27 +10,16 @@ SECS=${SECS:-8}
 CONCURRENCY=${CONCURRENCY:-128}
 cargo build --release --quiet
 BIN=target/release/callrouter
-work=$(mktemp -d)
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-PORT=$(free_port)
-redis-server --port "$PORT" --save '' --appendonly yes --appendfsync everysec --dir "$work" \
-  --daemonize yes --pidfile "$work/redis.pid" >/dev/null
-trap 'kill $(cat "$work/redis.pid") 2>/dev/null || true; rm -rf "$work"' EXIT
-sleep 0.5
+source benches/common.sh
+start_redis
 declare -A total=([on]=0 [off]=0)
 for round in $(seq "$ROUNDS"); do
   for setting in on off; do
     # Alternate which setting goes first, so that neither always runs on a warmer machine.
     if (( round % 2 == 0 )); then setting=$([ "$setting" = on ] && echo off || echo on); fi
-    redis-cli -p "$PORT" FLUSHALL >/dev/null
-    GRPC=127.0.0.1:$(free_port); ADMIN=127.0.0.1:$(free_port)
-    $BIN serve --dev --metrics "$setting" --redis-url "redis://127.0.0.1:$PORT/" \
-      --grpc-addr "$GRPC" --admin-addr "$ADMIN" >"$work/serve.log" 2>&1 &
-    server=$!
-    for _ in $(seq 50); do
-      (exec 3<>"/dev/tcp/${ADMIN%:*}/${ADMIN#*:}") 2>/dev/null && break; sleep 0.1
-    done
-    out=$($BIN load --target "http://$GRPC" --seconds "$SECS" --concurrency "$CONCURRENCY" --route-only 2>&1)
+    redis-cli -p "$redis" FLUSHALL >/dev/null
+    start_serve "$BIN" --metrics "$setting"
+    out=$($BIN load --target "http://127.0.0.1:$grpc" --seconds "$SECS" --concurrency "$CONCURRENCY" --route-only 2>&1)
     kill "$server"; wait "$server" 2>/dev/null || true
     rate=$(echo "$out" | grep -iE 'routecall' | grep -oE '[0-9,]+ calls/s' | head -1 | tr -d ', calls/s')
     echo "round $round metrics $setting: ${rate:-?} RouteCall/s"

@@ -22,9 +22,7 @@ route() { # route <label> <serve args…>: RouteCall/s
   local grpc=127.0.0.1:$(free_port) admin=127.0.0.1:$(free_port)
   $BIN serve --dev "$@" --grpc-addr "$grpc" --admin-addr "$admin" >"$work/serve-$label.log" 2>&1 &
   local server=$!
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/${admin%:*}/${admin#*:}") 2>/dev/null && break; sleep 0.1
-  done
+  wait_for_ready "${admin#*:}"
   local out rate
   out=$($BIN load --target "http://$grpc" --seconds "$SECS" --concurrency "$CONCURRENCY" --route-only 2>&1) || true
   kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true

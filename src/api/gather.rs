@@ -9,10 +9,10 @@
 //!
 //! A flush is answered at once and the bytes stay here; the send is due once the runtime's worker
 //! runs out of other ready tasks (a `yield_now` deferred wake-up, which tokio gives after the
-//! worker's queue is empty), and the connection, woken then, sends them at its next flush. When the
-//! worker is idle, that is at once: an answer waits only while other tasks are ready to run, each
-//! of them a few microseconds. A write that would hold more than `LIMIT` bytes sends what is held
-//! first, and a shutdown sends what is held before it closes.
+//! worker's queue is empty), and the connection, woken then, sends them at its next flush or read.
+//! When the worker is idle, that is at once: an answer waits only while other tasks are ready to
+//! run, each of them a few microseconds. A write that would hold more than `LIMIT` bytes sends
+//! what is held first, and a shutdown sends what is held before it closes.
 
 use std::future::Future;
 use std::io;

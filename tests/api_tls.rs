@@ -213,6 +213,6 @@ async fn a_python_grpcio_client_works_over_mutual_tls() {
         output.status.success(),
         "the Python client failed:\n{stdout}\n{stderr}"
     );
-    assert!(stdout.contains("interop: 16 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("interop: 18 passed, 0 failed"), "{stdout}");
     server.stop().await;
 }

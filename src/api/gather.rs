@@ -198,6 +198,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Gathered<T> {
 mod tests {
     use std::sync::Mutex;
 
+    use proptest::prelude::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
     use super::*;
@@ -391,5 +392,108 @@ mod tests {
         far.read_to_end(&mut read).await.expect("read");
         writer.await.expect("writer");
         assert_eq!(read, sent);
+    }
+
+    /// What a writer does next: write so many bytes (as one buffer, or as two at once, as HTTP/2
+    /// writes a frame's header and payload), flush, or let other tasks run.
+    #[derive(Debug, Clone)]
+    enum Step {
+        Write(usize),
+        WriteTwo(usize, usize),
+        Flush,
+        Yield,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            3 => (1usize..20_000).prop_map(Step::Write),
+            2 => (1usize..200, 1usize..20_000).prop_map(|(a, b)| Step::WriteTwo(a, b)),
+            2 => Just(Step::Flush),
+            1 => Just(Step::Yield),
+        ]
+    }
+
+    /// The next `n` bytes of the stream a writer writes.
+    fn following(written: &[u8], n: usize) -> Vec<u8> {
+        (written.len()..written.len() + n)
+            .map(|i| (i % 251) as u8)
+            .collect()
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+        /// Whatever the writes, flushes and yields, and however slowly the other side reads, it
+        /// reads every byte written, in order: all of them while the writer only flushes when
+        /// woken, as a connection does (nothing stays held), and nothing more after its shutdown.
+        #[test]
+        fn every_byte_written_is_read_in_order(
+            steps in prop::collection::vec(step(), 1..40),
+            pipe in 16usize..100_000,
+            threads in 1usize..3,
+        ) {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(threads)
+                .enable_time()
+                .build()
+                .expect("runtime");
+            let (written, read) = runtime.block_on(async move {
+                let (near, mut far) = tokio::io::duplex(pipe);
+                let reader = tokio::spawn(async move {
+                    let mut read = Vec::new();
+                    far.read_to_end(&mut read).await.expect("read");
+                    read
+                });
+                let writer = tokio::spawn(async move {
+                    let mut gathered = Gathered::new(near);
+                    let mut written = Vec::new();
+                    for step in steps {
+                        match step {
+                            Step::Write(n) => {
+                                let bytes = following(&written, n);
+                                gathered.write_all(&bytes).await.expect("write");
+                                written.extend_from_slice(&bytes);
+                            }
+                            Step::WriteTwo(a, b) => {
+                                let head = following(&written, a);
+                                written.extend_from_slice(&head);
+                                let payload = following(&written, b);
+                                written.extend_from_slice(&payload);
+                                let both = [io::IoSlice::new(&head), io::IoSlice::new(&payload)];
+                                let taken = gathered.write_vectored(&both).await.expect("write");
+                                let rest: Vec<u8> =
+                                    head.iter().chain(&payload).skip(taken).copied().collect();
+                                gathered.write_all(&rest).await.expect("write");
+                            }
+                            Step::Flush => gathered.flush().await.expect("flush"),
+                            Step::Yield => tokio::task::yield_now().await,
+                        }
+                    }
+                    // Flushes only when woken, until nothing is held.
+                    std::future::poll_fn(|cx| {
+                        match (Pin::new(&mut gathered).poll_flush(cx), gathered.held()) {
+                            (Poll::Ready(Ok(())), 0) => Poll::Ready(()),
+                            (Poll::Ready(Err(e)), _) => panic!("flush: {e}"),
+                            _ => Poll::Pending,
+                        }
+                    })
+                    .await;
+                    gathered.shutdown().await.expect("shutdown");
+                    written
+                });
+                let wait = std::time::Duration::from_secs(20);
+                let written = tokio::time::timeout(wait, writer)
+                    .await
+                    .expect("nothing stays held: the writer sent all it wrote")
+                    .expect("writer");
+                let read = tokio::time::timeout(wait, reader)
+                    .await
+                    .expect("the reader reaches the end")
+                    .expect("reader");
+                (written, read)
+            });
+            prop_assert_eq!(written.len(), read.len());
+            prop_assert!(written == read, "the bytes read differ from those written");
+        }
     }
 }

@@ -6,9 +6,10 @@
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::process::Child;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub use super::ports::free_port;
+use super::ports::wait_until_answering;
 
 /// The whole HTTP response to `GET path` on the loopback `port`, or `None` if nothing answers.
 pub fn http_get(port: u16, path: &str) -> Option<String> {
@@ -25,19 +26,10 @@ pub fn http_get(port: u16, path: &str) -> Option<String> {
 }
 
 /// Waits until the server `child` answers `GET /readyz` on its admin `port` with 200, for up to
-/// `within`; says why not when it exits first or does not get ready in time.
+/// `within`; says why not when it exits first or does not get ready in time (it is then killed).
 pub fn until_ready(child: &mut Child, port: u16, within: Duration) -> Result<(), String> {
-    let deadline = Instant::now() + within;
-    while !http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200")) {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!(
-                "callrouter serve exited before it was ready: {status}"
-            ));
-        }
-        if Instant::now() >= deadline {
-            return Err(format!("callrouter serve not ready within {within:?}"));
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Ok(())
+    wait_until_answering(child, within, || {
+        http_get(port, "/readyz").is_some_and(|r| r.starts_with("HTTP/1.1 200"))
+    })
+    .map_err(|e| format!("callrouter serve {e} (GET /readyz)"))
 }

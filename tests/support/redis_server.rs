@@ -9,9 +9,12 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use super::ports::free_port;
+use super::ports::{free_port, wait_until_answering};
+
+/// How long a redis-server or a sentinel just spawned has to answer.
+pub const ANSWER_WITHIN: Duration = Duration::from_secs(10);
 
 /// The passwords of the test users (the production ACL's users, these passwords).
 pub const CALLROUTER_PASSWORD: &str = "callrouter-test-password";
@@ -204,7 +207,7 @@ impl RedisServer {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| e.to_string())?;
-        wait_until_answering(&mut child, || self.ping())
+        wait_until_answering(&mut child, ANSWER_WITHIN, || self.ping())
             .map_err(|e| format!("redis-server {e}"))?;
         self.child = Some(child);
         Ok(())
@@ -306,29 +309,6 @@ fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
-}
-
-/// Waits, for up to 10 s, until a server just spawned `answers`: an error when it exits first (its
-/// port taken, say) or does not answer in time (it is then killed).
-pub fn wait_until_answering(
-    child: &mut Child,
-    mut answers: impl FnMut() -> bool,
-) -> Result<(), String> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if answers() {
-            return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(format!("exited with {status}"));
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            return Err("did not answer within 10 s".to_owned());
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 impl Drop for RedisServer {

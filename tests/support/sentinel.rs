@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::ports::free_port;
-use super::redis_server::{RedisServer, SENTINEL_PASSWORD, wait_until_answering};
+use super::ports::{free_port, wait_until_answering};
+use super::redis_server::{ANSWER_WITHIN, RedisServer, SENTINEL_PASSWORD};
 
 /// The master name the sentinels monitor.
 pub const MASTER: &str = "callrouter";
@@ -88,7 +88,7 @@ impl Sentinels {
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("redis-server --sentinel starts");
-            match wait_until_answering(&mut child, || answers(port, &id)) {
+            match wait_until_answering(&mut child, ANSWER_WITHIN, || answers(port, &id)) {
                 Ok(()) => return (port, child),
                 Err(e) => why = format!("sentinel on port {port} {e}"),
             }

@@ -56,10 +56,7 @@ fn serve_dev_with(grpc: u16, admin: u16, log: Stdio, more: &[&str]) -> Child {
         .stderr(log)
         .spawn()
         .expect("start callrouter serve");
-    if let Err(why) = until_ready(&mut child, admin, Duration::from_secs(20)) {
-        let _ = child.kill();
-        panic!("{why}");
-    }
+    until_ready(&mut child, admin, Duration::from_secs(20)).unwrap_or_else(|why| panic!("{why}"));
     child
 }
 

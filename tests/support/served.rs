@@ -57,7 +57,7 @@ impl Served {
 
     /// Starts the server (again, after [`Served::stop`]) on its ports, and waits until it is ready.
     pub fn launch(&mut self) {
-        let child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
+        let mut child = Command::new(env!("CARGO_BIN_EXE_callrouter"))
             .args(["serve", "--dev"])
             .arg("--grpc-addr")
             .arg(format!("127.0.0.1:{}", self.grpc))
@@ -70,11 +70,9 @@ impl Served {
             .stderr(Stdio::inherit())
             .spawn()
             .expect("callrouter serve starts");
-        // Held before the wait, so that a server that does not get ready is killed on drop.
-        let child = self.child.insert(child);
-        if let Err(why) = until_ready(child, self.admin, Duration::from_secs(20)) {
-            panic!("{why}");
-        }
+        until_ready(&mut child, self.admin, Duration::from_secs(20))
+            .unwrap_or_else(|why| panic!("{why}"));
+        self.child = Some(child);
     }
 
     /// Stops the server with SIGTERM, as an orchestrator does.

@@ -264,16 +264,8 @@ mod tests {
             let mut gathered = Gathered::new(near);
             gathered.write_all(b"answer").await.expect("write");
             gathered.flush().await.expect("flush");
-            // Waits as a connection does, for bytes to read or for its wake-up: nothing is read,
-            // so only the wake-up can bring it back, and the flush after it sends.
-            std::future::poll_fn(|cx| {
-                let flushed = Pin::new(&mut gathered).poll_flush(cx);
-                match (flushed, gathered.held()) {
-                    (Poll::Ready(Ok(())), 0) => Poll::Ready(()),
-                    _ => Poll::Pending,
-                }
-            })
-            .await;
+            // Nothing is read: only the wake-up can bring it back, and the flush after it sends.
+            flushed_when_woken(&mut gathered).await;
         });
         let mut read = [0u8; 6];
         tokio::time::timeout(
@@ -285,6 +277,18 @@ mod tests {
         .expect("read");
         assert_eq!(&read, b"answer");
         writer.await.expect("writer");
+    }
+
+    /// Flushes as a connection does, only when its task is woken, until nothing is held.
+    async fn flushed_when_woken<T: AsyncWrite + Unpin>(gathered: &mut Gathered<T>) {
+        std::future::poll_fn(|cx| {
+            match (Pin::new(&mut *gathered).poll_flush(cx), gathered.held()) {
+                (Poll::Ready(Ok(())), 0) => Poll::Ready(()),
+                (Poll::Ready(Err(e)), _) => panic!("flush: {e}"),
+                _ => Poll::Pending,
+            }
+        })
+        .await;
     }
 
     /// A peer that answers each line it reads with the line in capitals.
@@ -469,15 +473,7 @@ mod tests {
                             Step::Yield => tokio::task::yield_now().await,
                         }
                     }
-                    // Flushes only when woken, until nothing is held.
-                    std::future::poll_fn(|cx| {
-                        match (Pin::new(&mut gathered).poll_flush(cx), gathered.held()) {
-                            (Poll::Ready(Ok(())), 0) => Poll::Ready(()),
-                            (Poll::Ready(Err(e)), _) => panic!("flush: {e}"),
-                            _ => Poll::Pending,
-                        }
-                    })
-                    .await;
+                    flushed_when_woken(&mut gathered).await;
                     gathered.shutdown().await.expect("shutdown");
                     written
                 });

@@ -326,8 +326,11 @@ pub fn process_stats_in(exposition: &str) -> Option<ProcessStats> {
     })
 }
 
+/// Clock ticks per second of the CPU times `/proc` gives: Linux's fixed `USER_HZ`.
+const TICKS_PER_SECOND: f64 = 100.0;
+
 /// A process's CPU time and resident memory from `/proc/<pid>/stat` and `/proc/<pid>/status`
-/// (CPU time in clock ticks of 1/100 s, Linux's fixed `USER_HZ`), and its threads' waits from
+/// (CPU time in clock ticks, [`TICKS_PER_SECOND`]), and its threads' waits from
 /// `/proc/<pid>/task/*/status` (a thread that has ended takes its count with it).
 fn proc_stats(pid: u32) -> Result<ProcessStats, String> {
     let read = |file: &str| {
@@ -350,12 +353,7 @@ fn proc_stats(pid: u32) -> Result<ProcessStats, String> {
 
 /// A thread's voluntary context switches, from its `status`.
 pub fn voluntary_switches_in(status: &str) -> Option<u64> {
-    status.lines().find_map(|l| {
-        l.strip_prefix("voluntary_ctxt_switches:")?
-            .trim()
-            .parse()
-            .ok()
-    })
+    named_value(status, "voluntary_ctxt_switches", ':').map(|n| n as u64)
 }
 
 pub fn proc_stats_in(stat: &str, status: &str) -> Option<ProcessStats> {
@@ -372,7 +370,7 @@ pub fn proc_stats_in(stat: &str, status: &str) -> Option<ProcessStats> {
             .ok()
     })?;
     Some(ProcessStats {
-        cpu_seconds: (ticks(14)? + ticks(15)?) / 100.0,
+        cpu_seconds: (ticks(14)? + ticks(15)?) / TICKS_PER_SECOND,
         resident_bytes: rss_kib * 1024.0,
         waits: None,
     })
@@ -529,7 +527,7 @@ impl Load {
             say(format_args!(
                 "  machine ({} cores): {:.1} µs of CPU per {per} in all, {:.1} % of it idle, {:.1} % on interrupts",
                 after.cores,
-                (total - idle) * 1e4 / n,
+                (total - idle) * 1e6 / TICKS_PER_SECOND / n,
                 idle * 100.0 / total,
                 (after.interrupts - before.interrupts) * 100.0 / total
             ))?;

@@ -112,12 +112,21 @@ TEAMS = [TEAM] + ["touraine-logement.%s" % t for t in (
 
 
 def create_command(create, common, i, team=TEAM):
-    """The create script's call for ticket i of team, with a routed call's arguments."""
-    return ("EVALSHA", create, 4, P + "call:c-%d" % i, P + "q:" + team, P + "t:tl-%d" % i,
-            P + "call:c-%d" % i, *common, "tl-%d" % i, "c-%d" % i, "touraine-logement",
-            "touraine-logement", team, 2, "technical.plumbing.leak", "TL-00012", "",
-            1795780124779, "touraine-logement.supervisor", DETAILS, 99999999999999,
-            "12 rue Nationale 37000 Tours")
+    """The create script's call for ticket i of team, with a routed call's arguments: the shown
+    field before and after the creation time, and the kept field, joined as the server joins them
+    (SHOWN_FIELDS and KEPT_FIELDS in src/store/redis/reply.rs)."""
+    ticket, call = "tl-%d" % i, "c-%d" % i
+    shown_before = packed(ticket, "touraine-logement", "technical.plumbing.leak", "TL-00012", "")
+    shown_after = packed("", "1795780124779", "12 rue Nationale 37000 Tours")
+    kept = packed(call, "", "touraine-logement.supervisor", "touraine-logement", team, DETAILS)
+    return ("EVALSHA", create, 4, P + "call:" + call, P + "q:" + team, P + "t:" + ticket,
+            P + "call:" + call, *common, ticket, call, team, 2, "", 99999999999999,
+            shown_before, shown_after, kept)
+
+
+def packed(*values):
+    """Values joined by the byte 255, as a ticket's packed fields are."""
+    return b"\xff".join(v.encode() for v in values)
 
 
 def row_fields():

@@ -48,11 +48,15 @@ redis-server --port "$port" --save '' --appendonly yes --appendfsync everysec --
 pids+=($!)
 wait_for_redis "$port" 30
 sha=$("$BIN" script create | redis-cli -p "$port" -x script load)
+# The packed fields joined by the byte 255 as the server joins them (SHOWN_FIELDS and KEPT_FIELDS in
+# src/store/redis/reply.rs): the shown field before and after the creation time, the kept field.
+s=$'\xff'
 rate=$(redis-benchmark -p "$port" -q -n "$USEC_N" -c 50 -r 100000000 evalsha "$sha" 4 \
   "${P}call:__rand_int__" "${P}q:touraine-logement.technical.tl-tours" "${P}t:__rand_int__" "${P}call:__rand_int__" \
-  "$P" 1000 2592000000 "tl-__rand_int__" "c-__rand_int__" touraine-logement touraine-logement \
-  touraine-logement.technical.tl-tours 2 technical.plumbing.leak TL-00012 "" 1795780124779 \
-  touraine-logement.supervisor "$details" 99999999999999 "12 rue Nationale 37000 Tours" 2>&1 \
+  "$P" 1000 2592000000 "tl-__rand_int__" "c-__rand_int__" touraine-logement.technical.tl-tours 2 "" \
+  99999999999999 "tl-__rand_int__${s}touraine-logement${s}technical.plumbing.leak${s}TL-00012${s}" \
+  "${s}1795780124779${s}12 rue Nationale 37000 Tours" \
+  "c-__rand_int__${s}${s}touraine-logement.supervisor${s}touraine-logement${s}touraine-logement.technical.tl-tours${s}$details" 2>&1 \
   | grep -oE '[0-9.]+ requests per second' || true)
 usec=$(redis-cli -p "$port" info commandstats | grep -oE '^cmdstat_evalsha:.*usec_per_call=[0-9.]+' | grep -oE '[0-9.]+$')
 errors=$(redis-cli -p "$port" info errorstats | grep errorstat_ || true)

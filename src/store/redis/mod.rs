@@ -677,21 +677,41 @@ impl TicketStore for RedisStore {
             sla_due_at.format(new.sla_due_at),
             cutoff.format(cutoff_ms),
         );
-        let args = [
+        // The packed fields ([`reply::PACKED`]) joined here, where the script would join them
+        // from their parts: the shown field before and after the creation time the script
+        // writes between, and the kept field whole.
+        let shown_before = [
             ticket_id.as_str(),
-            &new.call_id,
-            new.partition.as_str(),
             new.cooperator_id.as_deref().unwrap_or_default(),
-            &new.team_id,
-            urgency,
             &new.issue_type,
             new.building_id.as_deref().unwrap_or_default(),
+            "",
+        ]
+        .map(str::as_bytes)
+        .join(&0xFF);
+        let shown_after = ["", sla_due_at, new.address.as_deref().unwrap_or_default()]
+            .map(str::as_bytes)
+            .join(&0xFF);
+        let kept = [
+            new.call_id.as_str(),
             new.incident_id.as_deref().unwrap_or_default(),
-            sla_due_at,
             &new.escalation_team,
+            new.partition.as_str(),
+            &new.team_id,
             &new.details,
-            cutoff,
-            new.address.as_deref().unwrap_or_default(),
+        ]
+        .map(str::as_bytes)
+        .join(&0xFF);
+        let args = [
+            ticket_id.as_bytes(),
+            new.call_id.as_bytes(),
+            new.team_id.as_bytes(),
+            urgency.as_bytes(),
+            new.incident_id.as_deref().unwrap_or_default().as_bytes(),
+            cutoff.as_bytes(),
+            &shown_before,
+            &shown_after,
+            &kept,
         ];
         let reply = self
             .run(&self.scripts.create, &at, &keys, &args, &ticket_id)

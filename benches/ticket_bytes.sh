@@ -2,7 +2,9 @@
 # What a queued ticket costs Redis in bytes (the same for the same build and calls, unlike time):
 # `callrouter serve` on a fresh redis-server (AOF, `appendfsync everysec`), N RouteCalls from
 # `callrouter load` (64 callers), then Redis's `used_memory` growth per call, the append-only file's
-# growth per call, and the mean `MEMORY USAGE` of 200 ticket hashes with their encoding.
+# growth per call, the mean `MEMORY USAGE` of 200 ticket hashes with their encoding, and what one
+# rewrite of the append-only file then costs per queued ticket: its child's CPU (noisier than the
+# bytes) and the size of the base file it writes.
 #   bash benches/ticket_bytes.sh [BINARY]   (default target/release/callrouter; N=20000 calls)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,3 +32,12 @@ for key in $(rc --scan --pattern '*:t:*' | head -200); do
   last=$key
 done
 echo "ticket hash: $(( total / count )) bytes (MEMORY USAGE, mean of $count), encoding $(rc object encoding "$last")"
+# One rewrite over what the calls left (the server idle meanwhile): its child's CPU, from INFO cpu.
+children() { rc info cpu | awk -F: '/^used_cpu_(sys|user)_children:/ {s += $2} END {printf "%.6f", s}'; }
+c0=$(children)
+rc bgrewriteaof >/dev/null
+# Done once neither running nor scheduled (a child's CPU is counted when it has been reaped).
+while rc info persistence | grep -qE '^aof_rewrite_(in_progress|scheduled):1'; do sleep 0.1; done
+c1=$(children)
+base=$(cat "$work"/appendonlydir/*.base.rdb | wc -c)
+echo "append-only file rewrite: $(python3 -c "print(f'{($c1 - $c0) * 1e6 / $N:.1f}')") µs of CPU per queued ticket (its child, one BGREWRITEAOF), base file $(( base / N )) bytes per ticket"

@@ -5,14 +5,17 @@
 # growth per call, the mean `MEMORY USAGE` of 200 ticket hashes with their encoding, and what one
 # rewrite of the append-only file then costs per queued ticket: its child's CPU (noisier than the
 # bytes) and the size of the base file it writes.
-#   bash benches/ticket_bytes.sh [BINARY]   (default target/release/callrouter; N=20000 calls)
+#   bash benches/ticket_bytes.sh [BINARY]   (default target/release/callrouter; N=20000 calls;
+#                                          REDIS_ARGS: more redis-server options, for example
+#                                          "--hash-max-listpack-value 1024")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/callrouter}
 N=${N:-20000}
 source benches/common.sh
 rc() { redis-cli -p "$redis" "$@"; }
-start_redis --auto-aof-rewrite-percentage 0
+# shellcheck disable=SC2086 # REDIS_ARGS are options, one word each.
+start_redis --auto-aof-rewrite-percentage 0 ${REDIS_ARGS:-}
 start_serve "$BIN"
 aof_bytes() { cat "$work"/appendonlydir/*.incr.aof | wc -c; }
 used() { rc info memory | awk -F: '/^used_memory:/ {print $2}' | tr -d '\r'; }
